@@ -1,0 +1,123 @@
+"""Editions of a digest and the delivery ledger: one row per (edition, reader)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mailer.models.base import Base, utcnow
+from mailer.models.content import Digest
+
+
+class EditionStatus:
+    DRAFT = "draft"  # waits for an editor's approval
+    COMPILING = "compiling"
+    SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+    FAILED = "failed"  # compile or planning failed; `error` says why
+    OPEN = (COMPILING, SENDING, PAUSED)
+
+
+class DeliveryStatus:
+    PENDING = "pending"  # planned, waiting for a worker
+    CLAIMED = "claimed"  # taken by a worker; SMTP not started for it yet
+    SENDING = "sending"  # SMTP transaction under way: may have reached the server
+    RETRY = "retry"  # temporary failure; tried again at next_attempt_at
+    SENT = "sent"
+    FAILED = "failed"  # permanent failure (5xx) or retry deadline passed
+    UNKNOWN = "unknown"  # connection lost after DATA: never re-sent automatically
+    SKIPPED = "skipped"  # reader left or was suppressed after planning
+    CANCELLED = "cancelled"
+    # still to be done by a worker
+    OUTSTANDING = (PENDING, CLAIMED, SENDING, RETRY)
+    FINAL = (SENT, FAILED, UNKNOWN, SKIPPED, CANCELLED)
+
+
+class Edition(Base):
+    __tablename__ = "editions"
+    __table_args__ = (
+        # Two scheduler ticks for the same slot can never both create an edition.
+        UniqueConstraint("digest_id", "slot", name="uq_editions_digest_slot"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("digests.id", ondelete="CASCADE"))
+    # Scheduled slot ("2026-11-25T07:00Z") or a unique manual marker.
+    slot: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default=EditionStatus.COMPILING, index=True)
+    subject: Mapped[str] = mapped_column(String(300), default="")
+    error: Mapped[str] = mapped_column(Text, default="")
+    planned: Mapped[int] = mapped_column(default=0)
+    # Articles chosen when the edition was started (variants may hold subsets).
+    article_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    test_only: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # Bumped by workers as they go; the sweeper wakes editions that went quiet.
+    last_activity_at: Mapped[datetime | None]
+
+    digest: Mapped[Digest] = relationship(lazy="joined")
+
+
+class EditionVariant(Base):
+    """One compiled email for every reader with the same article selection.
+
+    MJML is compiled once per variant; each reader's values are filled in later.
+    """
+
+    __tablename__ = "edition_variants"
+    __table_args__ = (UniqueConstraint("edition_id", "selection_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    selection_key: Mapped[str] = mapped_column(String(64))
+    article_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(String(300))
+    html: Mapped[str] = mapped_column(Text)  # compiled, with reader placeholders
+    text: Mapped[str] = mapped_column(Text)
+    truncated: Mapped[int] = mapped_column(default=0)  # cards left out by the size guard
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "reader_id"),
+        Index("ix_deliveries_edition_status", "edition_id", "status"),
+        Index("ix_deliveries_reader_id", "reader_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    # No FK: erasing a reader keeps the anonymous ledger row.
+    reader_id: Mapped[int]
+    variant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("edition_variants.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_by: Mapped[str] = mapped_column(String(64), default="")
+    claimed_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    smtp_code: Mapped[int | None]
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EditionLink(Base):
+    """A tracked link of an edition: clicks carry its id, never a URL."""
+
+    __tablename__ = "edition_links"
+    __table_args__ = (UniqueConstraint("edition_id", "url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    url: Mapped[str] = mapped_column(String(2000))

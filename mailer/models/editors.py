@@ -1,0 +1,61 @@
+"""People who run the newsletter, and the API tokens they hand to automation."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailer.models.base import Base, utcnow
+
+
+class Role:
+    ADMIN = "admin"
+    EDITOR = "editor"
+    VIEWER = "viewer"
+    ALL = (ADMIN, EDITOR, VIEWER)
+
+
+class Editor(Base):
+    __tablename__ = "editors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300), default="")
+    role: Mapped[str] = mapped_column(String(20), default=Role.EDITOR)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def can_change(self) -> bool:
+        return self.role in (Role.ADMIN, Role.EDITOR)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    prefix: Mapped[str] = mapped_column(String(12), default="")  # shown to tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,100 @@
+"""Readers, their topics, suppressions and the events of their history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from mailer.models.base import Base, utcnow
+
+reader_topics = Table(
+    "reader_topics",
+    Base.metadata,
+    Column("reader_id", ForeignKey("readers.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic_id", ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_reader_topics_topic_id", "topic_id"),
+)
+
+
+class ReaderStatus:
+    PENDING = "pending"  # signed up, not yet confirmed
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+
+class Frequency:
+    IMMEDIATE = "immediate"  # every edition, as published
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    PAUSED = "paused"
+    ALL = (IMMEDIATE, DAILY, WEEKLY, PAUSED)
+
+
+class Topic(Base):
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reader(Base):
+    __tablename__ = "readers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # `email` keeps what the reader typed (normalised domain); `email_key` is the
+    # lower-cased form that makes addresses unique case-insensitively everywhere.
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(20), default=ReaderStatus.PENDING, index=True)
+    frequency: Mapped[str] = mapped_column(String(20), default=Frequency.IMMEDIATE)
+    # Changing it invalidates every confirmation link issued before.
+    confirm_nonce: Mapped[str] = mapped_column(String(32), default="")
+    consent_at: Mapped[datetime | None]
+    consent_source: Mapped[str] = mapped_column(String(200), default="")
+    consent_ip: Mapped[str] = mapped_column(String(64), default="")
+    confirmation_sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+
+    topics: Mapped[list[Topic]] = relationship(secondary=reader_topics, lazy="selectin")
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == ReaderStatus.CONFIRMED and self.frequency != Frequency.PAUSED
+
+
+class Suppression(Base):
+    """Addresses that must never be mailed again, kept as a hash (erasure-safe)."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReaderEvent(Base):
+    """Append-only history: signups, confirmations, bounces, opens, clicks..."""
+
+    __tablename__ = "reader_events"
+    __table_args__ = (Index("ix_reader_events_edition_kind", "edition_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reader_id: Mapped[int | None] = mapped_column(
+        ForeignKey("readers.id", ondelete="SET NULL"), index=True
+    )
+    edition_id: Mapped[int | None] = mapped_column(ForeignKey("editions.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(30))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

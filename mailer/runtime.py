@@ -1,0 +1,69 @@
+"""Per-process objects the services need, built once from settings.
+
+Held in `app.extensions["mailer"]`; views and tasks fetch them with `runtime()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import current_app
+
+from mailer.config import Settings
+from mailer.senders import Sender, make_sender
+from mailer.services.delivery import SkeletonCache
+from mailer.services.messages import DkimSigner, domain_of
+from mailer.services.ratelimit import RateLimiter, make_rate_limiter
+from mailer.services.tokens import Tokens
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    tokens: Tokens
+    dkim: DkimSigner | None = None
+    # Tests put a MemorySender here; otherwise one sender per thread from config.
+    sender_override: Sender | None = None
+    _local: threading.local = field(default_factory=threading.local)
+    _limiter: RateLimiter | None = None
+
+    def sender(self) -> Sender:
+        if self.sender_override is not None:
+            return self.sender_override
+        sender = getattr(self._local, "sender", None)
+        if sender is None:
+            sender = make_sender(
+                self.settings.smtp_url, self.settings.outbox_path,
+                helo=domain_of(self.settings.mail_from),
+            )
+            self._local.sender = sender
+        return sender
+
+    def skeletons(self) -> SkeletonCache:
+        cache = getattr(self._local, "skeletons", None)
+        if cache is None:
+            cache = SkeletonCache(self.settings, self.dkim)
+            self._local.skeletons = cache
+        return cache
+
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            s = self.settings
+            self._limiter = make_rate_limiter(s.send_rate, s.domain_rates, s.redis_url)
+        return self._limiter
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    dkim = None
+    if settings.dkim_selector and settings.dkim_private_key_path:
+        key = Path(settings.dkim_private_key_path).read_bytes()
+        dkim = DkimSigner(settings.dkim_selector,
+                          settings.dkim_domain or domain_of(settings.mail_from), key)
+    return Runtime(settings=settings, tokens=Tokens(settings.secret_key), dkim=dkim)
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["mailer"]
+    return rt

@@ -1,0 +1,1 @@
+"""Business logic. Services take plain arguments and a session, never `flask.request`."""

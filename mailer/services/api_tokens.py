@@ -1,0 +1,37 @@
+"""API tokens: shown once, stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.models import ApiToken, utcnow
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str, editor_id: int | None = None) -> str:
+    token = "mlr_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name[:200], editor_id=editor_id, token_hash=_hash(token),
+                         prefix=token[:10]))
+    session.commit()
+    return token
+
+
+def check_token(session: Session, presented: str, configured: str = "") -> bool:
+    if not presented or len(presented) > 200:
+        return False
+    if configured and hmac.compare_digest(presented.encode(), configured.encode()):
+        return True
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(presented)))
+    if row is None or row.revoked_at is not None:
+        return False
+    row.last_used_at = utcnow()
+    session.commit()
+    return True

@@ -1,0 +1,331 @@
+"""Editions: choose articles, compile once, plan the ledger, control the send."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, not_, or_, select, update
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.models import (
+    Article,
+    Delivery,
+    DeliveryStatus,
+    Digest,
+    Edition,
+    EditionStatus,
+    EditionVariant,
+    Frequency,
+    Reader,
+    ReaderStatus,
+    article_topics,
+    reader_topics,
+    utcnow,
+)
+from mailer.services.digests import find_digest
+from mailer.services.errors import Conflict, NotFound
+from mailer.services.rendering import CompiledEmail, compile_email
+from mailer.tasks import enqueue_on_commit
+
+
+def eligible_readers(digest: Digest) -> ColumnElement[bool]:
+    """Readers this digest goes to: confirmed, not paused, and either interested
+    in one of its topics or with no topics chosen (they want everything)."""
+    condition = and_(Reader.status == ReaderStatus.CONFIRMED, Reader.frequency != Frequency.PAUSED)
+    topic_ids = [t.id for t in digest.topics]
+    if topic_ids:
+        has_topic = exists().where(
+            reader_topics.c.reader_id == Reader.id, reader_topics.c.topic_id.in_(topic_ids)
+        )
+        has_none = not_(exists().where(reader_topics.c.reader_id == Reader.id))
+        condition = and_(condition, or_(has_topic, has_none))
+    return condition
+
+
+def already_sent_article_ids(session: Session, digest_id: int) -> set[int]:
+    rows = session.scalars(
+        select(Edition.article_ids).where(
+            Edition.digest_id == digest_id,
+            Edition.test_only.is_(False),
+            Edition.status.in_(
+                [EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.DONE,
+                 EditionStatus.COMPILING]
+            ),
+        )
+    )
+    return {article_id for ids in rows for article_id in (ids or [])}
+
+
+def select_articles(session: Session, digest: Digest, now: datetime) -> list[Article]:
+    """The newest articles in the digest's topics that no earlier edition carried."""
+    query = select(Article).where(Article.published_at <= now)
+    topic_ids = [t.id for t in digest.topics]
+    if topic_ids:
+        query = query.where(
+            exists().where(
+                article_topics.c.article_id == Article.id, article_topics.c.topic_id.in_(topic_ids)
+            )
+        )
+    seen = already_sent_article_ids(session, digest.id)
+    if seen:
+        query = query.where(Article.id.not_in(seen))
+    query = query.order_by(Article.published_at.desc(), Article.id.desc()).limit(digest.max_articles)
+    return list(session.scalars(query))
+
+
+def start_edition(
+    session: Session,
+    digest_ref: object,
+    *,
+    created_by: str = "",
+    slot: str | None = None,
+    now: datetime | None = None,
+) -> Edition:
+    """Check there is something to send and someone to send it to, then create
+    the edition and queue its compilation. Commits; nothing is created on error."""
+    now = now or utcnow()
+    digest = find_digest(session, digest_ref)
+    readers = session.scalar(select(func.count()).select_from(Reader).where(eligible_readers(digest)))
+    if not readers:
+        raise Conflict(f"Digest {digest.name!r} has no confirmed readers to send to.",
+                       {"digest": "no confirmed readers"})
+    articles = select_articles(session, digest, now)
+    if not articles:
+        raise Conflict(f"Digest {digest.name!r} has no new articles to send.",
+                       {"digest": "no new articles"})
+    edition = Edition(
+        digest=digest,
+        slot=slot or f"manual-{uuid.uuid4().hex}",
+        status=EditionStatus.DRAFT if digest.approval == "draft" and slot else
+        EditionStatus.COMPILING,
+        article_ids=[a.id for a in articles],
+        created_by=created_by,
+        created_at=now,
+    )
+    session.add(edition)
+    session.flush()
+    if edition.status == EditionStatus.COMPILING:
+        enqueue_on_commit(session, "mailer.prepare_edition", edition.id)
+    session.commit()
+    return edition
+
+
+def compile_context(
+    settings: Settings, digest: Digest, edition: Edition, articles: list[Article]
+) -> dict[str, Any]:
+    return {
+        "digest": {"name": digest.name, "subject": digest.subject},
+        "edition": {"id": edition.id, "date": edition.created_at},
+        "articles": [
+            {
+                "id": a.id,
+                "url": a.url,
+                "title": a.title,
+                "author": a.author,
+                "summary": a.summary,
+                "image_url": a.image_url,
+                "published_at": a.published_at,
+                "topics": [t.name for t in a.topics],
+            }
+            for a in articles
+        ],
+        "base_url": settings.base_url,
+        "archive_url": f"{settings.base_url}/archive/{edition.id}",
+    }
+
+
+def compile_edition(
+    session: Session, settings: Settings, edition: Edition, article_ids: list[int]
+) -> CompiledEmail:
+    by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(article_ids)))}
+    articles = [by_id[i] for i in article_ids if i in by_id]
+    compiled = compile_email(
+        edition.digest.template, compile_context(settings, edition.digest, edition, articles)
+    )
+    if edition.digest.subject:
+        compiled = CompiledEmail(edition.digest.subject, compiled.html, compiled.text)
+    return compiled
+
+
+def selection_key(article_ids: list[int]) -> str:
+    return hashlib.sha256(json.dumps(sorted(article_ids)).encode()).hexdigest()[:32]
+
+
+def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
+    """Compile the edition once and plan one delivery row per reader, in one
+    set-based INSERT ... SELECT. Returns the number planned. Idempotent."""
+    edition = session.get(Edition, edition_id)
+    if edition is None or edition.status != EditionStatus.COMPILING:
+        return 0
+    compiled = compile_edition(session, settings, edition, edition.article_ids)
+    variant = EditionVariant(
+        edition_id=edition.id,
+        selection_key=selection_key(edition.article_ids),
+        article_ids=edition.article_ids,
+        subject=compiled.subject,
+        html=compiled.html,
+        text=compiled.text,
+    )
+    session.add(variant)
+    session.flush()
+    now = utcnow()
+    planned = session.execute(
+        insert(Delivery).from_select(
+            ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
+             "error", "created_at"],
+            select(
+                literal(edition.id), Reader.id, literal(variant.id),
+                literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
+                literal(now),
+            ).where(eligible_readers(edition.digest)),
+        )
+    ).rowcount
+    edition.planned = planned
+    edition.subject = compiled.subject
+    edition.started_at = now
+    edition.last_activity_at = now
+    edition.status = EditionStatus.SENDING if planned else EditionStatus.DONE
+    if not planned:
+        edition.finished_at = now
+    edition.digest.last_run_at = now
+    for _ in range(max(1, settings.send_lanes)):
+        if planned:
+            enqueue_on_commit(session, "mailer.send_lane", edition.id)
+    session.commit()
+    return planned
+
+
+def fail_edition(session: Session, edition_id: int, error: str) -> None:
+    session.rollback()
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.COMPILING)
+        .values(status=EditionStatus.FAILED, error=error[:2000])
+    )
+    session.commit()
+
+
+def _get(session: Session, edition_id: int) -> Edition:
+    edition = session.get(Edition, edition_id)
+    if edition is None:
+        raise NotFound(f"No edition {edition_id}.")
+    return edition
+
+
+def _transition(session: Session, edition_id: int, from_: tuple[str, ...], to: str) -> bool:
+    result = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status.in_(from_))
+        .values(status=to, last_activity_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def pause_edition(session: Session, edition_id: int) -> Edition:
+    edition = _get(session, edition_id)
+    if not _transition(session, edition_id, (EditionStatus.SENDING,), EditionStatus.PAUSED):
+        raise Conflict(f"Edition {edition_id} is {edition.status}; only a sending edition pauses.")
+    session.commit()
+    session.refresh(edition)
+    return edition
+
+
+def resume_edition(session: Session, settings: Settings, edition_id: int) -> Edition:
+    edition = _get(session, edition_id)
+    if not _transition(session, edition_id, (EditionStatus.PAUSED,), EditionStatus.SENDING):
+        raise Conflict(f"Edition {edition_id} is {edition.status}; only a paused edition resumes.")
+    for _ in range(max(1, settings.send_lanes)):
+        enqueue_on_commit(session, "mailer.send_lane", edition_id)
+    session.commit()
+    session.refresh(edition)
+    return edition
+
+
+def approve_edition(session: Session, edition_id: int) -> Edition:
+    edition = _get(session, edition_id)
+    if not _transition(session, edition_id, (EditionStatus.DRAFT,), EditionStatus.COMPILING):
+        raise Conflict(f"Edition {edition_id} is {edition.status}; only a draft is approved.")
+    enqueue_on_commit(session, "mailer.prepare_edition", edition_id)
+    session.commit()
+    session.refresh(edition)
+    return edition
+
+
+def cancel_edition(session: Session, edition_id: int) -> Edition:
+    """Stop for good: what is not yet in an SMTP transaction will not be sent."""
+    edition = _get(session, edition_id)
+    open_states = (*EditionStatus.OPEN, EditionStatus.DRAFT)
+    if not _transition(session, edition_id, open_states, EditionStatus.CANCELLED):
+        raise Conflict(f"Edition {edition_id} is {edition.status}; it cannot be cancelled.")
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.edition_id == edition_id,
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRY,
+                                 DeliveryStatus.CLAIMED]),
+        )
+        .values(status=DeliveryStatus.CANCELLED, claimed_by="")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Edition).where(Edition.id == edition_id).values(finished_at=utcnow())
+    )
+    session.commit()
+    session.refresh(edition)
+    return edition
+
+
+def status_counts(session: Session, edition_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.edition_id == edition_id)
+        .group_by(Delivery.status)
+    )
+    return {status: count for status, count in rows}
+
+
+def progress(session: Session, edition_id: int, now: datetime | None = None) -> dict[str, Any]:
+    """Counters for API, CLI and console: planned, sent, failed, unknown, remaining,
+    rate (messages/s over the last minute) and ETA (seconds)."""
+    now = now or utcnow()
+    edition = _get(session, edition_id)
+    counts = status_counts(session, edition_id)
+    remaining = sum(counts.get(s, 0) for s in DeliveryStatus.OUTSTANDING)
+    window = 60
+    recent = session.scalar(
+        select(func.count()).select_from(Delivery).where(
+            Delivery.edition_id == edition_id,
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.sent_at >= now - timedelta(seconds=window),
+        )
+    ) or 0
+    if edition.started_at and (now - edition.started_at).total_seconds() < window:
+        window = max(1, int((now - edition.started_at).total_seconds()))
+    rate = recent / window
+    return {
+        "id": edition.id,
+        "digest": edition.digest.name,
+        "digest_id": edition.digest_id,
+        "status": edition.status,
+        "subject": edition.subject,
+        "planned": edition.planned or sum(counts.values()),
+        "sent": counts.get(DeliveryStatus.SENT, 0),
+        "failed": counts.get(DeliveryStatus.FAILED, 0),
+        "unknown": counts.get(DeliveryStatus.UNKNOWN, 0),
+        "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
+        "cancelled": counts.get(DeliveryStatus.CANCELLED, 0),
+        "retrying": counts.get(DeliveryStatus.RETRY, 0),
+        "remaining": remaining,
+        "rate": round(rate, 1),
+        "eta_seconds": round(remaining / rate) if rate > 0 and remaining else None,
+        "error": edition.error,
+        "created_at": edition.created_at.isoformat(),
+        "started_at": edition.started_at.isoformat() if edition.started_at else None,
+        "finished_at": edition.finished_at.isoformat() if edition.finished_at else None,
+    }

@@ -1,0 +1,228 @@
+"""A reader's life: subscribe, confirm (double opt-in), change, unsubscribe."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailer.models import (
+    Frequency,
+    Reader,
+    ReaderEvent,
+    ReaderStatus,
+    Suppression,
+    Topic,
+    utcnow,
+)
+from mailer.services.errors import ValidationError
+from mailer.services.tokens import Purpose, TokenError, Tokens
+from mailer.services.validation import clean_email, clean_slugs, clean_text
+from mailer.tasks import enqueue_on_commit
+
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+
+
+def email_key(email: str) -> str:
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    return hashlib.sha256(email_key(email).encode()).hexdigest()
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    return (
+        session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email)))
+        is not None
+    )
+
+
+def suppress(session: Session, email: str, reason: str) -> None:
+    """Never mail this address again (idempotent)."""
+    if not is_suppressed(session, email):
+        session.add(Suppression(email_hash=email_hash(email), reason=reason))
+
+
+def topics_by_slug(session: Session, slugs: list[str], field: str = "topics") -> list[Topic]:
+    if not slugs:
+        return []
+    found = list(session.scalars(select(Topic).where(Topic.slug.in_(slugs))))
+    missing = sorted(set(slugs) - {t.slug for t in found})
+    if missing:
+        raise ValidationError(
+            f"Unknown topic(s): {', '.join(missing)}.", {field: f"unknown: {', '.join(missing)}"}
+        )
+    return found
+
+
+def clean_frequency(raw: object) -> str:
+    if raw in (None, ""):
+        return Frequency.IMMEDIATE
+    if raw not in Frequency.ALL:
+        raise ValidationError(
+            f"frequency must be one of {', '.join(Frequency.ALL)}.", {"frequency": "invalid"}
+        )
+    return str(raw)
+
+
+@dataclass
+class SubscribeResult:
+    reader_id: int | None
+    confirmation_queued: bool
+    created: bool
+
+
+def subscribe(
+    session: Session,
+    *,
+    email: object,
+    name: object = "",
+    topics: object = None,
+    frequency: object = None,
+    source: str = "form",
+    ip: str = "",
+    confirmed: bool = False,
+    now: datetime | None = None,
+) -> SubscribeResult:
+    """Sign a reader up. The caller answers the same whatever happened here
+    (no address enumeration). Commits."""
+    now = now or utcnow()
+    address = clean_email(email)
+    clean_name = clean_text(name, "name", 200)
+    freq = clean_frequency(frequency)
+    chosen = topics_by_slug(session, clean_slugs(topics))
+    source = clean_text(source, "source", 200)
+
+    if is_suppressed(session, address):
+        # Erased, bounced or complained: never re-added, and we say nothing.
+        return SubscribeResult(None, False, False)
+
+    reader = session.scalar(select(Reader).where(Reader.email_key == email_key(address)))
+    created = False
+    if reader is None:
+        reader = Reader(
+            email=address,
+            email_key=email_key(address),
+            name=clean_name,
+            frequency=freq,
+            status=ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
+            confirm_nonce=secrets.token_hex(8),
+            consent_at=now,
+            consent_source=source,
+            consent_ip=ip[:64],
+            confirmed_at=now if confirmed else None,
+            topics=chosen,
+        )
+        session.add(reader)
+        try:
+            session.flush()
+        except IntegrityError:
+            # The same address was posted twice at once: the other request won.
+            session.rollback()
+            return subscribe(session, email=address, name=clean_name, topics=topics,
+                             frequency=freq, source=source, ip=ip, confirmed=confirmed, now=now)
+        created = True
+        session.add(ReaderEvent(reader_id=reader.id, kind="subscribed",
+                                detail={"source": source, "ip": ip[:64], "confirmed": confirmed}))
+    elif reader.status == ReaderStatus.CONFIRMED:
+        session.commit()
+        return SubscribeResult(reader.id, False, False)
+    elif confirmed:
+        reader.status = ReaderStatus.CONFIRMED
+        reader.confirmed_at = now
+        reader.consent_at, reader.consent_source = now, source
+        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={"source": source}))
+    elif reader.status in (ReaderStatus.UNSUBSCRIBED, ReaderStatus.PENDING):
+        # Coming back (or asking again): keep what they chose, send a fresh link.
+        if reader.status == ReaderStatus.UNSUBSCRIBED:
+            reader.status = ReaderStatus.PENDING
+            reader.confirm_nonce = secrets.token_hex(8)
+            reader.consent_at, reader.consent_source, reader.consent_ip = now, source, ip[:64]
+            if chosen:
+                reader.topics = chosen
+    else:  # bounced or complained: do not mail
+        session.commit()
+        return SubscribeResult(reader.id, False, False)
+
+    queued = False
+    if not confirmed:
+        queued = _claim_confirmation_slot(session, reader.id, now)
+        if queued:
+            enqueue_on_commit(session, "mailer.send_confirmation", reader.id)
+    session.commit()
+    return SubscribeResult(reader.id, queued, created)
+
+
+def _claim_confirmation_slot(session: Session, reader_id: int, now: datetime) -> bool:
+    """At most one confirmation email per address per hour, however often the
+    form is posted, even by concurrent requests (a conditional UPDATE)."""
+    result = session.execute(
+        update(Reader)
+        .where(Reader.id == reader_id)
+        .where(
+            (Reader.confirmation_sent_at.is_(None))
+            | (Reader.confirmation_sent_at < now - CONFIRMATION_INTERVAL)
+        )
+        .values(confirmation_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def confirmation_token(tokens: Tokens, reader: Reader) -> str:
+    return tokens.make(Purpose.CONFIRM, {"r": reader.id, "n": reader.confirm_nonce})
+
+
+def confirm(session: Session, tokens: Tokens, token: str) -> Reader:
+    """Confirm from the emailed link. Repeating it is harmless. Commits."""
+    data = tokens.load(Purpose.CONFIRM, token)
+    reader = session.get(Reader, data.get("r")) if isinstance(data.get("r"), int) else None
+    if reader is None or reader.confirm_nonce != data.get("n"):
+        raise TokenError("This confirmation link is no longer valid.")
+    if reader.status == ReaderStatus.PENDING:
+        reader.status = ReaderStatus.CONFIRMED
+        reader.confirmed_at = utcnow()
+        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
+        session.commit()
+    elif reader.status != ReaderStatus.CONFIRMED:
+        raise TokenError("This confirmation link is no longer valid.")
+    return reader
+
+
+def unsubscribe(
+    session: Session, reader_id: int, *, source: str, edition_id: int | None = None
+) -> Reader | None:
+    """Effective when this returns (committed). Idempotent."""
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        return None
+    if reader.status in (ReaderStatus.CONFIRMED, ReaderStatus.PENDING):
+        reader.status = ReaderStatus.UNSUBSCRIBED
+        reader.unsubscribed_at = utcnow()
+        reader.confirm_nonce = secrets.token_hex(8)  # old confirm links stop working
+        session.add(ReaderEvent(reader_id=reader.id, edition_id=edition_id,
+                                kind="unsubscribed", detail={"source": source}))
+    session.commit()
+    return reader
+
+
+def update_preferences(
+    session: Session, reader_id: int, *, name: object, topics: object, frequency: object
+) -> Reader:
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        raise ValidationError("Unknown reader.", status=404)
+    reader.name = clean_text(name, "name", 200)
+    reader.topics = topics_by_slug(session, clean_slugs(topics))
+    reader.frequency = clean_frequency(frequency)
+    session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
+                            detail={"frequency": reader.frequency,
+                                    "topics": [t.slug for t in reader.topics]}))
+    session.commit()
+    return reader

@@ -1,0 +1,52 @@
+"""One-off emails to one reader (confirmation, address change): small, so built
+with the standard library from the same template sets."""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy.orm import Session
+
+from mailer.config import Settings
+from mailer.models import Reader, ReaderStatus, utcnow
+from mailer.senders import Outcome, Sender
+from mailer.services.messages import address_header, domain_of, header_safe
+from mailer.services.rendering import FillTemplate, compile_email, escape_values
+from mailer.services.subscriptions import confirmation_token
+from mailer.services.tokens import Tokens
+
+
+def build_message(settings: Settings, to_name: str, to_email: str, template: str,
+                  context: dict[str, object], values: dict[str, str]) -> bytes:
+    compiled = compile_email(template, {"base_url": settings.base_url, **context})
+    msg = EmailMessage(policy=policy.SMTP)
+    msg["From"] = header_safe(settings.mail_from)
+    msg["To"] = address_header(to_name, to_email)
+    msg["Subject"] = header_safe(compiled.subject)
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = make_msgid(domain=domain_of(settings.mail_from))
+    if settings.reply_to:
+        msg["Reply-To"] = header_safe(settings.reply_to)
+    msg.set_content(FillTemplate(compiled.text).fill(values), cte="quoted-printable")
+    html_values = escape_values(values)
+    msg.add_alternative(FillTemplate(compiled.html).fill(html_values), subtype="html",
+                        cte="quoted-printable")
+    return msg.as_bytes()
+
+
+def send_confirmation(
+    session: Session, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
+) -> Outcome | None:
+    """Send the double opt-in email. None when there is nothing to confirm any more."""
+    reader = session.get(Reader, reader_id)
+    if reader is None or reader.status != ReaderStatus.PENDING:
+        return None
+    confirm_url = f"{settings.base_url}/confirm/{confirmation_token(tokens, reader)}"
+    values = {"name": header_safe(reader.name), "email": reader.email,
+              "unsubscribe_url": "", "preferences_url": "",
+              "greeting": f"Hello {header_safe(reader.name)}," if reader.name else "Hello,"}
+    data = build_message(settings, reader.name, reader.email, "confirm",
+                         {"confirm_url": confirm_url}, values)
+    return sender.send(settings.mail_from_address, reader.email, data)

@@ -1,0 +1,1 @@
+"""Celery workers. This package imports `mailer`; `mailer` never imports it."""
