@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
@@ -168,7 +169,7 @@ class LedgerWriter:
         self.report.sent += len(self.sent_ids)
         self.sent_ids.clear()
 
-    def outcome(self, delivery_id: int, reader: Reader, outcome: Outcome,
+    def outcome(self, delivery_id: int, reader: ReaderRow, outcome: Outcome,
                 first_planned: datetime) -> None:
         """Record a failure of any kind (rare: written at once)."""
         self.flush()
@@ -205,7 +206,8 @@ class LedgerWriter:
         )
         if outcome.result == Result.PERMANENT and outcome.stage == "envelope":
             # A hard bounce: the address does not exist. Never mail it again.
-            reader.status = ReaderStatus.BOUNCED
+            self.session.execute(update(Reader).where(Reader.id == reader.id)
+                                 .values(status=ReaderStatus.BOUNCED))
             suppress(self.session, reader.email, "bounce")
             self.session.add(ReaderEvent(reader_id=reader.id, kind="bounce",
                                          detail={"code": outcome.code, "smtp": outcome.message[:300]}))
@@ -267,7 +269,17 @@ class SkeletonCache:
         return skeleton
 
 
-def recipient_for(settings: Settings, tokens: Tokens, reader: Reader) -> Recipient:
+class ReaderRow(NamedTuple):
+    """A snapshot of what sending needs; plain values, never expired by commits."""
+
+    id: int
+    email: str
+    name: str
+    status: str
+    frequency: str
+
+
+def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Recipient:
     unsub = tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
     prefs = tokens.make(Purpose.PREFERENCES, {"r": reader.id})
     return Recipient(
@@ -319,8 +331,11 @@ def run_lane(
                 break
             report.claimed += len(rows)
             readers = {
-                r.id: r
-                for r in session.scalars(select(Reader).where(Reader.id.in_([r[1] for r in rows])))
+                r.id: ReaderRow(*r)
+                for r in session.execute(
+                    select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency)
+                    .where(Reader.id.in_([r[1] for r in rows]))
+                )
             }
             first_planned = session.scalar(
                 select(func.min(Delivery.created_at)).where(Delivery.id.in_([r[0] for r in rows]))

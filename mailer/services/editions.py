@@ -174,7 +174,7 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     session.add(variant)
     session.flush()
     now = utcnow()
-    planned = session.execute(
+    session.execute(
         insert(Delivery).from_select(
             ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
              "error", "created_at"],
@@ -184,7 +184,11 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
                 literal(now),
             ).where(eligible_readers(edition.digest)),
         )
-    ).rowcount
+    )
+    # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.
+    planned = session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
+    ) or 0
     edition.planned = planned
     edition.subject = compiled.subject
     edition.started_at = now

@@ -17,14 +17,15 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email import policy
-from email.utils import format_datetime, formataddr, parseaddr
 from datetime import UTC, datetime
+from email import policy
+from email.header import Header
+from email.utils import format_datetime, formataddr, parseaddr
 
 from mailer.services.rendering import FillTemplate, escape_values
 
 CRLF = "\r\n"
-_CTRL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+_CTRL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def header_safe(value: str) -> str:
@@ -34,7 +35,10 @@ def header_safe(value: str) -> str:
 
 def fold_header(name: str, value: str) -> str:
     """A complete, folded header line (RFC 2047 encoded when not ASCII), CRLF-ended."""
-    return policy.SMTP.fold(name, header_safe(value))
+    line = policy.SMTP.fold(name, header_safe(value))
+    if not line.isascii():  # the email package leaves some code points unencoded
+        line = f"{name}: {Header(header_safe(value), 'utf-8').encode()}\r\n"
+    return line
 
 
 def address_header(name: str, email: str) -> str:
@@ -49,8 +53,9 @@ def address_header(name: str, email: str) -> str:
 
 def qp(text: str) -> str:
     """Quoted-printable with CRLF line ends and soft breaks: lines stay short."""
-    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    return binascii.b2a_qp(data, istext=True).decode("ascii")
+    data = text.replace("\r\n", "\n").encode("utf-8")
+    # b2a_qp ends soft breaks like the input's lines: LF here, CRLF afterwards.
+    return binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", "\r\n")
 
 
 def message_id(secret: str, edition_id: int, reader_id: int, domain: str) -> str:

@@ -6,7 +6,15 @@ from flask import Blueprint, Response, abort, jsonify, render_template, request
 from sqlalchemy import select, text
 
 from mailer.extensions import csrf, db, limiter
-from mailer.models import Edition, EditionStatus, EditionVariant, Frequency, Reader, ReaderStatus, Topic
+from mailer.models import (
+    Edition,
+    EditionStatus,
+    EditionVariant,
+    Frequency,
+    Reader,
+    ReaderStatus,
+    Topic,
+)
 from mailer.runtime import runtime
 from mailer.services import subscriptions
 from mailer.services.errors import ValidationError

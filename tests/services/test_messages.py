@@ -1,0 +1,86 @@
+"""Messages built from the skeleton re-parse with every header intact."""
+
+from __future__ import annotations
+
+import email
+from email import policy
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailer.services.messages import MessageSkeleton, Recipient, message_id
+from mailer.services.rendering import compile_email
+
+HTML = "<p>%%greeting%%</p><a href=\"%%unsubscribe_url%%\">bye</a> " + "x" * 200
+TEXT = "%%greeting%%\nUnsubscribe: %%unsubscribe_url%%\n" + "long line " * 30
+
+
+def skeleton(subject: str = "Today's news") -> MessageSkeleton:
+    return MessageSkeleton(subject=subject, html=HTML, text=TEXT,
+                           mail_from="News <news@example.org>", secret="s", edition_id=7)
+
+
+def recipient(name: str = "Ada", email_addr: str = "ada@example.org") -> Recipient:
+    return Recipient(reader_id=3, email=email_addr, name=name,
+                     unsubscribe_url="https://n.example/unsubscribe/abc.def=ghi",
+                     preferences_url="https://n.example/preferences/xyz")
+
+
+def parse(raw: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
+
+
+def test_message_has_every_required_header_and_both_parts():
+    msg = parse(skeleton().render(recipient()))
+    for header in ("Date", "Message-ID", "From", "To", "Subject", "List-Unsubscribe",
+                   "List-Unsubscribe-Post"):
+        assert msg[header], header
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Unsubscribe"] == "<https://n.example/unsubscribe/abc.def=ghi>"
+    assert msg.get_content_type() == "multipart/alternative"
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert "Hello Ada," in text and "abc.def=ghi" in text
+    assert 'href="https://n.example/unsubscribe/abc.def=ghi"' in html
+
+
+def test_message_id_is_deterministic_per_edition_and_reader():
+    a = parse(skeleton().render(recipient()))["Message-ID"]
+    b = parse(skeleton().render(recipient()))["Message-ID"]
+    assert a == b == message_id("s", 7, 3, "example.org")
+
+
+def test_lines_stay_under_998_octets():
+    raw = skeleton().render(recipient(name="N" * 150))
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_html_values_are_escaped():
+    html = parse(skeleton().render(recipient(name="<script>x</script>"))).get_body(("html",))
+    assert "<script>" not in html.get_content()
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(max_size=80), subject=st.text(min_size=1, max_size=120))
+def test_any_reader_name_or_subject_keeps_the_full_header_set(name, subject):
+    msg = parse(skeleton(subject).render(recipient(name=name)))
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Unsubscribe"]
+    assert msg["Message-ID"]
+    assert "\n" not in str(msg["Subject"]) and "\r" not in str(msg["Subject"])
+    assert msg.get_body(("plain",)) is not None
+
+
+def test_digest_template_compiles_with_placeholders():
+    compiled = compile_email("digest", {
+        "digest": {"name": "Daily", "subject": ""},
+        "edition": {"id": 1, "date": None},
+        "articles": [{"id": 1, "url": "https://x.example/a", "title": "T %%email%%",
+                      "author": "", "summary": "S", "image_url": "", "published_at": None,
+                      "topics": []}],
+        "base_url": "https://x.example", "archive_url": "https://x.example/archive/1",
+    })
+    assert "%%unsubscribe_url%%" in compiled.html and "%%unsubscribe_url%%" in compiled.text
+    # article text cannot forge a placeholder
+    assert "T %%email%%" not in compiled.html

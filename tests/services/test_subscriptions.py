@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from mailer.models import Reader, ReaderStatus, utcnow
+from mailer.services import subscriptions
+from mailer.services.errors import ValidationError
+from mailer.services.tokens import Purpose, TokenError
+from tests.support import factories
+
+
+def test_subscribe_creates_pending_reader_and_queues_one_confirmation(session, dispatch):
+    t = factories.topic(session, "local")
+    result = subscriptions.subscribe(session, email="Ada@Example.COM", name="Ada",
+                                     topics=["local"], ip="10.0.0.1")
+    reader = session.get(Reader, result.reader_id)
+    assert reader.status == ReaderStatus.PENDING
+    assert reader.email_key == "ada@example.com"
+    assert reader.consent_ip == "10.0.0.1" and reader.consent_at is not None
+    assert reader.topics == [t]
+    assert dispatch.sent == [("mailer.send_confirmation", (reader.id,))]
+
+
+def test_same_address_any_case_is_one_reader(session, dispatch):
+    subscriptions.subscribe(session, email="ada@example.com")
+    subscriptions.subscribe(session, email="ADA@example.com")
+    assert len(session.scalars(select(Reader)).all()) == 1
+
+
+def test_hundred_posts_send_at_most_one_confirmation(session, dispatch):
+    for _ in range(100):
+        subscriptions.subscribe(session, email="flood@example.com")
+    assert dispatch.names().count("mailer.send_confirmation") == 1
+
+
+def test_confirmation_can_be_sent_again_after_an_hour(session, dispatch):
+    now = utcnow()
+    subscriptions.subscribe(session, email="slow@example.com", now=now)
+    subscriptions.subscribe(session, email="slow@example.com", now=now + timedelta(minutes=61))
+    assert dispatch.names().count("mailer.send_confirmation") == 2
+
+
+@pytest.mark.parametrize("bad", ["", "no-at-sign", "a@b", "x" * 400 + "@example.com",
+                                 "a@example.com\r\nBcc: victim@example.com", None, 5])
+def test_invalid_email_is_refused_and_nothing_written(session, dispatch, bad):
+    with pytest.raises(ValidationError) as info:
+        subscriptions.subscribe(session, email=bad)
+    assert "email" in info.value.fields
+    session.rollback()
+    assert session.scalars(select(Reader)).all() == []
+    assert dispatch.sent == []
+
+
+def test_unknown_topic_is_named(session, dispatch):
+    with pytest.raises(ValidationError) as info:
+        subscriptions.subscribe(session, email="a@example.com", topics=["nope"])
+    assert "nope" in info.value.fields["topics"]
+
+
+def test_confirm_token_confirms_once_and_stays_harmless(session, rt, dispatch):
+    result = subscriptions.subscribe(session, email="c@example.com")
+    reader = session.get(Reader, result.reader_id)
+    token = subscriptions.confirmation_token(rt.tokens, reader)
+    assert subscriptions.confirm(session, rt.tokens, token).status == ReaderStatus.CONFIRMED
+    assert subscriptions.confirm(session, rt.tokens, token).status == ReaderStatus.CONFIRMED
+
+
+def test_confirm_token_does_not_work_after_unsubscribe(session, rt, dispatch):
+    result = subscriptions.subscribe(session, email="c@example.com")
+    reader = session.get(Reader, result.reader_id)
+    token = subscriptions.confirmation_token(rt.tokens, reader)
+    subscriptions.confirm(session, rt.tokens, token)
+    subscriptions.unsubscribe(session, reader.id, source="test")
+    with pytest.raises(TokenError):
+        subscriptions.confirm(session, rt.tokens, token)
+
+
+def test_tokens_are_single_purpose(rt):
+    confirm = rt.tokens.make(Purpose.CONFIRM, {"r": 1, "n": "x"})
+    with pytest.raises(TokenError):
+        rt.tokens.reader_id(Purpose.UNSUBSCRIBE, confirm)
+    with pytest.raises(TokenError):
+        rt.tokens.reader_id(Purpose.UNSUBSCRIBE, confirm[:-2] + "xx")
+
+
+def test_suppressed_address_is_not_re_added(session, dispatch):
+    subscriptions.suppress(session, "Gone@example.com", "erased")
+    session.commit()
+    result = subscriptions.subscribe(session, email="gone@example.com")
+    assert result.reader_id is None and dispatch.sent == []
+
+
+def test_resubscribe_after_unsubscribe_requires_confirmation(session, dispatch):
+    r = factories.reader(session, "back@example.org")
+    subscriptions.unsubscribe(session, r.id, source="test")
+    subscriptions.subscribe(session, email="back@example.org")
+    session.refresh(r)
+    assert r.status == ReaderStatus.PENDING
+    assert dispatch.names() == ["mailer.send_confirmation"]
