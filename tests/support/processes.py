@@ -50,6 +50,7 @@ def environment(settings: dict[str, str]) -> dict[str, str]:
     env.update(settings)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
     return env
 
 
