@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
@@ -26,10 +28,12 @@ from mailer.models import (
     article_topics,
     reader_topics,
     utcnow,
+    variant_articles,
 )
+from mailer.services import planning
 from mailer.services.digests import find_digest
 from mailer.services.errors import Conflict, NotFound
-from mailer.services.rendering import CompiledEmail, compile_email
+from mailer.services.rendering import HTML_BUDGET_BYTES, CompiledEmail, compile_capped
 from mailer.tasks import enqueue_on_commit
 
 
@@ -139,64 +143,123 @@ def compile_context(
     }
 
 
+@dataclass(frozen=True)
+class CompiledSelection:
+    email: CompiledEmail
+    article_ids: list[int]  # the cards kept, in order
+    truncated: int  # cards left out by the size guard
+
+
+def compile_selection(
+    session: Session, settings: Settings, edition: Edition, article_ids: Sequence[int],
+    *, budget: int = HTML_BUDGET_BYTES,
+) -> CompiledSelection:
+    """Compile one article selection once (MJML), capped against Gmail clipping."""
+    by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
+    articles = [by_id[i] for i in article_ids if i in by_id]
+    digest = edition.digest
+    compiled, kept = compile_capped(
+        digest.template,
+        lambda n: compile_context(settings, digest, edition, articles[:n]),
+        len(articles),
+        budget,
+    )
+    if digest.subject:
+        compiled = CompiledEmail(digest.subject, compiled.html, compiled.text)
+    return CompiledSelection(compiled, [a.id for a in articles[:kept]], len(articles) - kept)
+
+
 def compile_edition(
     session: Session, settings: Settings, edition: Edition, article_ids: list[int]
 ) -> CompiledEmail:
-    by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(article_ids)))}
-    articles = [by_id[i] for i in article_ids if i in by_id]
-    compiled = compile_email(
-        edition.digest.template, compile_context(settings, edition.digest, edition, articles)
-    )
-    if edition.digest.subject:
-        compiled = CompiledEmail(edition.digest.subject, compiled.html, compiled.text)
-    return compiled
+    return compile_selection(session, settings, edition, article_ids).email
 
 
-def selection_key(article_ids: list[int]) -> str:
-    return hashlib.sha256(json.dumps(sorted(article_ids)).encode()).hexdigest()[:32]
+def selection_key(article_ids: Sequence[int]) -> str:
+    """Identifies an ordered selection; the same selection shares one compile."""
+    return hashlib.sha256(json.dumps(list(article_ids)).encode()).hexdigest()[:32]
 
 
-def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
-    """Compile the edition once and plan one delivery row per reader, in one
-    set-based INSERT ... SELECT. Returns the number planned. Idempotent."""
-    edition = session.get(Edition, edition_id)
-    if edition is None or edition.status != EditionStatus.COMPILING:
-        return 0
-    compiled = compile_edition(session, settings, edition, edition.article_ids)
+def add_variant(
+    session: Session, settings: Settings, edition: Edition, article_ids: Sequence[int]
+) -> EditionVariant:
+    compiled = compile_selection(session, settings, edition, article_ids)
     variant = EditionVariant(
         edition_id=edition.id,
-        selection_key=selection_key(edition.article_ids),
-        article_ids=edition.article_ids,
-        subject=compiled.subject,
-        html=compiled.html,
-        text=compiled.text,
+        selection_key=selection_key(article_ids),
+        article_ids=compiled.article_ids,
+        subject=compiled.email.subject,
+        html=compiled.email.html,
+        text=compiled.email.text,
+        truncated=compiled.truncated,
     )
     session.add(variant)
     session.flush()
-    now = utcnow()
-    session.execute(
-        insert(Delivery).from_select(
-            ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
-             "error", "created_at"],
-            select(
-                literal(edition.id), Reader.id, literal(variant.id),
-                literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
-                literal(now),
-            ).where(eligible_readers(edition.digest)),
-        )
+    if compiled.article_ids:
+        session.execute(insert(variant_articles),
+                        [{"variant_id": variant.id, "article_id": a} for a in compiled.article_ids])
+    return variant
+
+
+def web_variant(session: Session, edition: Edition) -> EditionVariant | None:
+    """The edition as the archive shows it: the digest-level selection."""
+    variant = session.scalar(
+        select(EditionVariant).where(EditionVariant.edition_id == edition.id,
+                                     EditionVariant.selection_key == selection_key(edition.article_ids))
     )
+    if variant is None:
+        variant = session.scalar(
+            select(EditionVariant).where(EditionVariant.edition_id == edition.id)
+            .order_by(EditionVariant.id).limit(1)
+        )
+    return variant
+
+
+def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
+    """Choose each reader's articles, compile once per distinct selection, and plan
+    the delivery rows with set-based INSERT ... SELECTs (see services/planning.py).
+    Returns the number planned. Idempotent: only a `compiling` edition is prepared."""
+    edition = session.get(Edition, edition_id)
+    if edition is None or edition.status != EditionStatus.COMPILING:
+        return 0
+    digest = edition.digest
+    now = utcnow()
+    cutoff = edition.created_at
+    pool = planning.article_pool(session, digest, cutoff)
+    recent = planning.recent_editions(session, digest, edition, cutoff)
+    rows = planning.per_reader_rows(session, digest, edition, eligible_readers(digest), pool,
+                                    recent, cutoff)
+    groups = planning.reader_groups(session, rows)
+
+    variants: dict[tuple[int, ...], int] = {}
+    assignments: list[tuple[planning.ReaderGroup, int]] = []
+    for group in groups:
+        chosen = planning.choose(group, pool, recent, cutoff - planning.LOOKBACK,
+                                 digest.max_articles)
+        if not chosen:
+            continue  # nothing new for these readers: no row, no email
+        if chosen not in variants:
+            variants[chosen] = add_variant(session, settings, edition, chosen).id
+        assignments.append((group, variants[chosen]))
+    # The public web version: the edition's own selection, compiled once more
+    # only when no reader's selection equals it.
+    web = tuple(edition.article_ids or ())
+    if web and web not in variants:
+        variants[web] = add_variant(session, settings, edition, web).id
+    planning.insert_deliveries(session, edition.id, rows, assignments, now)
+
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.
     planned = session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
     ) or 0
     edition.planned = planned
-    edition.subject = compiled.subject
+    edition.subject = (web_variant(session, edition) or EditionVariant(subject="")).subject
     edition.started_at = now
     edition.last_activity_at = now
     edition.status = EditionStatus.SENDING if planned else EditionStatus.DONE
     if not planned:
         edition.finished_at = now
-    edition.digest.last_run_at = now
+    digest.last_run_at = now
     for _ in range(max(1, settings.send_lanes)):
         if planned:
             enqueue_on_commit(session, "mailer.send_lane", edition.id)

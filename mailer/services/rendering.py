@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,41 @@ def compile_email(name: str, context: Mapping[str, Any]) -> CompiledEmail:
     # Subjects are header values: one line, no control characters.
     subject = " ".join(subject.split())
     return CompiledEmail(subject=subject, html=compiled_html, text=text.strip() + "\n")
+
+
+# Gmail clips HTML bodies beyond ~102 KB (hiding the unsubscribe link). Compiled
+# bodies stay under a budget that leaves room for reader values and links.
+GMAIL_CLIP_BYTES = 102_000
+HTML_BUDGET_BYTES = 90_000
+
+
+def html_size(compiled: CompiledEmail) -> int:
+    return len(compiled.html.encode("utf-8"))
+
+
+def compile_capped(
+    name: str,
+    context_for: Callable[[int], Mapping[str, Any]],
+    count: int,
+    budget: int = HTML_BUDGET_BYTES,
+) -> tuple[CompiledEmail, int]:
+    """Compile with the first `count` cards, dropping cards from the end until the
+    HTML fits `budget` bytes. Returns (compiled, cards kept); at least one card
+    stays even if it alone is over budget."""
+    compiled = compile_email(name, context_for(count))
+    if count <= 1 or html_size(compiled) <= budget:
+        return compiled, count
+    # Binary search for the most cards that fit: a handful of ~1 ms compiles.
+    best: tuple[CompiledEmail, int] | None = None
+    low, high = 1, count - 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = compile_email(name, context_for(middle))
+        if html_size(candidate) <= budget:
+            best, low = (candidate, middle), middle + 1
+        else:
+            high = middle - 1
+    return best or (compile_email(name, context_for(1)), 1)
 
 
 class FillTemplate:
