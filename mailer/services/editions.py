@@ -229,7 +229,8 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     recent = planning.recent_editions(session, digest, edition, cutoff)
     rows = planning.per_reader_rows(session, digest, edition, eligible_readers(digest), pool,
                                     recent, cutoff)
-    groups = planning.reader_groups(session, rows)
+    planning.materialize(session, rows)
+    groups = planning.reader_groups(session)
 
     variants: dict[tuple[int, ...], int] = {}
     assignments: list[tuple[planning.ReaderGroup, int]] = []
@@ -246,7 +247,8 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     web = tuple(edition.article_ids or ())
     if web and web not in variants:
         variants[web] = add_variant(session, settings, edition, web).id
-    planning.insert_deliveries(session, edition.id, rows, assignments, now)
+    planning.insert_deliveries(session, edition.id, assignments, now)
+    planning.drop_scratch(session)
 
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.
     planned = session.scalar(

@@ -9,9 +9,10 @@ Readers are never looped over in Python. One grouped query sorts them into
 groups that must get the same selection: (their topics within the digest, the
 last edition of this digest they received, the pool articles they already
 received). Python picks the articles per group (a few hundred groups at most),
-each distinct selection is compiled once into an `EditionVariant`, and one
-INSERT ... SELECT per chunk of groups writes the delivery rows with their
+each distinct selection becomes one `EditionVariant`, and one INSERT ... SELECT
+writes the delivery rows with their
 variant. Readers whose selection is empty get no row: no articles, no email.
+The per-reader rows are computed once into a TEMPORARY table (per connection).
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    Integer,
+    MetaData,
     Select,
     String,
+    Table,
+    Text,
     and_,
     cast,
     func,
@@ -31,7 +37,6 @@ from sqlalchemy import (
     literal,
     not_,
     select,
-    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -66,7 +71,6 @@ RECEIVED = (
     DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING,
     DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.RETRY,
 )
-GROUPS_PER_INSERT = 400  # SQLite allows 500 SELECTs in one UNION ALL
 
 
 @dataclass(frozen=True)
@@ -206,10 +210,46 @@ def per_reader_rows(
     return query.where(*conditions).subquery()
 
 
-def reader_groups(session: Session, rows) -> list[ReaderGroup]:  # type: ignore[no-untyped-def]
+# Scratch tables for one planning run, private to the connection (TEMPORARY):
+# the per-reader rows are computed once, then grouped and joined to variants.
+_scratch = MetaData()
+plan_readers = Table(
+    "plan_readers", _scratch,
+    Column("reader_id", Integer, primary_key=True),
+    Column("topic_sig", Text), Column("last_id", Integer), Column("received_sig", Text),
+    prefixes=["TEMPORARY"],
+)
+plan_groups = Table(
+    "plan_groups", _scratch,
+    Column("topic_sig", Text, primary_key=True), Column("last_id", Integer, primary_key=True),
+    Column("received_sig", Text, primary_key=True), Column("variant_id", Integer),
+    prefixes=["TEMPORARY"],
+)
+
+
+def materialize(session: Session, rows) -> None:  # type: ignore[no-untyped-def]
+    """Compute the per-reader rows once into a temporary table."""
+    connection = session.connection()
+    for table in (plan_readers, plan_groups):
+        table.drop(connection, checkfirst=True)
+        table.create(connection)
+    session.execute(insert(plan_readers).from_select(
+        ["reader_id", "topic_sig", "last_id", "received_sig"],
+        select(rows.c.reader_id, rows.c.topic_sig, rows.c.last_id, rows.c.received_sig),
+    ))
+
+
+def drop_scratch(session: Session) -> None:
+    connection = session.connection()
+    for table in (plan_readers, plan_groups):
+        table.drop(connection, checkfirst=True)
+
+
+def reader_groups(session: Session) -> list[ReaderGroup]:
+    r = plan_readers.c
     result = session.execute(
-        select(rows.c.topic_sig, rows.c.last_id, rows.c.received_sig, func.count())
-        .group_by(rows.c.topic_sig, rows.c.last_id, rows.c.received_sig)
+        select(r.topic_sig, r.last_id, r.received_sig, func.count())
+        .group_by(r.topic_sig, r.last_id, r.received_sig)
     )
     return [ReaderGroup(str(t), int(last), str(got), int(n)) for t, last, got, n in result]
 
@@ -240,32 +280,27 @@ def choose(
 def insert_deliveries(
     session: Session,
     edition_id: int,
-    rows,  # type: ignore[no-untyped-def]
     assignments: Iterable[tuple[ReaderGroup, int]],
     now: datetime,
 ) -> None:
-    """INSERT ... SELECT the delivery rows, each group joined to its variant."""
-    items = [(g.topic_sig, g.last_edition_id, g.received_sig, variant_id)
+    """One INSERT ... SELECT writes every delivery row, each reader's group joined
+    to its variant; readers of groups without a variant get no row."""
+    items = [{"topic_sig": g.topic_sig, "last_id": g.last_edition_id,
+              "received_sig": g.received_sig, "variant_id": variant_id}
              for g, variant_id in assignments]
-    for start in range(0, len(items), GROUPS_PER_INSERT):
-        # A derived table of literal rows (UNION ALL works on every backend and
-        # keeps the statement an INSERT ... SELECT).
-        parts = [
-            select(literal(t, String).label("topic_sig"), literal(last).label("last_id"),
-                   literal(got, String).label("received_sig"), literal(vid).label("variant_id"))
-            for t, last, got, vid in items[start:start + GROUPS_PER_INSERT]
-        ]
-        chunk = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("plan_groups")
-        session.execute(
-            insert(Delivery).from_select(
-                ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
-                 "error", "created_at"],
-                select(
-                    literal(edition_id), rows.c.reader_id, chunk.c.variant_id,
-                    literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
-                    literal(now),
-                ).select_from(rows).join(chunk, and_(chunk.c.topic_sig == rows.c.topic_sig,
-                                   chunk.c.last_id == rows.c.last_id,
-                                   chunk.c.received_sig == rows.c.received_sig)),
-            )
+    if not items:
+        return
+    session.execute(insert(plan_groups), items)
+    r, g = plan_readers.c, plan_groups.c
+    session.execute(
+        insert(Delivery).from_select(
+            ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
+             "error", "created_at"],
+            select(
+                literal(edition_id), r.reader_id, g.variant_id,
+                literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
+                literal(now),
+            ).select_from(plan_readers).join(plan_groups, and_(
+                g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig)),
         )
+    )
