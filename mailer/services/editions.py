@@ -33,7 +33,13 @@ from mailer.models import (
 from mailer.services import planning
 from mailer.services.digests import find_digest
 from mailer.services.errors import Conflict, NotFound
-from mailer.services.rendering import HTML_BUDGET_BYTES, CompiledEmail, compile_capped
+from mailer.services.rendering import (
+    HTML_BUDGET_BYTES,
+    CardDeck,
+    CompiledEmail,
+    TemplateError,
+    compile_capped,
+)
 from mailer.tasks import enqueue_on_commit
 
 
@@ -180,10 +186,39 @@ def selection_key(article_ids: Sequence[int]) -> str:
     return hashlib.sha256(json.dumps(list(article_ids)).encode()).hexdigest()[:32]
 
 
+class SelectionCompiler:
+    """Compiles the selections of one edition: MJML once for all their articles
+    (a CardDeck), each selection assembled from its cards. Templates without
+    card markers fall back to one compile per selection."""
+
+    def __init__(self, session: Session, settings: Settings, edition: Edition,
+                 article_ids: Sequence[int]) -> None:
+        self.session, self.settings, self.edition = session, settings, edition
+        by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
+        articles = [by_id[i] for i in article_ids if i in by_id]
+        self.deck: CardDeck | None = None
+        if articles:
+            try:
+                self.deck = CardDeck(edition.digest.template,
+                                     compile_context(settings, edition.digest, edition, articles))
+            except TemplateError:
+                self.deck = None
+        self.mjml_compiles = 1 if self.deck else 0
+
+    def compile(self, article_ids: Sequence[int]) -> CompiledSelection:
+        if self.deck is None:
+            self.mjml_compiles += 1
+            return compile_selection(self.session, self.settings, self.edition, article_ids)
+        ids = [i for i in article_ids if i in self.deck.cards]
+        email, kept = self.deck.assemble(ids)
+        if self.edition.digest.subject:
+            email = CompiledEmail(self.edition.digest.subject, email.html, email.text)
+        return CompiledSelection(email, ids[:kept], len(ids) - kept)
+
+
 def add_variant(
-    session: Session, settings: Settings, edition: Edition, article_ids: Sequence[int]
+    session: Session, edition: Edition, article_ids: Sequence[int], compiled: CompiledSelection
 ) -> EditionVariant:
-    compiled = compile_selection(session, settings, edition, article_ids)
     variant = EditionVariant(
         edition_id=edition.id,
         selection_key=selection_key(article_ids),
@@ -232,21 +267,22 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     planning.materialize(session, rows)
     groups = planning.reader_groups(session)
 
-    variants: dict[tuple[int, ...], int] = {}
-    assignments: list[tuple[planning.ReaderGroup, int]] = []
-    for group in groups:
-        chosen = planning.choose(group, pool, recent, cutoff - planning.LOOKBACK,
-                                 digest.max_articles)
-        if not chosen:
-            continue  # nothing new for these readers: no row, no email
-        if chosen not in variants:
-            variants[chosen] = add_variant(session, settings, edition, chosen).id
-        assignments.append((group, variants[chosen]))
-    # The public web version: the edition's own selection, compiled once more
-    # only when no reader's selection equals it.
+    chosen_by_group = [
+        (group, planning.choose(group, pool, recent, cutoff - planning.LOOKBACK, digest.max_articles))
+        for group in groups
+    ]
+    # The public web version (archive) is the edition's own selection.
     web = tuple(edition.article_ids or ())
-    if web and web not in variants:
-        variants[web] = add_variant(session, settings, edition, web).id
+    selections = {chosen for _, chosen in chosen_by_group if chosen}
+    if web:
+        selections.add(web)
+    order = {a.id: n for n, a in enumerate(pool)}
+    union = sorted({a for s in selections for a in s}, key=lambda a: order.get(a, len(order)))
+    compiler = SelectionCompiler(session, settings, edition, union)
+    variants = {chosen: add_variant(session, edition, chosen, compiler.compile(chosen)).id
+                for chosen in sorted(selections)}
+    # Readers whose selection is empty get no variant: no row, no email.
+    assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
     planning.insert_deliveries(session, edition.id, assignments, now)
     planning.drop_scratch(session)
 
