@@ -251,10 +251,13 @@ def web_variant(session: Session, edition: Edition) -> EditionVariant | None:
 
 
 def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
-    """Choose each reader's articles, compile once per distinct selection, and plan
-    the delivery rows with set-based INSERT ... SELECTs (see services/planning.py).
-    Returns the number planned. Idempotent: only a `compiling` edition is prepared."""
-    edition = session.get(Edition, edition_id)
+    """Choose each reader's articles, compile MJML once for the edition (each
+    distinct selection is assembled from its cards into one EditionVariant), and
+    plan the delivery rows with one INSERT ... SELECT (see services/planning.py).
+    Returns the number planned. Idempotent: only a `compiling` edition is prepared;
+    the row lock (PostgreSQL) makes a second, concurrent run wait and then see it done."""
+    session.execute(select(Edition.id).where(Edition.id == edition_id).with_for_update())
+    edition = session.get(Edition, edition_id, populate_existing=True)
     if edition is None or edition.status != EditionStatus.COMPILING:
         return 0
     digest = edition.digest

@@ -206,3 +206,36 @@ def test_failed_or_skipped_deliveries_do_not_count_as_received(session, rt, disp
     session.commit()
     _, got = run(session, rt, second)
     assert got == {"r@example.org": [a.id]}
+
+
+def test_concurrent_prepare_plans_once(app, session, rt, dispatch):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("row locks are a PostgreSQL matter")
+    import threading
+
+    from sqlalchemy.orm import Session as PlainSession
+
+    t = factories.topic(session)
+    for _ in range(20):
+        factories.reader(session, topics=[t])
+    factories.article(session, topics=[t])
+    d = factories.digest(session, topics=[t])
+    edition_id = editions.start_edition(session, d.name).id
+    barrier = threading.Barrier(3)
+    results, errors = [], []
+    engine = session.get_bind()
+
+    def prepare():
+        with app.app_context(), PlainSession(engine) as own:
+            barrier.wait()
+            try:
+                results.append(editions.prepare_edition(own, rt.settings, edition_id))
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=prepare) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors and sorted(results) == [0, 0, 20]
