@@ -234,6 +234,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "render.json"))
     args = parser.parse_args()
     os.environ.setdefault("MAILER_TESTING", "1")
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("mailer.services.editions").setLevel(logging.INFO)
 
     result = {"compile": bench_compile(args.repeat), "fill": bench_fill(min(args.readers, 100_000))}
     for key, value in {**result["compile"], **result["fill"]}.items():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ from mailer.services.rendering import (
     compile_capped,
 )
 from mailer.tasks import enqueue_on_commit
+
+log = logging.getLogger(__name__)
 
 
 def eligible_readers(digest: Digest) -> ColumnElement[bool]:
@@ -263,11 +267,13 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     digest = edition.digest
     now = utcnow()
     cutoff = edition.created_at
+    clock = _StageClock()
     pool = planning.article_pool(session, digest, cutoff)
     recent = planning.recent_editions(session, digest, edition, cutoff)
     rows = planning.per_reader_rows(session, digest, edition, eligible_readers(digest), pool,
                                     recent, cutoff)
     planning.materialize(session, rows)
+    clock.lap("readers")
     groups = planning.reader_groups(session)
 
     chosen_by_group = [
@@ -282,12 +288,15 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     order = {a.id: n for n, a in enumerate(pool)}
     union = sorted({a for s in selections for a in s}, key=lambda a: order.get(a, len(order)))
     compiler = SelectionCompiler(session, settings, edition, union)
+    clock.lap("groups")
     variants = {chosen: add_variant(session, edition, chosen, compiler.compile(chosen)).id
                 for chosen in sorted(selections)}
+    clock.lap("variants")
     # Readers whose selection is empty get no variant: no row, no email.
     assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
     planning.insert_deliveries(session, edition.id, assignments, now)
     planning.drop_scratch(session)
+    clock.lap("deliveries")
 
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.
     planned = session.scalar(
@@ -305,7 +314,26 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
         if planned:
             enqueue_on_commit(session, "mailer.send_lane", edition.id)
     session.commit()
+    clock.lap("commit")
+    log.info("edition %s planned %s readers in %s groups, %s variants, %s MJML compile(s): %s",
+             edition_id, planned, len(groups), len(variants), compiler.mjml_compiles, clock)
     return planned
+
+
+class _StageClock:
+    """Seconds per planning stage, for the log line operators read."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps.append(f"{name} {now - self.last:.3f}s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps) + f" (total {self.last - self.start:.3f}s)"
 
 
 def fail_edition(session: Session, edition_id: int, error: str) -> None:
