@@ -19,7 +19,7 @@ from mailer.config import Settings
 from mailer.models import Article, Edition, EditionVariant, utcnow
 from mailer.senders import Sender
 from mailer.services import planning
-from mailer.services.digests import find_digest
+from mailer.services.digests import MAX_ID, find_digest
 from mailer.services.editions import compile_selection, select_articles, web_variant
 from mailer.services.errors import NotFound, ValidationError
 from mailer.services.messages import MessageSkeleton, Recipient
@@ -104,7 +104,7 @@ def preview_digest(session: Session, settings: Settings, digest_id: object,
 
 def preview_edition(session: Session, settings: Settings, edition_id: int) -> Preview:
     """An existing edition (a draft waiting for approval included) as it was compiled."""
-    edition = session.get(Edition, edition_id)
+    edition = session.get(Edition, edition_id) if 0 < edition_id <= MAX_ID else None
     if edition is None:
         raise NotFound(f"No edition {edition_id}.")
     variant: EditionVariant | None = web_variant(session, edition)

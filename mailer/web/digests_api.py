@@ -13,6 +13,9 @@ from mailer.services import digests as digest_service
 from mailer.services import editions as edition_service
 from mailer.services import feeds as feed_service
 from mailer.services import previews
+from mailer.services.digests import MAX_ID
+from mailer.services.errors import NotFound
+from mailer.services.validation import clean_url
 from mailer.web.api import authenticate, body
 
 digests_api = Blueprint("digests_api", __name__)
@@ -66,6 +69,8 @@ def preview_edition(edition_id: int) -> Response:
 
 @digests_api.post("/editions/<int:edition_id>/approve")
 def approve(edition_id: int) -> Response:
+    if not 0 < edition_id <= MAX_ID:
+        raise NotFound(f"No edition {edition_id}.")
     edition_service.approve_edition(db.session, edition_id)
     return jsonify(edition_service.progress(db.session, edition_id))
 
@@ -79,14 +84,15 @@ def list_feeds() -> Response:
 @digests_api.post("/feeds")
 def save_feed() -> tuple[Response, int]:
     data = body()
-    existed = db.session.scalar(select(Feed.id).where(Feed.url == str(data.get("url", "")))) is not None
+    url = clean_url(data.get("url"), "url")
+    existed = db.session.scalar(select(Feed.id).where(Feed.url == url)) is not None
     feed = feed_service.save_feed(db.session, data)
     return jsonify(feed_service.feed_json(feed)), 200 if existed else 201
 
 
 @digests_api.post("/feeds/<int:feed_id>/poll")
 def poll_feed(feed_id: int) -> Response:
-    feed = db.session.get(Feed, feed_id)
+    feed = db.session.get(Feed, feed_id) if 0 < feed_id <= MAX_ID else None
     if feed is None:
         return jsonify(error=f"No feed {feed_id}.", fields={}), 404  # type: ignore[return-value]
     feed.next_poll_at = None
