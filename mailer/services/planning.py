@@ -301,6 +301,8 @@ def insert_deliveries(
                 literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
                 literal(now),
             ).select_from(plan_readers).join(plan_groups, and_(
-                g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig)),
+                g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig))
+            # Ids follow variants: lanes claim by id, so a batch needs few MIME skeletons.
+            .order_by(g.variant_id, r.reader_id),
         )
     )
