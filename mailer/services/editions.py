@@ -179,12 +179,6 @@ def compile_selection(
     return CompiledSelection(compiled, [a.id for a in articles[:kept]], len(articles) - kept)
 
 
-def compile_edition(
-    session: Session, settings: Settings, edition: Edition, article_ids: list[int]
-) -> CompiledEmail:
-    return compile_selection(session, settings, edition, article_ids).email
-
-
 def selection_key(article_ids: Sequence[int]) -> str:
     """Identifies an ordered selection; the same selection shares one compile."""
     return hashlib.sha256(json.dumps(list(article_ids)).encode()).hexdigest()[:32]

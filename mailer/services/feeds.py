@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 MAX_FEED_BYTES = 5 * 1024 * 1024
 MAX_ITEMS = 500
 FETCH_TIMEOUT = 15.0
-USER_AGENT = "digest-mailer feed reader (+https://github.com/)"
+USER_AGENT = "digest-mailer/0.1 (feed reader)"
 
 
 class FeedError(Exception):
