@@ -243,3 +243,22 @@ def test_concurrent_prepare_plans_once(app, session, rt, dispatch):
     for th in threads:
         th.join(60)
     assert not errors and sorted(results) == [0, 0, 20]
+
+
+def test_templates_without_card_markers_compile_per_selection(session, rt, dispatch, monkeypatch):
+    from mailer.services import rendering
+
+    def no_markers(self, name, context):
+        raise rendering.TemplateError("template has no card markers")
+
+    monkeypatch.setattr(rendering.CardDeck, "__init__", no_markers)
+    x, y = factories.topic(session), factories.topic(session)
+    factories.reader(session, "x@example.org", topics=[x])
+    factories.reader(session, "y@example.org", topics=[y])
+    a = factories.article(session, topics=[x], published_at=ago(hours=2))
+    b = factories.article(session, topics=[y], published_at=ago(hours=1))
+    d = factories.digest(session, topics=[x, y])
+    edition, got = run(session, rt, d)
+    assert got == {"x@example.org": [a.id], "y@example.org": [b.id]}
+    htmls = session.scalars(select(EditionVariant.html).where(EditionVariant.edition_id == edition.id)).all()
+    assert len(htmls) == 3 and all("<html" in h for h in htmls)
