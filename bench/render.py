@@ -97,7 +97,7 @@ def bench_fill(readers: int) -> dict:
 
 def bench_plan(readers: int, topics: int, articles: int, database_url: str | None, seed: int) -> dict:
     from flask_migrate import upgrade
-    from sqlalchemy import insert, select
+    from sqlalchemy import insert, select, update
 
     from mailer import create_app
     from mailer.extensions import db
@@ -201,6 +201,28 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
                 text_t.fill(values)
             fill_seconds = time.perf_counter() - t0
             backend = s.get_bind().dialect.name
+
+            # A second edition an hour later, with history: everyone received the
+            # first one, 20 new articles arrived; planning now also excludes what
+            # each reader already got and starts from their last edition.
+            s.execute(update(Delivery).where(Delivery.edition_id == edition.id).values(status="sent"))
+            s.execute(update(Edition).where(Edition.id == edition.id)
+                      .values(status="done", created_at=now - timedelta(hours=1)))
+            s.execute(insert(Article), [{
+                "url": f"https://news.example.org/b/{i}", "title": f"Later story {i}", "author": "Desk",
+                "summary": "Another summary. " * 3, "body_html": "", "image_url": "",
+                "published_at": now - timedelta(minutes=1 + i / 60), "created_at": now,
+                "updated_at": now} for i in range(20)])
+            later = list(s.scalars(select(Article.id).where(Article.url.like("https://news.example.org/b/%"))))
+            s.execute(insert(article_topics), [{"article_id": a, "topic_id": topic_ids[i % topics]}
+                                               for i, a in enumerate(later)])
+            s.commit()
+            second = editions.start_edition(s, digest_id)
+            t0 = time.perf_counter()
+            planned_second = editions.prepare_edition(s, settings, second.id)
+            plan_second_seconds = time.perf_counter() - t0
+            second_selections = len(s.scalars(select(EditionVariant.id)
+                                              .where(EditionVariant.edition_id == second.id)).all())
     finally:
         if pg_name:
             from tests.support import services
@@ -218,6 +240,9 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
         "fill_seconds_total": round(fill_seconds, 3),
         "render_seconds_total": round(total, 3),
         "fill_share_of_render": round(fill_seconds / total, 3) if total else None,
+        "second_edition_planned": planned_second,
+        "second_edition_selections": second_selections,
+        "second_edition_plan_seconds": round(plan_second_seconds, 3),
     }
 
 

@@ -47,7 +47,6 @@ from mailer.models import (
     Digest,
     Edition,
     EditionStatus,
-    EditionVariant,
     Frequency,
     Reader,
     article_topics,
@@ -191,15 +190,17 @@ def per_reader_rows(
     query = query.add_columns(last_id.label("last_id"))
 
     if pool:
-        # Pool articles each reader already got, from any digest.
+        # Pool articles each reader already got, from any digest. An edition can
+        # only carry articles published before it started, so only editions of
+        # the look-back window matter: walk their deliveries (edition index) to
+        # the variant's articles (primary key), never all history.
+        window = select(Edition.id).where(Edition.created_at > now - LOOKBACK, Edition.id != edition.id)
         pairs = (
             select(Delivery.reader_id, variant_articles.c.article_id)
-            .select_from(variant_articles)
-            .join(EditionVariant, EditionVariant.id == variant_articles.c.variant_id)
-            .join(Delivery, and_(Delivery.edition_id == EditionVariant.edition_id,
-                                 Delivery.variant_id == variant_articles.c.variant_id))
-            .where(variant_articles.c.article_id.in_([a.id for a in pool]), received,
-                   Delivery.edition_id != edition.id)
+            .select_from(Delivery)
+            .join(variant_articles, variant_articles.c.variant_id == Delivery.variant_id)
+            .where(Delivery.edition_id.in_(window), received,
+                   variant_articles.c.article_id.in_([a.id for a in pool]))
             .distinct()
         )
         got = _id_list(session, pairs, "sig")
