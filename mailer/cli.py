@@ -53,6 +53,9 @@ def _watch(edition_id: int, inline: bool) -> dict[str, object]:
 
 
 def register_cli(app: Flask) -> None:
+    from mailer.readers_cli import register_reader_commands
+
+    register_reader_commands(app)
     @app.cli.command("demo")
     def demo() -> None:
         """Seed demo topics, articles and a digest (safe to run again)."""

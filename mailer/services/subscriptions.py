@@ -179,20 +179,32 @@ def confirmation_token(tokens: Tokens, reader: Reader) -> str:
     return tokens.make(Purpose.CONFIRM, {"r": reader.id, "n": reader.confirm_nonce})
 
 
-def confirm(session: Session, tokens: Tokens, token: str) -> Reader:
-    """Confirm from the emailed link. Repeating it is harmless. Commits."""
+@dataclass
+class Confirmation:
+    reader: Reader
+    already: bool  # the link had been used before: nothing changed
+
+
+def confirm(session: Session, tokens: Tokens, token: str) -> Confirmation:
+    """Confirm from the emailed link. Each link works once: confirming rotates the
+    nonce, so a second click (or a leaked link) changes nothing and grants nothing
+    beyond an "already confirmed" page. Commits."""
     data = tokens.load(Purpose.CONFIRM, token)
     reader = session.get(Reader, data.get("r")) if isinstance(data.get("r"), int) else None
-    if reader is None or reader.confirm_nonce != data.get("n"):
+    if reader is None:
         raise TokenError("This confirmation link is no longer valid.")
-    if reader.status == ReaderStatus.PENDING:
-        reader.status = ReaderStatus.CONFIRMED
-        reader.confirmed_at = utcnow()
-        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
-        session.commit()
-    elif reader.status != ReaderStatus.CONFIRMED:
+    if reader.confirm_nonce != data.get("n"):
+        if reader.status == ReaderStatus.CONFIRMED:
+            return Confirmation(reader, already=True)
         raise TokenError("This confirmation link is no longer valid.")
-    return reader
+    if reader.status != ReaderStatus.PENDING:
+        raise TokenError("This confirmation link is no longer valid.")
+    reader.status = ReaderStatus.CONFIRMED
+    reader.confirmed_at = utcnow()
+    reader.confirm_nonce = secrets.token_hex(8)
+    session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
+    session.commit()
+    return Confirmation(reader, already=False)
 
 
 def unsubscribe(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.senders import Outcome, Sender
+from mailer.services.address_change import change_token
 from mailer.services.messages import address_header, domain_of, header_safe
 from mailer.services.rendering import FillTemplate, compile_email, escape_values
 from mailer.services.subscriptions import confirmation_token
@@ -50,3 +51,20 @@ def send_confirmation(
     data = build_message(settings, reader.name, reader.email, "confirm",
                          {"confirm_url": confirm_url}, values)
     return sender.send(settings.mail_from_address, reader.email, data)
+
+
+def send_email_change(
+    session: Session, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
+) -> Outcome | None:
+    """Email the link that confirms a new address, to the new address.
+    None when no change is waiting any more."""
+    reader = session.get(Reader, reader_id)
+    if reader is None or reader.status != ReaderStatus.CONFIRMED or not reader.pending_email:
+        return None
+    url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
+    name = header_safe(reader.name)
+    values = {"name": name, "email": reader.pending_email, "unsubscribe_url": "",
+              "preferences_url": "", "greeting": f"Hello {name}," if name else "Hello,"}
+    data = build_message(settings, reader.name, reader.pending_email, "change-email",
+                         {"confirm_url": url}, values)
+    return sender.send(settings.mail_from_address, reader.pending_email, data)
