@@ -115,7 +115,7 @@ def subscribe_form() -> tuple[str, int]:
 
 
 @public.post("/subscribe")
-@limiter.limit(signup_limit, methods=["POST"])
+@limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
 def subscribe() -> tuple[str, int]:
     started = time.monotonic()
     values = _form_values()
@@ -142,7 +142,7 @@ def subscribe() -> tuple[str, int]:
 
 @public.post("/subscribe/embed")
 @csrf.exempt  # writes nothing: it only shows our own confirm page with a fresh CSRF token
-@limiter.limit(signup_limit, methods=["POST"])
+@limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
 def subscribe_embed() -> tuple[str, int]:
     values = _form_values()
     try:
