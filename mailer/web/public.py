@@ -27,6 +27,7 @@ from flask import (
 )
 from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
+from sqlalchemy.exc import DataError
 
 from mailer.extensions import csrf, db, limiter
 from mailer.models import (
@@ -102,6 +103,19 @@ def too_many_requests(exc: RateLimitExceeded) -> Response:
     if retry:
         response.headers["Retry-After"] = str(int(retry))
     return response
+
+
+@public.app_errorhandler(OverflowError)
+@public.app_errorhandler(DataError)
+def value_out_of_range(exc: Exception) -> tuple[Response | str, int]:
+    """A number or value the database cannot hold (e.g. an id of 2**80): bad input,
+    not a server error. Safety net for every route; the session is rolled back at
+    the end of the request."""
+    db.session.rollback()
+    message = "A value in the request is out of range."
+    if request.path.startswith("/api/"):
+        return jsonify(error=message, fields={}), 400
+    return render_template("message.html", title="Something is not right", message=message), 400
 
 
 @public.get("/")
