@@ -291,6 +291,7 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
     return render_template("preferences.html", reader=reader, topics=_topics(), token=token,
                            frequencies=FREQUENCY_LABELS, message=message, errors=errors,
                            chosen={t.slug for t in reader.topics},
+                           unsubscribe_token=runtime().tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id}),
                            subscribed=reader.status == ReaderStatus.CONFIRMED), status
 
 
