@@ -99,13 +99,16 @@ def subscribe(
     chosen = topics_by_slug(session, clean_slugs(topics))
     source = clean_text(source, "source", 200)
 
-    if is_suppressed(session, address):
+    # One round trip answers both questions: suppressed? known (and which row)?
+    suppressed_q = select(Suppression.id).where(Suppression.email_hash == email_hash(address)).exists()
+    known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
+    suppressed, known_id = session.execute(select(suppressed_q, known_q)).one()
+    if suppressed:
         # Erased, bounced or complained: never re-added, and we say nothing.
+        session.commit()
         return SubscribeResult(None, False, False)
 
-    reader = session.scalar(select(Reader).where(Reader.email_key == email_key(address)))
-    created = False
-    if reader is None:
+    if known_id is None:
         reader = Reader(
             email=address,
             email_key=email_key(address),
@@ -117,6 +120,8 @@ def subscribe(
             consent_source=source,
             consent_ip=ip[:64],
             confirmed_at=now if confirmed else None,
+            # A brand-new row has sent nothing yet: it takes the hour's slot directly.
+            confirmation_sent_at=None if confirmed else now,
             topics=chosen,
         )
         session.add(reader)
@@ -127,12 +132,22 @@ def subscribe(
             session.rollback()
             return subscribe(session, email=address, name=clean_name, topics=topics,
                              frequency=freq, source=source, ip=ip, confirmed=confirmed, now=now)
-        created = True
-        session.add(ReaderEvent(reader_id=reader.id, kind="subscribed",
+        reader_id = reader.id
+        session.add(ReaderEvent(reader_id=reader_id, kind="subscribed",
                                 detail={"source": source, "ip": ip[:64], "confirmed": confirmed}))
-    elif reader.status == ReaderStatus.CONFIRMED:
+        if not confirmed:
+            enqueue_on_commit(session, "mailer.send_confirmation", reader_id)
         session.commit()
-        return SubscribeResult(reader.id, False, False)
+        return SubscribeResult(reader_id, not confirmed, True)
+
+    reader = session.get(Reader, known_id)
+    if reader is None:  # erased between the two statements
+        session.commit()
+        return SubscribeResult(None, False, False)
+    reader_id = reader.id
+    if reader.status == ReaderStatus.CONFIRMED:
+        session.commit()
+        return SubscribeResult(reader_id, False, False)
     elif confirmed:
         reader.status = ReaderStatus.CONFIRMED
         reader.confirmed_at = now
@@ -148,7 +163,7 @@ def subscribe(
                 reader.topics = chosen
     else:  # bounced or complained: do not mail
         session.commit()
-        return SubscribeResult(reader.id, False, False)
+        return SubscribeResult(reader_id, False, False)
 
     queued = False
     if not confirmed:
@@ -156,7 +171,7 @@ def subscribe(
         if queued:
             enqueue_on_commit(session, "mailer.send_confirmation", reader.id)
     session.commit()
-    return SubscribeResult(reader.id, queued, created)
+    return SubscribeResult(reader_id, queued, False)
 
 
 def _claim_confirmation_slot(session: Session, reader_id: int, now: datetime) -> bool:

@@ -215,19 +215,20 @@ def _unsubscribe_reader(token: str) -> Reader:
 def unsubscribe_page(token: str) -> str:
     # Link scanners fetch GETs: this page only shows a button.
     reader = _unsubscribe_reader(token)
-    return render_template("unsubscribe.html", reader=reader, token=token, done=False)
+    return render_template("unsubscribe.html", email=reader.email, token=token, done=False)
 
 
 @public.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058 one-click: the signed token is the authorisation
 def unsubscribe(token: str) -> tuple[str, int] | str:
     reader = _unsubscribe_reader(token)
+    reader_id, email = reader.id, reader.email  # read before the commit expires them
     subscriptions.unsubscribe(
-        db.session, reader.id,
+        db.session, reader_id,
         source="one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page",
     )
-    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id})
-    return render_template("unsubscribe.html", reader=reader, token=token, done=True,
+    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader_id})
+    return render_template("unsubscribe.html", email=email, token=token, done=True,
                            prefs_token=prefs)
 
 
