@@ -92,7 +92,8 @@ def cpu_seconds(pids: list[int]) -> float:
 def server_pids(gunicorn: subprocess.Popen[bytes]) -> dict[str, list[int]]:
     """The gunicorn master and workers (PostgreSQL's backends come and go with the
     pool's overflow connections, so their CPU is not attributed here)."""
-    return {"gunicorn": [gunicorn.pid] + [c.pid for c in psutil.Process(gunicorn.pid).children(recursive=True)]}
+    children = psutil.Process(gunicorn.pid).children(recursive=True)
+    return {"gunicorn": [gunicorn.pid] + [c.pid for c in children]}
 
 
 def measured(script: str, base: str, args: argparse.Namespace, env: dict[str, str],
