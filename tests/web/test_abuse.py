@@ -108,3 +108,24 @@ def test_confirm_links_from_before_an_unsubscribe_do_not_resubscribe(client, ses
     assert client.get(f"/confirm/{token}").status_code == 404
     session.expire_all()
     assert session.get(Reader, pending.id).status == ReaderStatus.UNSUBSCRIBED
+
+
+def test_confirm_and_change_links_expire_after_48_hours(client, session, rt, pending, monkeypatch):
+    import itsdangerous.timed
+
+    reader = factories.reader(session, "mover@example.org")
+    reader.pending_email = "moved@example.org"
+    session.commit()
+    real_time = itsdangerous.timed.time.time
+    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real_time() - 48 * 3600 - 60)
+    confirm = rt.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": pending.confirm_nonce})
+    change = rt.tokens.make(Purpose.CHANGE_EMAIL, {"r": reader.id, "e": "moved@example.org"})
+    unsubscribe = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
+    monkeypatch.setattr(itsdangerous.timed.time, "time", real_time)
+    r = client.get(f"/confirm/{confirm}")
+    assert r.status_code == 410 and "expired" in r.get_data(as_text=True)
+    assert client.get(f"/change-email/{change}").status_code == 410
+    assert client.get(f"/unsubscribe/{unsubscribe}").status_code == 200  # old emails keep working
+    session.expire_all()
+    assert session.get(Reader, pending.id).status == ReaderStatus.PENDING
+    assert session.get(Reader, reader.id).email == "mover@example.org"
