@@ -113,9 +113,10 @@ def subscribe(
         # The hot path of a signup: plain INSERTs (no unit-of-work bookkeeping).
         # Only a SELECT ran before it, so a rollback on a duplicate loses nothing.
         try:
+            readers = Reader.__table__
             reader_id = session.execute(
-                insert(Reader).returning(Reader.id),
-                [{
+                insert(readers).returning(readers.c.id),
+                {
                     "email": address, "email_key": email_key(address), "name": clean_name,
                     "frequency": freq,
                     "status": ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
@@ -125,7 +126,7 @@ def subscribe(
                     # A brand-new row has sent nothing yet: it takes the hour's slot.
                     "confirmation_sent_at": None if confirmed else now,
                     "created_at": now,
-                }],
+                },
             ).scalar_one()
         except IntegrityError:
             # The same address was posted twice at once: the other request won.
@@ -135,9 +136,9 @@ def subscribe(
         if chosen:
             session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
                                                     for t in chosen])
-        session.execute(insert(ReaderEvent), [{
+        session.execute(insert(ReaderEvent.__table__), {
             "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
-            "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}}])
+            "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
         if not confirmed:
             enqueue_on_commit(session, "mailer.send_confirmation", reader_id)
         session.commit()
