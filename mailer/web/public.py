@@ -91,7 +91,14 @@ def _subscribe_form(values: dict[str, object], errors: dict[str, str], message: 
 
 @public.app_errorhandler(429)
 def too_many_requests(exc: RateLimitExceeded) -> Response:
-    retry = getattr(exc, "retry_after", None)
+    # Rate-limit headers are off (a Redis round trip per answer); only a 429 says when
+    # to come back, from the window of the limit that was hit.
+    retry = None
+    current = limiter.current_limit
+    if current is not None:
+        retry = max(1, int(current.reset_at - time.time()))
+    elif getattr(exc, "limit", None) is not None:
+        retry = exc.limit.limit.get_expiry()
     if request.path.startswith("/api/"):
         response = jsonify(error="too many requests; try again later", fields={})
     else:
