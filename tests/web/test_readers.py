@@ -162,3 +162,20 @@ def test_data_download_and_erasure(client, session, rt, dispatch):
     assert (report.created, report.suppressed) == (0, 1)
     subscriptions.subscribe(session, email="erase.me@example.org")
     assert session.scalar(select(func.count(Reader.id))) == 0
+
+
+def test_every_signup_answer_is_padded_to_the_same_minimum(client, session, monkeypatch, dispatch):
+    """Behaviour, not timing: each successful answer waits out the rest of the
+    configured minimum, whatever state the address was in."""
+    import mailer.web.public as public_module
+
+    waits: list[float] = []
+    monkeypatch.setattr(public_module.time, "sleep", waits.append)
+    monkeypatch.setenv("MAILER_SIGNUP_MIN_SECONDS", "30")
+    factories.reader(session, "known@example.org")
+    token = csrf_from(client.get("/subscribe").get_data(as_text=True))
+    for email in ("fresh@example.org", "known@example.org"):
+        assert client.post("/subscribe", data={"email": email, "csrf_token": token}).status_code == 200
+    assert len(waits) == 2 and all(25 < w <= 30 for w in waits)
+    client.post("/subscribe", data={"email": "bad", "csrf_token": token})
+    assert len(waits) == 2  # a form error answers at once
