@@ -243,6 +243,29 @@ def unsubscribe(
     return reader
 
 
+def unsubscribe_by_link(session: Session, reader_id: int, *, source: str) -> str | None:
+    """The one-click path: one conditional UPDATE (plus its event), committed before
+    this returns. Returns the reader's address, or None for an unknown reader."""
+    readers = Reader.__table__
+    now = utcnow()
+    email = session.execute(
+        update(readers)
+        .where(readers.c.id == reader_id,
+               readers.c.status.in_([ReaderStatus.CONFIRMED, ReaderStatus.PENDING]))
+        .values(status=ReaderStatus.UNSUBSCRIBED, unsubscribed_at=now,
+                confirm_nonce=secrets.token_hex(8))  # old confirm links stop working
+        .returning(readers.c.email)
+    ).scalar()
+    if email is None:  # already unsubscribed (harmless) or no such reader
+        email = session.execute(select(readers.c.email).where(readers.c.id == reader_id)).scalar()
+    else:
+        session.execute(insert(ReaderEvent.__table__), {
+            "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
+            "detail": {"source": source}})
+    session.commit()
+    return email
+
+
 def update_preferences(
     session: Session, reader_id: int, *, name: object, topics: object, frequency: object
 ) -> Reader:

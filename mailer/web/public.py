@@ -228,12 +228,13 @@ def unsubscribe_page(token: str) -> str:
 @public.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058 one-click: the signed token is the authorisation
 def unsubscribe(token: str) -> tuple[str, int] | str:
-    reader = _unsubscribe_reader(token)
-    reader_id, email = reader.id, reader.email  # read before the commit expires them
-    subscriptions.unsubscribe(
+    reader_id = runtime().tokens.reader_id(Purpose.UNSUBSCRIBE, token)
+    email = subscriptions.unsubscribe_by_link(
         db.session, reader_id,
         source="one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page",
     )
+    if email is None:
+        raise TokenError("This link is no longer valid.")
     prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader_id})
     return render_template("unsubscribe.html", email=email, token=token, done=True,
                            prefs_token=prefs)

@@ -179,3 +179,16 @@ def test_every_signup_answer_is_padded_to_the_same_minimum(client, session, monk
     assert len(waits) == 2 and all(25 < w <= 30 for w in waits)
     client.post("/subscribe", data={"email": "bad", "csrf_token": token})
     assert len(waits) == 2  # a form error answers at once
+
+
+def test_one_click_unsubscribe_is_recorded_once_and_repeatable(client, session, rt):
+    reader = factories.reader(session, "leaver@example.org")
+    token = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
+    for _ in range(2):
+        r = client.post(f"/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
+                        content_type="application/x-www-form-urlencoded")
+        assert r.status_code == 200 and "leaver@example.org" in r.get_data(as_text=True)
+    session.expire_all()
+    events = session.scalars(select(ReaderEvent).where(ReaderEvent.kind == "unsubscribed")).all()
+    assert [(e.reader_id, e.detail) for e in events] == [(reader.id, {"source": "one-click"})]
+    assert session.get(Reader, reader.id).unsubscribed_at is not None
