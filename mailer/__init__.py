@@ -41,7 +41,7 @@ def create_app(**overrides: Any) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_HEADERS_ENABLED=True,
+        RATELIMIT_HEADERS_ENABLED=False,  # each answer would cost another Redis round trip (bench/web)
         RATELIMIT_ENABLED=ratelimit,
     )
     db.init_app(app)

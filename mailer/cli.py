@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mailer.extensions import db
 from mailer.feeds_cli import register_feed_commands
 from mailer.models import Editor, Role
+from mailer.readers_cli import register_reader_commands
 from mailer.runtime import runtime
 from mailer.services import delivery, editions
 from mailer.services.api_tokens import create_token
@@ -55,6 +56,8 @@ def _watch(edition_id: int, inline: bool) -> dict[str, object]:
 
 def register_cli(app: Flask) -> None:
     register_feed_commands(app)
+    register_reader_commands(app)
+
     @app.cli.command("demo")
     def demo() -> None:
         """Seed demo topics, articles and a digest (safe to run again)."""

@@ -32,6 +32,19 @@ def send_confirmation(reader_id: int) -> str:
     return outcome.result
 
 
+@shared_task(name="mailer.send_email_change", ignore_result=True)
+def send_email_change(reader_id: int) -> str:
+    rt = runtime()
+    outcome = transactional.send_email_change(
+        db.session, rt.settings, rt.tokens, rt.sender(), reader_id
+    )
+    if outcome is None:
+        return "no change waiting"
+    if not outcome.sent:
+        log.warning("address change to reader %s: %s %s", reader_id, outcome.code, outcome.message)
+    return outcome.result
+
+
 @shared_task(name="mailer.prepare_edition", ignore_result=True)
 def prepare_edition(edition_id: int) -> int:
     try:

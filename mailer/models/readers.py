@@ -61,6 +61,9 @@ class Reader(Base):
     consent_source: Mapped[str] = mapped_column(String(200), default="")
     consent_ip: Mapped[str] = mapped_column(String(64), default="")
     confirmation_sent_at: Mapped[datetime | None]
+    # An address change waits here until the new address is confirmed.
+    pending_email: Mapped[str | None] = mapped_column(String(320))
+    email_change_sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from mailer.models import (
     ReaderStatus,
     Suppression,
     Topic,
+    reader_topics,
     utcnow,
 )
 from mailer.services.errors import ValidationError
@@ -99,40 +100,58 @@ def subscribe(
     chosen = topics_by_slug(session, clean_slugs(topics))
     source = clean_text(source, "source", 200)
 
-    if is_suppressed(session, address):
+    # One round trip answers both questions: suppressed? known (and which row)?
+    suppressed_q = select(Suppression.id).where(Suppression.email_hash == email_hash(address)).exists()
+    known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
+    suppressed, known_id = session.execute(select(suppressed_q, known_q)).one()
+    if suppressed:
         # Erased, bounced or complained: never re-added, and we say nothing.
+        session.commit()
         return SubscribeResult(None, False, False)
 
-    reader = session.scalar(select(Reader).where(Reader.email_key == email_key(address)))
-    created = False
-    if reader is None:
-        reader = Reader(
-            email=address,
-            email_key=email_key(address),
-            name=clean_name,
-            frequency=freq,
-            status=ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
-            confirm_nonce=secrets.token_hex(8),
-            consent_at=now,
-            consent_source=source,
-            consent_ip=ip[:64],
-            confirmed_at=now if confirmed else None,
-            topics=chosen,
-        )
-        session.add(reader)
+    if known_id is None:
+        # The hot path of a signup: plain INSERTs (no unit-of-work bookkeeping).
+        # Only a SELECT ran before it, so a rollback on a duplicate loses nothing.
         try:
-            session.flush()
+            readers = Reader.__table__
+            reader_id = session.execute(
+                insert(readers).returning(readers.c.id),
+                {
+                    "email": address, "email_key": email_key(address), "name": clean_name,
+                    "frequency": freq,
+                    "status": ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
+                    "confirm_nonce": secrets.token_hex(8), "consent_at": now,
+                    "consent_source": source, "consent_ip": ip[:64],
+                    "confirmed_at": now if confirmed else None,
+                    # A brand-new row has sent nothing yet: it takes the hour's slot.
+                    "confirmation_sent_at": None if confirmed else now,
+                    "created_at": now,
+                },
+            ).scalar_one()
         except IntegrityError:
             # The same address was posted twice at once: the other request won.
             session.rollback()
             return subscribe(session, email=address, name=clean_name, topics=topics,
                              frequency=freq, source=source, ip=ip, confirmed=confirmed, now=now)
-        created = True
-        session.add(ReaderEvent(reader_id=reader.id, kind="subscribed",
-                                detail={"source": source, "ip": ip[:64], "confirmed": confirmed}))
-    elif reader.status == ReaderStatus.CONFIRMED:
+        if chosen:
+            session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
+                                                    for t in chosen])
+        session.execute(insert(ReaderEvent.__table__), {
+            "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
+            "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
+        if not confirmed:
+            enqueue_on_commit(session, "mailer.send_confirmation", reader_id)
         session.commit()
-        return SubscribeResult(reader.id, False, False)
+        return SubscribeResult(reader_id, not confirmed, True)
+
+    reader = session.get(Reader, known_id)
+    if reader is None:  # erased between the two statements
+        session.commit()
+        return SubscribeResult(None, False, False)
+    reader_id = reader.id
+    if reader.status == ReaderStatus.CONFIRMED:
+        session.commit()
+        return SubscribeResult(reader_id, False, False)
     elif confirmed:
         reader.status = ReaderStatus.CONFIRMED
         reader.confirmed_at = now
@@ -148,7 +167,7 @@ def subscribe(
                 reader.topics = chosen
     else:  # bounced or complained: do not mail
         session.commit()
-        return SubscribeResult(reader.id, False, False)
+        return SubscribeResult(reader_id, False, False)
 
     queued = False
     if not confirmed:
@@ -156,7 +175,7 @@ def subscribe(
         if queued:
             enqueue_on_commit(session, "mailer.send_confirmation", reader.id)
     session.commit()
-    return SubscribeResult(reader.id, queued, created)
+    return SubscribeResult(reader_id, queued, False)
 
 
 def _claim_confirmation_slot(session: Session, reader_id: int, now: datetime) -> bool:
@@ -179,20 +198,32 @@ def confirmation_token(tokens: Tokens, reader: Reader) -> str:
     return tokens.make(Purpose.CONFIRM, {"r": reader.id, "n": reader.confirm_nonce})
 
 
-def confirm(session: Session, tokens: Tokens, token: str) -> Reader:
-    """Confirm from the emailed link. Repeating it is harmless. Commits."""
+@dataclass
+class Confirmation:
+    reader: Reader
+    already: bool  # the link had been used before: nothing changed
+
+
+def confirm(session: Session, tokens: Tokens, token: str) -> Confirmation:
+    """Confirm from the emailed link. Each link works once: confirming rotates the
+    nonce, so a second click (or a leaked link) changes nothing and grants nothing
+    beyond an "already confirmed" page. Commits."""
     data = tokens.load(Purpose.CONFIRM, token)
     reader = session.get(Reader, data.get("r")) if isinstance(data.get("r"), int) else None
-    if reader is None or reader.confirm_nonce != data.get("n"):
+    if reader is None:
         raise TokenError("This confirmation link is no longer valid.")
-    if reader.status == ReaderStatus.PENDING:
-        reader.status = ReaderStatus.CONFIRMED
-        reader.confirmed_at = utcnow()
-        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
-        session.commit()
-    elif reader.status != ReaderStatus.CONFIRMED:
+    if reader.confirm_nonce != data.get("n"):
+        if reader.status == ReaderStatus.CONFIRMED:
+            return Confirmation(reader, already=True)
         raise TokenError("This confirmation link is no longer valid.")
-    return reader
+    if reader.status != ReaderStatus.PENDING:
+        raise TokenError("This confirmation link is no longer valid.")
+    reader.status = ReaderStatus.CONFIRMED
+    reader.confirmed_at = utcnow()
+    reader.confirm_nonce = secrets.token_hex(8)
+    session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
+    session.commit()
+    return Confirmation(reader, already=False)
 
 
 def unsubscribe(
@@ -210,6 +241,29 @@ def unsubscribe(
                                 kind="unsubscribed", detail={"source": source}))
     session.commit()
     return reader
+
+
+def unsubscribe_by_link(session: Session, reader_id: int, *, source: str) -> str | None:
+    """The one-click path: one conditional UPDATE (plus its event), committed before
+    this returns. Returns the reader's address, or None for an unknown reader."""
+    readers = Reader.__table__
+    now = utcnow()
+    email = session.execute(
+        update(readers)
+        .where(readers.c.id == reader_id,
+               readers.c.status.in_([ReaderStatus.CONFIRMED, ReaderStatus.PENDING]))
+        .values(status=ReaderStatus.UNSUBSCRIBED, unsubscribed_at=now,
+                confirm_nonce=secrets.token_hex(8))  # old confirm links stop working
+        .returning(readers.c.email)
+    ).scalar()
+    if email is None:  # already unsubscribed (harmless) or no such reader
+        email = session.execute(select(readers.c.email).where(readers.c.id == reader_id)).scalar()
+    else:
+        session.execute(insert(ReaderEvent.__table__), {
+            "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
+            "detail": {"source": source}})
+    session.commit()
+    return email
 
 
 def update_preferences(

@@ -4,6 +4,7 @@ with the standard library from the same template sets."""
 from __future__ import annotations
 
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session
 from mailer.config import Settings
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.senders import Outcome, Sender
-from mailer.services.messages import address_header, domain_of, header_safe
+from mailer.services.address_change import change_token
+from mailer.services.messages import domain_of, header_safe
 from mailer.services.rendering import FillTemplate, compile_email, escape_values
 from mailer.services.subscriptions import confirmation_token
 from mailer.services.tokens import Tokens
@@ -23,7 +25,8 @@ def build_message(settings: Settings, to_name: str, to_email: str, template: str
     compiled = compile_email(template, {"base_url": settings.base_url, **context})
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = header_safe(settings.mail_from)
-    msg["To"] = address_header(to_name, to_email)
+    # Address objects let the email package quote and encode any display name.
+    msg["To"] = Address(display_name=header_safe(to_name), addr_spec=header_safe(to_email))
     msg["Subject"] = header_safe(compiled.subject)
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = make_msgid(domain=domain_of(settings.mail_from))
@@ -50,3 +53,20 @@ def send_confirmation(
     data = build_message(settings, reader.name, reader.email, "confirm",
                          {"confirm_url": confirm_url}, values)
     return sender.send(settings.mail_from_address, reader.email, data)
+
+
+def send_email_change(
+    session: Session, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
+) -> Outcome | None:
+    """Email the link that confirms a new address, to the new address.
+    None when no change is waiting any more."""
+    reader = session.get(Reader, reader_id)
+    if reader is None or reader.status != ReaderStatus.CONFIRMED or not reader.pending_email:
+        return None
+    url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
+    name = header_safe(reader.name)
+    values = {"name": name, "email": reader.pending_email, "unsubscribe_url": "",
+              "preferences_url": "", "greeting": f"Hello {name}," if name else "Hello,"}
+    data = build_message(settings, reader.name, reader.pending_email, "change-email",
+                         {"confirm_url": url}, values)
+    return sender.send(settings.mail_from_address, reader.pending_email, data)

@@ -19,6 +19,7 @@ def wants_json() -> bool:
 
 
 def register_web(app: Flask) -> None:
+    from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
     from mailer.web.api import api
     from mailer.web.digests_api import digests_api
     from mailer.web.editions_public import archive

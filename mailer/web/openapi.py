@@ -33,6 +33,14 @@ def _op(summary: str, ok: str, body: dict[str, Any] | None = None,
     return op
 
 
+def _csv_import() -> dict[str, Any]:
+    op = _op("Import readers from CSV (email,name,topics,frequency); all rows or none", "200",
+             params=[{"name": "consent", "in": "query", "schema": {"type": "boolean"}}])
+    op["requestBody"] = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+    op["responses"]["415"] = {"description": "Not CSV", **_json(_ERROR)}
+    return op
+
+
 _EDITION_ID = [{"name": "edition_id", "in": "path", "required": True,
                 "schema": {"type": "integer"}}]
 
@@ -88,6 +96,11 @@ def openapi_document() -> dict[str, Any]:
                         "frequency": {"enum": ["immediate", "daily", "weekly", "paused"]},
                         "confirmed": {"type": "boolean"}}}),
             },
+            "/subscribers/import": {"post": _csv_import()},
+            "/subscribers/export": {"get": {
+                "summary": "All readers as CSV", "responses": {
+                    "200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                    "401": {"description": "No or bad token", **_json(_ERROR)}}}},
             "/digests": {
                 "get": _op("List digests", "200"),
                 "post": _op("Create a digest", "201", {

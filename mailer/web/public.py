@@ -1,9 +1,32 @@
-"""What readers see: signup, confirmation, preferences, unsubscribe (archive: editions_public.py)."""
+"""What readers see: signup (form and embeddable snippet), confirmation,
+preferences (topics, frequency, pause, name, address, data download, erasure),
+unsubscribe. (The archive lives in editions_public.py.)
+
+The embeddable snippet is a plain HTML form other pages of the site include. It
+posts, without a CSRF token, to `/subscribe/embed`, which changes nothing: it
+answers with a page of ours showing the address and a "Confirm" button that
+carries a fresh CSRF token and posts to `/subscribe`. A forged cross-site post
+therefore cannot subscribe anyone, and the page cannot be framed
+(X-Frame-Options DENY) to trick a click.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, render_template, request
+import json
+import os
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    render_template,
+    request,
+    url_for,
+)
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
+from sqlalchemy.exc import DataError
 
 from mailer.extensions import csrf, db, limiter
 from mailer.models import (
@@ -13,33 +36,105 @@ from mailer.models import (
     Topic,
 )
 from mailer.runtime import runtime
-from mailer.services import subscriptions
+from mailer.services import address_change, privacy, subscriptions
 from mailer.services.errors import ValidationError
 from mailer.services.tokens import Purpose, TokenError
+from mailer.services.validation import clean_email
 
 public = Blueprint("public", __name__)
+
+SIGNUP_ANSWER = ("If this address can receive our newsletter, a message with a confirmation "
+                 "link is on its way. The link is valid for 48 hours.")
+FREQUENCY_LABELS = {"immediate": "With every edition", "daily": "At most daily",
+                    "weekly": "Weekly", "paused": "Paused (nothing until I resume)"}
+
+
+def signup_limit() -> str:
+    # Per client IP. The bench raises it; production keeps the default.
+    return os.environ.get("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour")
+
+
+def form_limit() -> str:
+    return os.environ.get("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour")
+
+
+def signup_min_seconds() -> float:
+    """Every successful signup answer takes at least this long, whatever state the
+    address was in, so timing does not tell a new address from a known one."""
+    try:
+        return max(0.0, float(os.environ.get("MAILER_SIGNUP_MIN_SECONDS", "0.03")))
+    except ValueError:
+        return 0.03
 
 
 def _topics() -> list[Topic]:
     return list(db.session.scalars(select(Topic).order_by(Topic.name)))
 
 
+def _form_values() -> dict[str, object]:
+    form = request.form
+    return {"email": form.get("email", ""), "name": form.get("name", ""),
+            "topics": form.getlist("topics"), "frequency": form.get("frequency") or None,
+            "source": form.get("source", "subscribe")}
+
+
+def _subscribe_form(values: dict[str, object], errors: dict[str, str], message: str = "",
+                    status: int = 200) -> tuple[str, int]:
+    return render_template("subscribe.html", topics=_topics(), values=values, errors=errors,
+                           message=message, frequencies=FREQUENCY_LABELS), status
+
+
+@public.app_errorhandler(429)
+def too_many_requests(exc: RateLimitExceeded) -> Response:
+    # Rate-limit headers are off (a Redis round trip per answer); only a 429 says when
+    # to come back, from the window of the limit that was hit.
+    retry = None
+    current = limiter.current_limit
+    if current is not None:
+        retry = max(1, int(current.reset_at - time.time()))
+    elif getattr(exc, "limit", None) is not None:
+        retry = exc.limit.limit.get_expiry()
+    if request.path.startswith("/api/"):
+        response = jsonify(error="too many requests; try again later", fields={})
+    else:
+        response = Response(render_template(
+            "message.html", title="Please slow down",
+            message="We received many requests from your connection in a short time. "
+                    "Please wait a minute and try again."), mimetype="text/html")
+    response.status_code = 429
+    if retry:
+        response.headers["Retry-After"] = str(int(retry))
+    return response
+
+
+@public.app_errorhandler(OverflowError)
+@public.app_errorhandler(DataError)
+def value_out_of_range(exc: Exception) -> tuple[Response | str, int]:
+    """A number or value the database cannot hold (e.g. an id of 2**80): bad input,
+    not a server error. Safety net for every route; the session is rolled back at
+    the end of the request."""
+    db.session.rollback()
+    message = "A value in the request is out of range."
+    if request.path.startswith("/api/"):
+        return jsonify(error=message, fields={}), 400
+    return render_template("message.html", title="Something is not right", message=message), 400
+
+
 @public.get("/")
-def index() -> str:
-    return render_template("subscribe.html", topics=_topics(), values={}, errors={})
+def index() -> tuple[str, int]:
+    return _subscribe_form({}, {})
 
 
 @public.get("/subscribe")
-def subscribe_form() -> str:
-    return render_template("subscribe.html", topics=_topics(), values={}, errors={})
+def subscribe_form() -> tuple[str, int]:
+    return _subscribe_form({}, {})
 
 
 @public.post("/subscribe")
-@limiter.limit("20 per minute;200 per hour", methods=["POST"])
-def subscribe() -> tuple[str, int] | str:
-    form = request.form
-    values = {"email": form.get("email", ""), "name": form.get("name", ""),
-              "topics": form.getlist("topics"), "frequency": form.get("frequency") or None}
+@limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
+def subscribe() -> tuple[str, int]:
+    started = time.monotonic()
+    values = _form_values()
     try:
         subscriptions.subscribe(
             db.session,
@@ -47,28 +142,67 @@ def subscribe() -> tuple[str, int] | str:
             name=values["name"],
             topics=values["topics"],
             frequency=values["frequency"],
-            source=f"form:{form.get('source', 'subscribe')}"[:200],
+            source=f"form:{values['source']}"[:200],
             ip=request.remote_addr or "",
         )
     except ValidationError as exc:
         db.session.rollback()
-        return render_template("subscribe.html", topics=_topics(), values=values,
-                               errors=exc.fields or {"email": exc.message},
-                               message=exc.message), 422
-    # The same answer for new, pending and confirmed addresses: no enumeration.
-    return render_template("message.html", title="Check your inbox",
-                           message="If this address can receive our newsletter, a message "
-                                   "with a confirmation link is on its way. The link is "
-                                   "valid for 48 hours.")
+        return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422)
+    # The same answer for new, pending, confirmed and suppressed addresses, and in
+    # roughly the same time: no enumeration.
+    remaining = signup_min_seconds() - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+    return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
+
+
+@public.post("/subscribe/embed")
+@csrf.exempt  # writes nothing: it only shows our own confirm page with a fresh CSRF token
+@limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
+def subscribe_embed() -> tuple[str, int]:
+    values = _form_values()
+    try:
+        clean_email(values["email"])
+    except ValidationError as exc:
+        return _subscribe_form(values, exc.fields, exc.message, 422)
+    known = {t.slug for t in _topics()}
+    values["topics"] = [t for t in values["topics"] if t in known]  # type: ignore[union-attr]
+    if values["frequency"] not in Frequency.ALL:
+        values["frequency"] = Frequency.IMMEDIATE
+    return render_template("embed_confirm.html", values=values,
+                           frequency_label=FREQUENCY_LABELS[str(values["frequency"])]), 200
+
+
+@public.get("/subscribe/snippet")
+def snippet() -> Response:
+    """The HTML to paste into other pages of the site."""
+    html = render_template("embed_snippet.html", base_url=runtime().settings.base_url,
+                           topics=_topics())
+    return Response(html, mimetype="text/plain")
 
 
 @public.get("/confirm/<token>")
 def confirm(token: str) -> str:
-    reader = subscriptions.confirm(db.session, runtime().tokens, token)
-    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id})
+    result = subscriptions.confirm(db.session, runtime().tokens, token)
+    if result.already:
+        # A used link grants nothing more: no preferences link here.
+        return render_template("message.html", title="Already confirmed",
+                               message="This link was already used: your subscription is active. "
+                                       "Every digest has a link to your preferences.")
+    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": result.reader.id})
     return render_template("message.html", title="You are subscribed",
                            message="Thank you: your subscription is confirmed.",
-                           link=(f"/preferences/{prefs}", "Choose topics and frequency"))
+                           link=(url_for("public.preferences", token=prefs),
+                                 "Choose topics and frequency"))
+
+
+@public.get("/change-email/<token>")
+def change_email(token: str) -> str:
+    reader = address_change.confirm_change(db.session, runtime().tokens, token)
+    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id})
+    return render_template("message.html", title="Address changed",
+                           message=f"Your digests now go to {reader.email}.",
+                           link=(url_for("public.preferences", token=prefs), "Your preferences"))
 
 
 def _unsubscribe_reader(token: str) -> Reader:
@@ -83,38 +217,67 @@ def _unsubscribe_reader(token: str) -> Reader:
 def unsubscribe_page(token: str) -> str:
     # Link scanners fetch GETs: this page only shows a button.
     reader = _unsubscribe_reader(token)
-    return render_template("unsubscribe.html", reader=reader, token=token, done=False)
+    return render_template("unsubscribe.html", email=reader.email, token=token, done=False)
 
 
 @public.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058 one-click: the signed token is the authorisation
 def unsubscribe(token: str) -> tuple[str, int] | str:
-    reader = _unsubscribe_reader(token)
-    subscriptions.unsubscribe(
-        db.session, reader.id,
+    reader_id = runtime().tokens.reader_id(Purpose.UNSUBSCRIBE, token)
+    email = subscriptions.unsubscribe_by_link(
+        db.session, reader_id,
         source="one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page",
     )
-    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id})
-    return render_template("unsubscribe.html", reader=reader, token=token, done=True,
+    if email is None:
+        raise TokenError("This link is no longer valid.")
+    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader_id})
+    return render_template("unsubscribe.html", email=email, token=token, done=True,
                            prefs_token=prefs)
 
 
-@public.route("/preferences/<token>", methods=["GET", "POST"])
-def preferences(token: str) -> str | tuple[str, int]:
-    reader_id = runtime().tokens.reader_id(Purpose.PREFERENCES, token)
-    reader = db.session.get(Reader, reader_id)
+def _preferences_reader(token: str) -> Reader:
+    reader = db.session.get(Reader, runtime().tokens.reader_id(Purpose.PREFERENCES, token))
     if reader is None:
         raise TokenError("This link is no longer valid.")
+    return reader
+
+
+@public.get("/preferences/<token>/data.json")
+def preferences_data(token: str) -> Response:
+    reader = _preferences_reader(token)
+    body = json.dumps(privacy.export_reader(db.session, reader.id), indent=2, ensure_ascii=False)
+    return Response(body, mimetype="application/json", headers={
+        "Content-Disposition": 'attachment; filename="my-newsletter-data.json"',
+        "Cache-Control": "no-store"})
+
+
+@public.route("/preferences/<token>", methods=["GET", "POST"])
+@limiter.limit(form_limit, methods=["POST"])
+def preferences(token: str) -> str | tuple[str, int] | Response:
+    reader = _preferences_reader(token)
     message = ""
     errors: dict[str, str] = {}
     if request.method == "POST":
         action = request.form.get("action", "save")
         try:
+            if action == "erase":
+                if request.form.get("confirm_erase") != "yes":
+                    raise ValidationError("Tick the box to confirm that you want everything deleted.",
+                                          {"confirm_erase": "required"})
+                privacy.erase_reader(db.session, reader.id)
+                return render_template("message.html", title="Your data is deleted",
+                                       message="We deleted your subscription and everything we "
+                                               "knew about you. We keep only a one-way fingerprint "
+                                               "of the address so that it is never added again.")
             if action == "resubscribe":
                 subscriptions.subscribe(db.session, email=reader.email, name=reader.name,
                                         source="preferences", ip=request.remote_addr or "")
                 message = "We sent you a new confirmation link."
-            else:
+            elif action == "change-email":
+                address_change.request_change(db.session, reader.id, request.form.get("new_email"))
+                message = ("If the new address can receive our newsletter, we sent a confirmation "
+                           "link to it. Until you click it, digests keep going to your current address.")
+            elif action == "save":
                 subscriptions.update_preferences(
                     db.session, reader.id,
                     name=request.form.get("name", ""),
@@ -122,14 +285,17 @@ def preferences(token: str) -> str | tuple[str, int]:
                     frequency=request.form.get("frequency"),
                 )
                 message = "Your preferences are saved."
+            else:
+                raise ValidationError("Unknown action.", {"action": "unknown"})
         except ValidationError as exc:
             db.session.rollback()
-            errors, message = exc.fields, exc.message
+            errors, message = exc.fields or {"form": exc.message}, exc.message
         db.session.refresh(reader)
     status = 422 if errors else 200
     return render_template("preferences.html", reader=reader, topics=_topics(), token=token,
-                           frequencies=Frequency.ALL, message=message, errors=errors,
+                           frequencies=FREQUENCY_LABELS, message=message, errors=errors,
                            chosen={t.slug for t in reader.topics},
+                           unsubscribe_token=runtime().tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id}),
                            subscribed=reader.status == ReaderStatus.CONFIRMED), status
 
 

@@ -64,8 +64,8 @@ def test_confirm_token_confirms_once_and_stays_harmless(session, rt, dispatch):
     result = subscriptions.subscribe(session, email="c@example.com")
     reader = session.get(Reader, result.reader_id)
     token = subscriptions.confirmation_token(rt.tokens, reader)
-    assert subscriptions.confirm(session, rt.tokens, token).status == ReaderStatus.CONFIRMED
-    assert subscriptions.confirm(session, rt.tokens, token).status == ReaderStatus.CONFIRMED
+    assert subscriptions.confirm(session, rt.tokens, token).reader.status == ReaderStatus.CONFIRMED
+    assert subscriptions.confirm(session, rt.tokens, token).reader.status == ReaderStatus.CONFIRMED
 
 
 def test_confirm_token_does_not_work_after_unsubscribe(session, rt, dispatch):

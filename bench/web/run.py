@@ -1,0 +1,228 @@
+"""bench/web: signup and one-click unsubscribe under load against gunicorn.
+
+One command: `python bench/web/run.py [--duration 15] [--connections 32]`.
+It creates its own PostgreSQL database, points the limiter (and the broker, so
+signups publish their confirmation task as in production) at a Redis database,
+raises the per-IP signup limit (everything comes from 127.0.0.1), starts
+gunicorn, drives it with wrk on loopback, prints requests/s and p50/p90/p99
+latency and writes bench/results/web.json. Nothing is timed inside tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import psycopg
+import redis
+from itsdangerous import URLSafeTimedSerializer
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).resolve().parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer at {url}")
+
+
+def csrf_session(base: str) -> tuple[str, str]:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(f"{base}/subscribe").read().decode()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    cookie = "; ".join(f"{c.name}={c.value}" for c in jar)
+    return cookie, token
+
+
+def wrk(script: str, base: str, args: argparse.Namespace, env: dict[str, str]) -> dict[str, float]:
+    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
+           "--timeout", "5s", "-s", str(HERE / script), base]
+    out = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    raw = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    seconds = raw["duration_us"] / 1e6
+    return {"requests": raw["requests"], "seconds": round(seconds, 2),
+            "requests_per_second": round(raw["requests"] / seconds, 1),
+            "p50_ms": raw["p50_us"] / 1000, "p90_ms": raw["p90_us"] / 1000,
+            "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
+            "non_200": raw["non200"], "socket_errors": raw["socket_errors"]}
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def server_pids(gunicorn: subprocess.Popen[bytes]) -> dict[str, list[int]]:
+    """The gunicorn master and workers (PostgreSQL's backends come and go with the
+    pool's overflow connections, so their CPU is not attributed here)."""
+    children = psutil.Process(gunicorn.pid).children(recursive=True)
+    return {"gunicorn": [gunicorn.pid] + [c.pid for c in children]}
+
+
+def measured(script: str, base: str, args: argparse.Namespace, env: dict[str, str],
+             pids: dict[str, list[int]]) -> dict[str, float]:
+    """wrk figures plus CPU milliseconds per request spent by gunicorn
+    (a figure that other load on the machine disturbs much less than requests/s)."""
+    before = {k: cpu_seconds(v) for k, v in pids.items()}
+    result = wrk(script, base, args, env)
+    for k, v in pids.items():
+        result[f"{k}_cpu_ms_per_request"] = round(
+            (cpu_seconds(v) - before[k]) * 1000 / max(1, result["requests"]), 3)
+    result["load_average_1m_after"] = os.getloadavg()[0]
+    return result
+
+
+def seed_readers(db_url: str, count: int, run: str) -> list[int]:
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        now = datetime.now(UTC)
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO readers (email, email_key, name, status, frequency, confirm_nonce, "
+                "consent_source, consent_ip, created_at, consent_at, confirmed_at) "
+                "VALUES (%s, %s, '', 'confirmed', 'immediate', 'n', 'bench', '', %s, %s, %s)",
+                [(f"u{run}{i}@example.org", f"u{run}{i}@example.org", now, now, now) for i in range(count)])
+            cur.execute("SELECT id FROM readers WHERE consent_source = 'bench' ORDER BY id")
+            return [row[0] for row in cur.fetchall()]
+
+
+def count_status(db_url: str) -> dict[str, int]:
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        rows = conn.execute("SELECT status, count(*) FROM readers GROUP BY status").fetchall()
+        return {status: n for status, n in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per scenario")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--worker-threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument("--min-seconds", default=os.environ.get("MAILER_SIGNUP_MIN_SECONDS", "0.03"),
+                        help="MAILER_SIGNUP_MIN_SECONDS (constant-time padding of signup answers)")
+    parser.add_argument("--readers", type=int, default=30_000, help="readers seeded for unsubscribe")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+
+    run = uuid.uuid4().hex[:8]
+    db_name = f"bench_web_{run}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    db_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}"
+    instance = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    queue = f"bench-web-{run}"
+    secret = f"bench-{run}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
+           "MAILER_DATABASE_URL": db_url, "MAILER_BROKER_URL": args.redis,
+           "MAILER_INSTANCE_PATH": str(instance), "MAILER_SECRET_KEY": secret,
+           "MAILER_BASE_URL": base, "MAILER_QUEUE": queue,
+           "MAILER_SIGNUP_RATE_LIMIT": "1000000 per minute",
+           "MAILER_SIGNUP_MIN_SECONDS": str(args.min_seconds),
+           "PYTHONPATH": str(ROOT), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    gunicorn = None
+    results: dict[str, object] = {}
+    try:
+        subprocess.run([str(BIN / "flask"), "--app", "mailer", "db", "upgrade"], cwd=ROOT, env=env,
+                       check=True, capture_output=True)
+        ids = seed_readers(db_url, args.readers, run)
+        signer = URLSafeTimedSerializer(secret, salt="mailer.unsubscribe")
+        tokens_file = instance / "tokens.txt"
+        tokens_file.write_text("\n".join(signer.dumps({"r": i}) for i in ids) + "\n")
+
+        log = open(instance / "gunicorn.log", "wb")
+        gunicorn = subprocess.Popen(
+            [str(BIN / "gunicorn"), "--no-control-socket", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(args.workers), "--worker-class", "gthread",
+             "--threads", str(args.worker_threads), "--backlog", "2048", "mailer:create_app()"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_http(f"{base}/healthz")
+        cookie, csrf = csrf_session(base)
+        # Warm each worker (imports, connection pools) before measuring.
+        wrk_env = {"BENCH_COOKIE": cookie, "BENCH_CSRF": csrf, "BENCH_RUN": f"w{run}",
+                   "BENCH_TOKENS": str(tokens_file), "BENCH_THREADS": str(args.threads)}
+        warm = argparse.Namespace(**{**vars(args), "duration": 3})
+        wrk("signup.lua", base, warm, wrk_env)
+        wrk("unsubscribe.lua", base, argparse.Namespace(**{**vars(args), "duration": 1}), wrk_env)
+
+        print(f"signup: POST /subscribe, {args.connections} connections, {args.duration}s, "
+              f"gunicorn {args.workers}x{args.worker_threads} gthread, padding {args.min_seconds}s")
+        pids = server_pids(gunicorn)
+        results["signup"] = measured("signup.lua", base, args, {**wrk_env, "BENCH_RUN": run}, pids)
+        print("  ", results["signup"])
+        print(f"unsubscribe: one-click POST /unsubscribe/<token>, {args.connections} connections")
+        results["unsubscribe"] = measured("unsubscribe.lua", base, args, wrk_env,
+                                          server_pids(gunicorn))
+        print("  ", results["unsubscribe"])
+        statuses = count_status(db_url)
+        results["reader_statuses_after"] = statuses
+        print("   reader statuses after:", statuses)
+    finally:
+        if gunicorn is not None:
+            os.killpg(gunicorn.pid, signal.SIGTERM)
+            gunicorn.wait(timeout=30)
+        r = redis.Redis.from_url(args.redis)
+        r.delete(queue)
+        for key in r.scan_iter("LIMITER*"):
+            r.delete(key)
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        shutil.rmtree(instance, ignore_errors=True)
+
+    results["config"] = {"duration_s": args.duration, "connections": args.connections,
+                         "wrk_threads": args.threads, "gunicorn_workers": args.workers,
+                         "gunicorn_threads": args.worker_threads, "signup_min_seconds": args.min_seconds,
+                         "database": "postgresql", "limiter_storage": "redis",
+                         "cpus": os.cpu_count(), "at": datetime.now(UTC).isoformat()}
+    out = ROOT / "bench" / "results" / "web.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    signup = results["signup"]
+    print(f"\nsignups/s {signup['requests_per_second']}  p50 {signup['p50_ms']} ms  "  # type: ignore[index]
+          f"p99 {signup['p99_ms']} ms   (target >= 300/s, p99 < 100 ms)  -> {out}")  # type: ignore[index]
+    print(f"CPU per signup in gunicorn: {signup['gunicorn_cpu_ms_per_request']} ms; "  # type: ignore[index]
+          f"1-minute load average on this {os.cpu_count()}-core machine: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
