@@ -60,10 +60,14 @@ class Reader(Base):
     consent_at: Mapped[datetime | None]
     consent_source: Mapped[str] = mapped_column(String(200), default="")
     consent_ip: Mapped[str] = mapped_column(String(64), default="")
-    confirmation_sent_at: Mapped[datetime | None]
+    confirmation_sent_at: Mapped[datetime | None]  # when the last email was requested
+    # Equal to confirmation_sent_at once a worker took that request: a re-delivered
+    # task (brokers are at-least-once) finds it taken and sends nothing.
+    confirmation_mailed_at: Mapped[datetime | None]
     # An address change waits here until the new address is confirmed.
     pending_email: Mapped[str | None] = mapped_column(String(320))
     email_change_sent_at: Mapped[datetime | None]
+    email_change_mailed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]

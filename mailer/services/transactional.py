@@ -7,7 +7,9 @@ from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
@@ -43,8 +45,11 @@ def send_confirmation(
     session: Session, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
 ) -> Outcome | None:
     """Send the double opt-in email. None when there is nothing to confirm any more."""
+    if not _take_request(session, reader_id, Reader.confirmation_sent_at,
+                         Reader.confirmation_mailed_at, Reader.status == ReaderStatus.PENDING):
+        return None
     reader = session.get(Reader, reader_id)
-    if reader is None or reader.status != ReaderStatus.PENDING:
+    if reader is None:
         return None
     confirm_url = f"{settings.base_url}/confirm/{confirmation_token(tokens, reader)}"
     values = {"name": header_safe(reader.name), "email": reader.email,
@@ -52,7 +57,8 @@ def send_confirmation(
               "greeting": f"Hello {header_safe(reader.name)}," if reader.name else "Hello,"}
     data = build_message(settings, reader.name, reader.email, "confirm",
                          {"confirm_url": confirm_url}, values)
-    return sender.send(settings.mail_from_address, reader.email, data)
+    return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
+                            sender.send(settings.mail_from_address, reader.email, data))
 
 
 def send_email_change(
@@ -60,8 +66,12 @@ def send_email_change(
 ) -> Outcome | None:
     """Email the link that confirms a new address, to the new address.
     None when no change is waiting any more."""
+    if not _take_request(session, reader_id, Reader.email_change_sent_at,
+                         Reader.email_change_mailed_at,
+                         (Reader.status == ReaderStatus.CONFIRMED) & (Reader.pending_email != "")):
+        return None
     reader = session.get(Reader, reader_id)
-    if reader is None or reader.status != ReaderStatus.CONFIRMED or not reader.pending_email:
+    if reader is None or not reader.pending_email:
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
     name = header_safe(reader.name)
@@ -69,4 +79,31 @@ def send_email_change(
               "preferences_url": "", "greeting": f"Hello {name}," if name else "Hello,"}
     data = build_message(settings, reader.name, reader.pending_email, "change-email",
                          {"confirm_url": url}, values)
-    return sender.send(settings.mail_from_address, reader.pending_email, data)
+    return _sent_or_release(session, reader_id, Reader.email_change_mailed_at,
+                            sender.send(settings.mail_from_address, reader.pending_email, data))
+
+
+def _take_request(session: Session, reader_id: int, requested: Any, mailed: Any,
+                  condition: Any) -> bool:
+    """Claim the latest email request of this reader for this worker (one UPDATE).
+
+    Brokers deliver at least once; a task that runs twice finds the request
+    already taken and sends nothing, so a reader never gets the same link twice.
+    """
+    taken = session.execute(
+        update(Reader)
+        .where(Reader.id == reader_id, condition, requested.is_not(None),
+               or_(mailed.is_(None), mailed != requested))
+        .values({mailed: requested})
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return bool(taken)
+
+
+def _sent_or_release(session: Session, reader_id: int, mailed: Any, outcome: Outcome) -> Outcome:
+    if not outcome.sent:
+        # Not delivered: let a later task (or a new signup post) try again.
+        session.execute(update(Reader).where(Reader.id == reader_id).values({mailed: None}))
+        session.commit()
+    return outcome

@@ -100,3 +100,19 @@ def test_resubscribe_after_unsubscribe_requires_confirmation(session, dispatch):
     session.refresh(r)
     assert r.status == ReaderStatus.PENDING
     assert dispatch.names() == ["mailer.send_confirmation"]
+
+
+def test_confirmation_task_run_twice_sends_one_email(session, rt, sender, dispatch):
+    """Brokers deliver at least once: a re-delivered task must not mail again."""
+    from mailer.services import transactional
+
+    result = subscriptions.subscribe(session, email="twice@example.com")
+    first = transactional.send_confirmation(session, rt.settings, rt.tokens, sender, result.reader_id)
+    again = transactional.send_confirmation(session, rt.settings, rt.tokens, sender, result.reader_id)
+    assert first is not None and first.sent and again is None
+    assert len(sender.messages) == 1
+    # A new request an hour later is a new email.
+    subscriptions.subscribe(session, email="twice@example.com", now=utcnow() + timedelta(hours=2))
+    assert transactional.send_confirmation(session, rt.settings, rt.tokens, sender,
+                                           result.reader_id) is not None
+    assert len(sender.messages) == 2
