@@ -1,5 +1,6 @@
 """All tables. Import models from here."""
 
+from mailer.models import console_indexes  # noqa: F401  (indexes for the console)
 from mailer.models.base import Base, db, utcnow
 from mailer.models.content import Article, Digest, Feed, article_topics, digest_topics
 from mailer.models.editions import (

@@ -27,6 +27,7 @@ from mailer.models import (
     reader_topics,
     utcnow,
 )
+from mailer.services import tracking
 from mailer.services.digests import find_digest
 from mailer.services.errors import Conflict, NotFound
 from mailer.services.rendering import CompiledEmail, compile_email
@@ -163,6 +164,9 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     if edition is None or edition.status != EditionStatus.COMPILING:
         return 0
     compiled = compile_edition(session, settings, edition, edition.article_ids)
+    if settings.tracking:  # opt-in: tracked links and an open pixel
+        compiled = CompiledEmail(compiled.subject, tracking.rewrite_links(
+            compiled.html, edition.id, session, settings.base_url), compiled.text)
     variant = EditionVariant(
         edition_id=edition.id,
         selection_key=selection_key(edition.article_ids),
