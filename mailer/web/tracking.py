@@ -17,7 +17,7 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 NO_STORE = {"Cache-Control": "no-store, private, max-age=0", "Pragma": "no-cache"}
 
 
-@tracking.get("/t/o/<token>.gif")
+@tracking.get("/t/o/<token>.gif", merge_slashes=False)
 def open_pixel(token: str) -> Response:
     service.record_open(db.session, runtime().settings.secret_key, token,
                         method=request.method, headers=request.headers)
@@ -25,7 +25,8 @@ def open_pixel(token: str) -> Response:
     return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
 
 
-@tracking.get("/t/c/<token>")
+# No slash merging: `/t/c//evil.example` is a 404 here, never a redirect of any kind.
+@tracking.get("/t/c/<path:token>", merge_slashes=False)
 def click(token: str) -> Response:
     url = service.resolve_click(db.session, runtime().settings.secret_key, token,
                                 method=request.method, headers=request.headers)
