@@ -8,7 +8,8 @@
   var bar = box.querySelector(".bar");
   var fill = box.querySelector(".bar .fill");
   var live = box.querySelector("[data-role=live]");
-  var lastStatus = null;
+  // The status the page was rendered with: its buttons belong to it.
+  var lastStatus = box.querySelector('[data-field="status"]').textContent.trim();
 
   function show(p) {
     box.querySelectorAll("[data-field]").forEach(function (el) {
@@ -21,9 +22,9 @@
     fill.style.width = p.percent + "%";
     bar.setAttribute("aria-valuenow", String(p.percent));
     box.setAttribute("data-status", p.status);
-    if (lastStatus !== null && lastStatus !== p.status) {
-      // The available buttons depend on the status: reload them once it changes.
-      if (p.final || p.status === "paused" || p.status === "sending") { refreshActions(); }
+    if (lastStatus !== p.status) {
+      // The available buttons depend on the status: fetch them again when it changes.
+      refreshActions();
     }
     lastStatus = p.status;
   }
@@ -37,7 +38,7 @@
         var current = box.querySelector(".actions");
         if (fresh && current) { current.replaceWith(document.importNode(fresh, true)); }
       })
-      .catch(function () { /* keep the old buttons */ });
+      .catch(function (e) { console.log("actions refresh failed: " + e); });
   }
 
   function tick() {

@@ -30,6 +30,9 @@ PREVIEW_HEADERS = {
 }
 
 
+TRANSACTIONAL = ("confirm",)  # one-off emails, not digest layouts
+
+
 def _digest(digest_id: int) -> Digest:
     digest = db.session.get(Digest, digest_id)
     if digest is None:
@@ -62,7 +65,8 @@ def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
         recent = db.session.scalars(select(Edition).where(Edition.digest_id == digest.id)
                                     .order_by(Edition.id.desc()).limit(10)).all()
     return render_template("console/digest.html", digest=digest, topics=topics,
-                           templates=template_names(), drafts=drafts, recent=recent), status
+                           templates=[t for t in template_names() if t not in TRANSACTIONAL],
+                           drafts=drafts, recent=recent), status
 
 
 @console.get("/digests")
