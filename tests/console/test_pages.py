@@ -89,6 +89,8 @@ def test_preview_test_send_and_send_now(editor, session, rt, sender):
     assert "Lighthouse reopens" in r.get_data(as_text=True)
     assert "sandbox" in r.headers["Content-Security-Policy"] and r.headers["X-Frame-Options"] == "SAMEORIGIN"
     assert "Lighthouse reopens" in editor.get(f"/console/digests/{digest.id}/preview.txt").get_data(as_text=True)
+    framed = editor.get(f"/console/digests/{digest.id}/preview-text.html")
+    assert "<pre" in framed.get_data(as_text=True) and "sandbox" in framed.headers["Content-Security-Policy"]
     r = editor.post(f"/console/digests/{digest.id}/test-send", {"addresses": "me@example.org, you@example.org"},
                     follow_redirects=True)
     assert "Test sent: 2 of 2" in r.get_data(as_text=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import escape
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -142,6 +143,16 @@ def digest_preview_html(digest_id: int) -> Response:
 def digest_preview_text(digest_id: int) -> Response:
     preview = console_preview.build_preview(db.session, runtime().settings, _digest(digest_id))
     return Response(preview.text, mimetype="text/plain", headers=PREVIEW_HEADERS)
+
+
+@console.get("/digests/<int:digest_id>/preview-text.html")
+@viewer_required
+def digest_preview_text_framed(digest_id: int) -> Response:
+    """The text part as an escaped <pre>, for the preview frame."""
+    preview = console_preview.build_preview(db.session, runtime().settings, _digest(digest_id))
+    page = ('<!doctype html><meta charset="utf-8"><pre style="white-space:pre-wrap;'
+            'font:14px/1.45 monospace;margin:12px">' + str(escape(preview.text)) + "</pre>")
+    return Response(page, mimetype="text/html", headers=PREVIEW_HEADERS)
 
 
 @console.post("/digests/<int:digest_id>/test-send")
