@@ -102,12 +102,16 @@ def sql_load(dsn: str, readers: int, editions: int, big_edition: int) -> dict[st
                     ELSE 'open' END,
                '{}', '', d.sent_at + interval '20 minutes'
         FROM deliveries d WHERE d.id % 4 = 0 OR d.id % 500 = 1""")
-    step("analyze", "ANALYZE")
+    # Steady state: autovacuum would have run after a load like this (index-only scans
+    # need the visibility map it sets).
+    step("vacuum analyze", "VACUUM ANALYZE")
     return steps
 
 
 def timed(client, path: str, runs: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    client.get(path)  # warm: first compile of templates and query plans
+    started = time.perf_counter()
+    client.get(path)  # first view: templates compiled, finished editions' counts stored
+    first = round((time.perf_counter() - started) * 1000, 1)
     samples = []
     status = 0
     for _ in range(runs):
@@ -116,7 +120,7 @@ def timed(client, path: str, runs: int) -> dict[str, object]:  # type: ignore[no
         samples.append((time.perf_counter() - started) * 1000)
         status = response.status_code
     samples.sort()
-    return {"path": path, "status": status, "runs": runs,
+    return {"path": path, "status": status, "runs": runs, "first_ms": first,
             "p50_ms": round(statistics.median(samples), 1),
             "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)], 1),
             "max_ms": round(samples[-1], 1)}
@@ -187,7 +191,8 @@ def main() -> int:
                 row = results[label]
                 flag = "ok" if row["p50_ms"] < TARGET_MS else "SLOW"  # type: ignore[operator]
                 print(f"  {label:<38} p50 {row['p50_ms']:>7} ms  p95 {row['p95_ms']:>7} ms  "
-                      f"max {row['max_ms']:>7} ms  [{row['status']}] {flag}", flush=True)
+                      f"max {row['max_ms']:>7} ms  first {row['first_ms']:>7} ms  [{row['status']}] {flag}",
+                      flush=True)
             db.session.remove()
             db.engine.dispose()
         out = {

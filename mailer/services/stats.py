@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailer.models import (
@@ -19,7 +20,9 @@ from mailer.models import (
     Delivery,
     DeliveryStatus,
     Edition,
+    EditionFigures,
     EditionLink,
+    EditionStatus,
     Reader,
     ReaderEvent,
     utcnow,
@@ -108,6 +111,48 @@ class EditionStats:
         return self.rate(self.bounces)
 
 
+FINAL_EDITION_STATES = (EditionStatus.DONE, EditionStatus.CANCELLED, EditionStatus.FAILED)
+COUNTED = ("planned", "sent", "failed", "unknown", "skipped", "cancelled")
+
+
+def delivery_counts(session: Session, edition_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Deliveries per status. Finished editions are counted once and kept in
+    edition_figures (their ledger no longer changes); others are counted live."""
+    out: dict[int, dict[str, int]] = {}
+    for row in session.scalars(select(EditionFigures).where(EditionFigures.edition_id.in_(edition_ids))):
+        out[row.edition_id] = {name: getattr(row, name) for name in COUNTED}
+    missing = [i for i in edition_ids if i not in out]
+    if not missing:
+        return out
+    live: dict[int, dict[str, int]] = {i: defaultdict(int) for i in missing}
+    for edition_id, status, count in session.execute(
+        select(Delivery.edition_id, Delivery.status, func.count())
+        .where(Delivery.edition_id.in_(missing))
+        .group_by(Delivery.edition_id, Delivery.status)
+    ):
+        live[edition_id][status] = count
+    final = dict(session.execute(
+        select(Edition.id, Edition.status).where(Edition.id.in_(missing),
+                                                 Edition.status.in_(FINAL_EDITION_STATES))).all())
+    for edition_id, counts in live.items():
+        counts["planned"] = sum(v for k, v in counts.items() if k != "planned")
+        out[edition_id] = dict(counts)
+        outstanding = sum(counts.get(s, 0) for s in DeliveryStatus.OUTSTANDING)
+        if edition_id in final and not outstanding:
+            _keep_figures(session, edition_id, counts)
+    return out
+
+
+def _keep_figures(session: Session, edition_id: int, counts: dict[str, int]) -> None:
+    try:
+        with session.begin_nested():
+            session.add(EditionFigures(edition_id=edition_id,
+                                       **{name: counts.get(name, 0) for name in COUNTED}))
+        session.commit()
+    except IntegrityError:  # another request stored the same figures first
+        session.rollback()
+
+
 def edition_stats(session: Session, edition_ids: list[int]) -> list[EditionStats]:
     """Rates of several editions in a handful of grouped queries."""
     if not edition_ids:
@@ -115,30 +160,22 @@ def edition_stats(session: Session, edition_ids: list[int]) -> list[EditionStats
     editions = session.scalars(select(Edition).where(Edition.id.in_(edition_ids))).all()
     out = {e.id: EditionStats(e.id, e.digest.name, e.subject, e.status, e.created_at,
                               planned=e.planned) for e in editions}
-    for edition_id, status, count in session.execute(
-        select(Delivery.edition_id, Delivery.status, func.count())
-        .where(Delivery.edition_id.in_(edition_ids))
-        .group_by(Delivery.edition_id, Delivery.status)
-    ):
+    for edition_id, counts in delivery_counts(session, list(out)).items():
         s = out[edition_id]
-        if status == DeliveryStatus.SENT:
-            s.sent = count
-        elif status == DeliveryStatus.FAILED:
-            s.failed = count
-            s.bounces += count
-        elif status == DeliveryStatus.UNKNOWN:
-            s.unknown = count
-    for edition_id, kind, readers, hits in session.execute(
-        select(ReaderEvent.edition_id, ReaderEvent.kind,
-               func.count(func.distinct(ReaderEvent.reader_id)), func.count())
-        .where(ReaderEvent.edition_id.in_(edition_ids))
+        s.sent, s.failed, s.unknown = counts.get("sent", 0), counts.get("failed", 0), counts.get("unknown", 0)
+        s.bounces += s.failed
+        s.planned = s.planned or counts.get("planned", 0)
+    # One row per open is recorded (the first), so count(*) is the number of readers.
+    for edition_id, kind, hits in session.execute(
+        select(ReaderEvent.edition_id, ReaderEvent.kind, func.count())
+        .where(ReaderEvent.edition_id.in_(list(out)))
         .group_by(ReaderEvent.edition_id, ReaderEvent.kind)
     ):
         s = out[edition_id]
         if kind == "open":
-            s.opens = readers
+            s.opens = hits
         elif kind == "click":
-            s.clicks, s.click_total = readers, hits
+            s.click_total = hits
         elif kind in ("open-filtered", "click-filtered"):
             s.filtered += hits
         elif kind == "unsubscribed":
@@ -147,48 +184,58 @@ def edition_stats(session: Session, edition_ids: list[int]) -> list[EditionStats
             s.bounces += hits
         elif kind == "complaint":
             s.complaints += hits
+    clicked = [i for i, s in out.items() if s.click_total]
+    if clicked:
+        for edition_id, readers in session.execute(
+            select(ReaderEvent.edition_id, func.count(func.distinct(ReaderEvent.reader_id)))
+            .where(ReaderEvent.edition_id.in_(clicked), ReaderEvent.kind == "click")
+            .group_by(ReaderEvent.edition_id)
+        ):
+            out[edition_id].clicks = readers
     _attribute_outcomes(session, out)
     return [out[i] for i in edition_ids if i in out]
 
 
+ATTRIBUTION_WINDOW = timedelta(days=14)
+ATTRIBUTION_LIMIT = 20_000
+
+
 def _attribute_outcomes(session: Session, out: dict[int, EditionStats]) -> None:
-    """Unsubscribes, bounces and complaints recorded without an edition (the
-    unsubscribe link carries only the reader) count for the edition that reader
-    was last sent before the event, within two weeks."""
-    later = Delivery.__table__.alias("later")
-    first_sent = session.scalar(
-        select(func.min(Delivery.sent_at)).where(Delivery.edition_id.in_(list(out)))
-    )
-    if first_sent is None:
+    """Unsubscribes and complaints recorded without an edition (the unsubscribe
+    link carries only the reader) count for the edition that reader was last
+    sent before the event, within two weeks."""
+    started = [s.created_at for s in out.values()]
+    if not started:
         return
-    window = timedelta(days=14)
-    rows = session.execute(
-        select(Delivery.edition_id, ReaderEvent.kind, func.count())
-        .join(Delivery, and_(Delivery.reader_id == ReaderEvent.reader_id,
-                             Delivery.edition_id.in_(list(out)),
-                             Delivery.sent_at <= ReaderEvent.created_at))
-        .where(
-            ReaderEvent.edition_id.is_(None),
-            ReaderEvent.kind.in_(OUTCOME_KINDS),
-            ReaderEvent.created_at >= first_sent,
-            ReaderEvent.created_at <= first_sent + window * 4,
-            ~select(later.c.id).where(
-                later.c.reader_id == ReaderEvent.reader_id,
-                later.c.sent_at > Delivery.sent_at,
-                later.c.sent_at <= ReaderEvent.created_at,
-            ).exists(),
-        )
-        .group_by(Delivery.edition_id, ReaderEvent.kind)
-    )
-    for edition_id, kind, count in rows:
-        s = out[edition_id]
-        if kind == "unsubscribed":
-            s.unsubscribes += count
-        elif kind == "bounce":
-            # A hard bounce during sending is already a failed delivery.
+    since, until = min(started), max(started) + 2 * ATTRIBUTION_WINDOW
+    events = session.execute(
+        select(ReaderEvent.reader_id, ReaderEvent.kind, ReaderEvent.created_at)
+        .where(ReaderEvent.kind.in_(("unsubscribed", "complaint")),
+               ReaderEvent.created_at >= since, ReaderEvent.created_at <= until,
+               ReaderEvent.edition_id.is_(None), ReaderEvent.reader_id.is_not(None))
+        .limit(ATTRIBUTION_LIMIT)
+    ).all()
+    if not events:
+        return
+    readers = sorted({reader_id for reader_id, _, _ in events})
+    sent: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for start in range(0, len(readers), 1000):
+        for reader_id, edition_id, sent_at in session.execute(
+            select(Delivery.reader_id, Delivery.edition_id, Delivery.sent_at)
+            .where(Delivery.reader_id.in_(readers[start:start + 1000]), Delivery.sent_at.is_not(None),
+                   Delivery.sent_at >= since - ATTRIBUTION_WINDOW, Delivery.sent_at <= until)
+        ):
+            sent[reader_id].append((sent_at, edition_id))
+    for reader_id, kind, at in events:
+        before = [(t, e) for t, e in sent.get(reader_id, ()) if t <= at and at - t <= ATTRIBUTION_WINDOW]
+        if not before:
             continue
-        elif kind == "complaint":
-            s.complaints += count
+        edition_id = max(before)[1]
+        if edition_id in out:
+            if kind == "unsubscribed":
+                out[edition_id].unsubscribes += 1
+            else:
+                out[edition_id].complaints += 1
 
 
 def recent_editions(session: Session, limit: int = 10) -> list[EditionStats]:
@@ -205,19 +252,14 @@ def link_stats(session: Session, edition_id: int) -> list[dict[str, Any]]:
         .outerjoin(Article, Article.id == EditionLink.article_id)
         .where(EditionLink.edition_id == edition_id).order_by(EditionLink.id)
     ).all()
-    clicks: dict[int, int] = defaultdict(int)
-    readers: dict[int, set[int]] = defaultdict(set)
-    for reader_id, detail in session.execute(
-        select(ReaderEvent.reader_id, ReaderEvent.detail)
+    link = ReaderEvent.detail["link"].as_integer()
+    counts = {link_id: (hits, readers) for link_id, hits, readers in session.execute(
+        select(link, func.count(), func.count(func.distinct(ReaderEvent.reader_id)))
         .where(ReaderEvent.edition_id == edition_id, ReaderEvent.kind == "click")
-    ):
-        link_id = (detail or {}).get("link")
-        if isinstance(link_id, int):
-            clicks[link_id] += 1
-            if reader_id is not None:
-                readers[link_id].add(reader_id)
+        .group_by(link)
+    )}
     return [{"id": link_id, "url": url, "article_id": article_id, "title": title or "",
-             "clicks": clicks[link_id], "readers": len(readers[link_id])}
+             "clicks": counts.get(link_id, (0, 0))[0], "readers": counts.get(link_id, (0, 0))[1]}
             for link_id, url, article_id, title in links]
 
 
@@ -232,15 +274,12 @@ def article_stats(session: Session, article_id: int) -> dict[str, int]:
         select(func.count(func.distinct(ReaderEvent.reader_id)))
         .where(ReaderEvent.edition_id.in_(editions), ReaderEvent.kind == "open")
     ) if editions else 0
-    clicks = 0
-    if editions:
-        for (detail,) in session.execute(
-            select(ReaderEvent.detail).where(ReaderEvent.edition_id.in_(editions),
-                                             ReaderEvent.kind == "click")
-        ):
-            if (detail or {}).get("link") in link_ids:
-                clicks += 1
-    return {"editions": len(editions), "opens": opens or 0, "clicks": clicks}
+    clicks = session.scalar(
+        select(func.count()).select_from(ReaderEvent)
+        .where(ReaderEvent.edition_id.in_(editions), ReaderEvent.kind == "click",
+               ReaderEvent.detail["link"].as_integer().in_(sorted(link_ids)))
+    ) if editions else 0
+    return {"editions": len(editions), "opens": opens or 0, "clicks": clicks or 0}
 
 
 def activity_series(session: Session, days: int = 30, now: datetime | None = None
@@ -250,10 +289,9 @@ def activity_series(session: Session, days: int = 30, now: datetime | None = Non
     since = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(),
                              tzinfo=now.tzinfo)
     sent_day = _day(session, Delivery.sent_at)
+    # sent_at is set only when a delivery is sent: the index answers alone.
     sends = {_as_date(d): n for d, n in session.execute(
-        select(sent_day, func.count())
-        .where(Delivery.sent_at >= since, Delivery.status == DeliveryStatus.SENT)
-        .group_by(sent_day))}
+        select(sent_day, func.count()).where(Delivery.sent_at >= since).group_by(sent_day))}
     event_day = _day(session, ReaderEvent.created_at)
     kinds = {"open": "opens", "click": "clicks", "unsubscribed": "unsubscribes",
              "bounce": "bounces", "complaint": "bounces"}

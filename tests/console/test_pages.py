@@ -234,3 +234,22 @@ def test_charts_are_valid_svg_with_escaped_labels():
     ET.fromstring(str(svg))
     assert len(re.findall("<rect", str(svg))) >= 4
     ET.fromstring(str(line_chart("empty", [], {})))
+
+
+def test_finished_editions_keep_their_counts(session, world, rt):
+    from mailer.models import EditionFigures
+    from mailer.services import stats
+
+    assert session.get(EditionFigures, world.edition_id) is None
+    figures = stats.edition_stats(session, [world.edition_id])[0]
+    kept = session.get(EditionFigures, world.edition_id)
+    assert (kept.sent, kept.planned, figures.sent) == (2, 2, 2)
+    # An edition still sending is counted live, never kept.
+    topic = factories.topic(session)
+    factories.article(session, topics=[topic])
+    digest = factories.digest(session, topics=[topic])
+    factories.reader(session, topics=[topic])
+    edition = editions.start_edition(session, digest.id)
+    editions.prepare_edition(session, rt.settings, edition.id)
+    assert stats.edition_stats(session, [edition.id])[0].planned == 1
+    assert session.get(EditionFigures, edition.id) is None

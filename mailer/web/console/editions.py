@@ -9,7 +9,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mailer.extensions import db
-from mailer.models import Edition
+from mailer.models import DeliveryStatus, Edition
 from mailer.runtime import runtime
 from mailer.services import editions as service
 from mailer.services import stats
@@ -22,7 +22,11 @@ FINAL_STATES = ("done", "cancelled", "failed")
 
 
 def progress_json(edition_id: int) -> dict[str, object]:
-    p = service.progress(db.session, edition_id)
+    edition = db.session.get(Edition, edition_id)
+    if edition is not None and edition.status in stats.FINAL_EDITION_STATES:
+        p = _final_progress(edition)  # counted once, then read from edition_figures
+    else:
+        p = service.progress(db.session, edition_id)
     planned = int(p["planned"] or 0)
     done = planned - int(p["remaining"])
     p["done"] = done
@@ -30,6 +34,22 @@ def progress_json(edition_id: int) -> dict[str, object]:
         100.0 if p["status"] in FINAL_STATES else 0.0)
     p["final"] = p["status"] in FINAL_STATES
     return p
+
+
+def _final_progress(edition: Edition) -> dict[str, object]:
+    counts = stats.delivery_counts(db.session, [edition.id])[edition.id]
+    return {
+        "id": edition.id, "digest": edition.digest.name, "digest_id": edition.digest_id,
+        "status": edition.status, "subject": edition.subject,
+        "planned": edition.planned or counts.get("planned", 0),
+        **{k: counts.get(k, 0) for k in ("sent", "failed", "unknown", "skipped", "cancelled")},
+        "retrying": counts.get(DeliveryStatus.RETRY, 0),
+        "remaining": sum(counts.get(s, 0) for s in DeliveryStatus.OUTSTANDING),
+        "rate": 0.0, "eta_seconds": None, "error": edition.error,
+        "created_at": edition.created_at.isoformat(),
+        "started_at": edition.started_at.isoformat() if edition.started_at else None,
+        "finished_at": edition.finished_at.isoformat() if edition.finished_at else None,
+    }
 
 
 @console.get("/editions")
