@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -85,6 +86,11 @@ def site(tmp_path: Path) -> Iterator[Site]:
         finally:
             for proc in procs:
                 proc.kill()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None
 
 
 def _up(url: str) -> bool:
@@ -173,6 +179,24 @@ def test_console_main_flow(site: Site) -> None:
             page.screenshot(path=str(site.shots / "06-done.png"), full_page=True)
             received = [m.rcpt for m in site.smtp.handler.messages if m.rcpt.startswith("reader")]
             assert len(received) == len(set(received)) == READERS
+
+            # Tracking through the delivered message: its pixel and a link, fetched like a mail client.
+            html = next(m for m in site.smtp.handler.messages if m.rcpt == "reader3@example.org"
+                        ).message.get_body(("html",)).get_content()
+            pixel = re.search(r'src="(http://127\.0\.0\.1:\d+/t/o/[^"]+)"', html).group(1)
+            click = re.search(r'href="(http://127\.0\.0\.1:\d+/t/c/[^"]+)"', html).group(1)
+            agent = {"User-Agent": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Mail"}
+            with urllib.request.urlopen(urllib.request.Request(pixel, headers=agent)) as r:  # noqa: S310
+                assert r.headers["Content-Type"] == "image/gif"
+            opener = urllib.request.build_opener(_NoRedirect)
+            try:
+                opener.open(urllib.request.Request(click, headers=agent))
+                raise AssertionError("no redirect")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 302 and exc.headers["Location"].startswith("https://news.example.org/")
+            page.reload()
+            expect(page.locator("section.card >> text=Opens")).to_be_visible()
+            assert "1 (0.2%)" in page.locator("section.card").nth(1).inner_text()
 
             # Find a reader and see their history.
             page.click("text=Readers")
