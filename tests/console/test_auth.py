@@ -26,8 +26,9 @@ def test_login_renews_session_and_sets_safe_cookies(app, editors):
 def test_secure_cookie_behind_https(tmp_path):
     from mailer import create_app
 
-    app = create_app(testing=True, instance_path=tmp_path, database_url=f"sqlite:///{tmp_path}/x.db",
-                     broker_url="memory://", secret_key="k", base_url="https://news.example.org")
+    app = create_app(testing=True, ratelimit=False, instance_path=tmp_path,
+                     database_url=f"sqlite:///{tmp_path}/x.db", broker_url="memory://", secret_key="k",
+                     base_url="https://news.example.org")
     assert app.config["SESSION_COOKIE_SECURE"] is True
 
 

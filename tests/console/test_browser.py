@@ -69,7 +69,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         env = processes.environment(settings)
         release = processes.flask(env, "db", "upgrade")
         assert release.returncode == 0, release.stderr
-        app = create_app(instance_path=instance, secret_key="browser-secret", smtp_url=smtp.url,
+        app = create_app(ratelimit=False, instance_path=instance, secret_key="browser-secret", smtp_url=smtp.url,
                          queue_name=settings["MAILER_QUEUE"], base_url=settings["MAILER_BASE_URL"],
                          **overrides)
         with app.app_context():
