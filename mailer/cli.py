@@ -13,6 +13,7 @@ from flask.cli import FlaskGroup
 from sqlalchemy import select
 
 from mailer.extensions import db
+from mailer.feeds_cli import register_feed_commands
 from mailer.models import Editor, Role
 from mailer.runtime import runtime
 from mailer.services import delivery, editions
@@ -53,6 +54,7 @@ def _watch(edition_id: int, inline: bool) -> dict[str, object]:
 
 
 def register_cli(app: Flask) -> None:
+    register_feed_commands(app)
     @app.cli.command("demo")
     def demo() -> None:
         """Seed demo topics, articles and a digest (safe to run again)."""

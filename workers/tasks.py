@@ -57,11 +57,20 @@ def send_lane(edition_id: int) -> dict[str, int | str]:
     return {"sent": report.sent, "claimed": report.claimed, "stopped": report.stopped}
 
 
+@shared_task(name="mailer.poll_feed", ignore_result=True)
+def poll_feed(feed_id: int) -> int:
+    from mailer.services import feeds
+
+    result = feeds.poll_feed(db.session, feed_id)
+    return result.imported if result else -1
+
+
 @shared_task(name="mailer.tick", ignore_result=True)
 def tick() -> dict[str, object]:
     """Every few seconds from beat: repair the ledger, start due digests and feeds."""
-    from mailer.services import scheduler
+    from mailer.services import feeds, scheduler
 
     report = delivery.sweep(db.session, runtime().settings)
     started = scheduler.run_due(db.session, runtime().settings)
-    return {"woken": report.woken, "unknown": report.unknown, "started": started}
+    polled = feeds.queue_due_feeds(db.session)
+    return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled}

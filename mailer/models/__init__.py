@@ -10,6 +10,7 @@ from mailer.models.editions import (
     EditionLink,
     EditionStatus,
     EditionVariant,
+    variant_articles,
 )
 from mailer.models.editors import ApiToken, Editor, Role
 from mailer.models.readers import (
@@ -48,4 +49,5 @@ __all__ = [
     "digest_topics",
     "reader_topics",
     "utcnow",
+    "variant_articles",
 ]

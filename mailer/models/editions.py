@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.models.base import Base, utcnow
@@ -83,6 +83,17 @@ class EditionVariant(Base):
     text: Mapped[str] = mapped_column(Text)
     truncated: Mapped[int] = mapped_column(default=0)  # cards left out by the size guard
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Which articles each variant carried, queryable in SQL: planning excludes every
+# article a reader already received (from any digest) with a join, not a loop.
+variant_articles = Table(
+    "edition_variant_articles",
+    Base.metadata,
+    Column("variant_id", ForeignKey("edition_variants.id", ondelete="CASCADE"), primary_key=True),
+    Column("article_id", ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_edition_variant_articles_article_id", "article_id"),
+)
 
 
 class Delivery(Base):

@@ -15,6 +15,8 @@ from mailer.services.schedules import next_run, parse_schedule
 from mailer.services.subscriptions import topics_by_slug
 from mailer.services.validation import clean_int, clean_slugs, clean_text
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers: larger numbers cannot name a row
+
 
 def find_digest(session: Session, ref: object) -> Digest:
     """A digest by id or by name."""
@@ -22,6 +24,8 @@ def find_digest(session: Session, ref: object) -> Digest:
         raise ValidationError("digest must be a digest name or id.", {"digest": "required"})
     conditions = [Digest.name == str(ref)]
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if not 0 < int(ref) <= MAX_ID:
+            raise NotFound(f"No digest named or numbered {ref!r}.")
         conditions.append(Digest.id == int(ref))
     digest = session.scalar(select(Digest).where(or_(*conditions)).order_by(Digest.id).limit(1))
     if digest is None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, insert, literal, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, insert, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
@@ -26,12 +30,21 @@ from mailer.models import (
     article_topics,
     reader_topics,
     utcnow,
+    variant_articles,
 )
-from mailer.services import tracking
+from mailer.services import planning, tracking
 from mailer.services.digests import find_digest
 from mailer.services.errors import Conflict, NotFound
-from mailer.services.rendering import CompiledEmail, compile_email
+from mailer.services.rendering import (
+    HTML_BUDGET_BYTES,
+    CardDeck,
+    CompiledEmail,
+    TemplateError,
+    compile_capped,
+)
 from mailer.tasks import enqueue_on_commit
+
+log = logging.getLogger(__name__)
 
 
 def eligible_readers(digest: Digest) -> ColumnElement[bool]:
@@ -140,72 +153,183 @@ def compile_context(
     }
 
 
-def compile_edition(
-    session: Session, settings: Settings, edition: Edition, article_ids: list[int]
-) -> CompiledEmail:
-    by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(article_ids)))}
+@dataclass(frozen=True)
+class CompiledSelection:
+    email: CompiledEmail
+    article_ids: list[int]  # the cards kept, in order
+    truncated: int  # cards left out by the size guard
+
+
+def compile_selection(
+    session: Session, settings: Settings, edition: Edition, article_ids: Sequence[int],
+    *, budget: int = HTML_BUDGET_BYTES,
+) -> CompiledSelection:
+    """Compile one article selection once (MJML), capped against Gmail clipping."""
+    by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
     articles = [by_id[i] for i in article_ids if i in by_id]
-    compiled = compile_email(
-        edition.digest.template, compile_context(settings, edition.digest, edition, articles)
+    digest = edition.digest
+    compiled, kept = compile_capped(
+        digest.template,
+        lambda n: compile_context(settings, digest, edition, articles[:n]),
+        len(articles),
+        budget,
     )
-    if edition.digest.subject:
-        compiled = CompiledEmail(edition.digest.subject, compiled.html, compiled.text)
-    return compiled
+    if digest.subject:
+        compiled = CompiledEmail(digest.subject, compiled.html, compiled.text)
+    return CompiledSelection(compiled, [a.id for a in articles[:kept]], len(articles) - kept)
 
 
-def selection_key(article_ids: list[int]) -> str:
-    return hashlib.sha256(json.dumps(sorted(article_ids)).encode()).hexdigest()[:32]
+def selection_key(article_ids: Sequence[int]) -> str:
+    """Identifies an ordered selection; the same selection shares one compile."""
+    return hashlib.sha256(json.dumps(list(article_ids)).encode()).hexdigest()[:32]
 
 
-def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
-    """Compile the edition once and plan one delivery row per reader, in one
-    set-based INSERT ... SELECT. Returns the number planned. Idempotent."""
-    edition = session.get(Edition, edition_id)
-    if edition is None or edition.status != EditionStatus.COMPILING:
-        return 0
-    compiled = compile_edition(session, settings, edition, edition.article_ids)
-    if settings.tracking:  # opt-in: tracked links and an open pixel
-        compiled = CompiledEmail(compiled.subject, tracking.rewrite_links(
-            compiled.html, edition.id, session, settings.base_url), compiled.text)
+class SelectionCompiler:
+    """Compiles the selections of one edition: MJML once for all their articles
+    (a CardDeck), each selection assembled from its cards. Templates without
+    card markers fall back to one compile per selection."""
+
+    def __init__(self, session: Session, settings: Settings, edition: Edition,
+                 article_ids: Sequence[int]) -> None:
+        self.session, self.settings, self.edition = session, settings, edition
+        by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
+        articles = [by_id[i] for i in article_ids if i in by_id]
+        self.deck: CardDeck | None = None
+        if articles:
+            try:
+                self.deck = CardDeck(edition.digest.template,
+                                     compile_context(settings, edition.digest, edition, articles))
+            except TemplateError:
+                self.deck = None
+        self.mjml_compiles = 1 if self.deck else 0
+
+    def compile(self, article_ids: Sequence[int]) -> CompiledSelection:
+        if self.deck is None:
+            self.mjml_compiles += 1
+            return compile_selection(self.session, self.settings, self.edition, article_ids)
+        ids = [i for i in article_ids if i in self.deck.cards]
+        email, kept = self.deck.assemble(ids)
+        if self.edition.digest.subject:
+            email = CompiledEmail(self.edition.digest.subject, email.html, email.text)
+        return CompiledSelection(email, ids[:kept], len(ids) - kept)
+
+
+def add_variant(
+    session: Session, edition: Edition, article_ids: Sequence[int], compiled: CompiledSelection
+) -> EditionVariant:
     variant = EditionVariant(
         edition_id=edition.id,
-        selection_key=selection_key(edition.article_ids),
-        article_ids=edition.article_ids,
-        subject=compiled.subject,
-        html=compiled.html,
-        text=compiled.text,
+        selection_key=selection_key(article_ids),
+        article_ids=compiled.article_ids,
+        subject=compiled.email.subject,
+        html=compiled.email.html,
+        text=compiled.email.text,
+        truncated=compiled.truncated,
     )
     session.add(variant)
     session.flush()
-    now = utcnow()
-    session.execute(
-        insert(Delivery).from_select(
-            ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
-             "error", "created_at"],
-            select(
-                literal(edition.id), Reader.id, literal(variant.id),
-                literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
-                literal(now),
-            ).where(eligible_readers(edition.digest)),
-        )
+    if compiled.article_ids:
+        session.execute(insert(variant_articles),
+                        [{"variant_id": variant.id, "article_id": a} for a in compiled.article_ids])
+    return variant
+
+
+def web_variant(session: Session, edition: Edition) -> EditionVariant | None:
+    """The edition as the archive shows it: the digest-level selection."""
+    variant = session.scalar(
+        select(EditionVariant).where(EditionVariant.edition_id == edition.id,
+                                     EditionVariant.selection_key == selection_key(edition.article_ids))
     )
+    if variant is None:
+        variant = session.scalar(
+            select(EditionVariant).where(EditionVariant.edition_id == edition.id)
+            .order_by(EditionVariant.id).limit(1)
+        )
+    return variant
+
+
+def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
+    """Choose each reader's articles, compile MJML once for the edition (each
+    distinct selection is assembled from its cards into one EditionVariant), and
+    plan the delivery rows with one INSERT ... SELECT (see services/planning.py).
+    Returns the number planned. Idempotent: only a `compiling` edition is prepared;
+    the row lock (PostgreSQL) makes a second, concurrent run wait and then see it done."""
+    session.execute(select(Edition.id).where(Edition.id == edition_id).with_for_update())
+    edition = session.get(Edition, edition_id, populate_existing=True)
+    if edition is None or edition.status != EditionStatus.COMPILING:
+        return 0
+    digest = edition.digest
+    now = utcnow()
+    cutoff = edition.created_at
+    clock = _StageClock()
+    pool = planning.article_pool(session, digest, cutoff)
+    recent = planning.recent_editions(session, digest, edition, cutoff)
+    rows = planning.per_reader_rows(session, digest, edition, eligible_readers(digest), pool,
+                                    recent, cutoff)
+    planning.materialize(session, rows)
+    clock.lap("readers")
+    groups = planning.reader_groups(session)
+
+    chosen_by_group = [
+        (group, planning.choose(group, pool, recent, cutoff - planning.LOOKBACK, digest.max_articles))
+        for group in groups
+    ]
+    # The public web version (archive) is the edition's own selection.
+    web = tuple(edition.article_ids or ())
+    selections = {chosen for _, chosen in chosen_by_group if chosen}
+    if web:
+        selections.add(web)
+    order = {a.id: n for n, a in enumerate(pool)}
+    union = sorted({a for s in selections for a in s}, key=lambda a: order.get(a, len(order)))
+    compiler = SelectionCompiler(session, settings, edition, union)
+    clock.lap("groups")
+    variants = {chosen: add_variant(session, edition, chosen, compiler.compile(chosen)).id
+                for chosen in sorted(selections)}
+    if settings.tracking:  # opt-in (MAILER_TRACKING): tracked links and an open pixel
+        tracking.track_variants(session, edition.id, settings.base_url)
+    clock.lap("variants")
+    # Readers whose selection is empty get no variant: no row, no email.
+    assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
+    planning.insert_deliveries(session, edition.id, assignments, now)
+    planning.drop_scratch(session)
+    clock.lap("deliveries")
+
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.
     planned = session.scalar(
         select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
     ) or 0
     edition.planned = planned
-    edition.subject = compiled.subject
+    edition.subject = (web_variant(session, edition) or EditionVariant(subject="")).subject
     edition.started_at = now
     edition.last_activity_at = now
     edition.status = EditionStatus.SENDING if planned else EditionStatus.DONE
     if not planned:
         edition.finished_at = now
-    edition.digest.last_run_at = now
+    digest.last_run_at = now
     for _ in range(max(1, settings.send_lanes)):
         if planned:
             enqueue_on_commit(session, "mailer.send_lane", edition.id)
     session.commit()
+    clock.lap("commit")
+    log.info("edition %s planned %s readers in %s groups, %s variants, %s MJML compile(s): %s",
+             edition_id, planned, len(groups), len(variants), compiler.mjml_compiles, clock)
     return planned
+
+
+class _StageClock:
+    """Seconds per planning stage, for the log line operators read."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: list[str] = []
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps.append(f"{name} {now - self.last:.3f}s")
+        self.last = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps) + f" (total {self.last - self.start:.3f}s)"
 
 
 def fail_edition(session: Session, edition_id: int, error: str) -> None:

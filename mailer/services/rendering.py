@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from markupsafe import Markup
+from markupsafe import escape as markupsafe_escape
 from mjml import mjml2html
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates" / "email"
@@ -80,19 +81,120 @@ def compile_email(name: str, context: Mapping[str, Any]) -> CompiledEmail:
     if not re.fullmatch(r"[a-z0-9_-]+", name) or not (TEMPLATE_ROOT / name).is_dir():
         raise TemplateError(f"unknown email template {name!r}")
     ctx = {**context, "reader": _ReaderPlaceholders()}
+    subject, text = _render_text_parts(name, ctx)
     try:
-        subject = _text_env.get_template(f"{name}/subject.txt").render(ctx)
         mjml_source = _html_env.get_template(f"{name}/body.mjml").render(ctx)
-        text = _text_env.get_template(f"{name}/body.txt").render(ctx)
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template {name}: {exc}") from exc
     try:
         compiled_html = mjml2html(mjml_source)
     except Exception as exc:  # mjml-python raises its own error types
         raise TemplateError(f"template {name}: MJML does not compile: {exc}") from exc
+    return CompiledEmail(subject=subject, html=compiled_html, text=text)
+
+
+def _render_text_parts(name: str, ctx: Mapping[str, Any]) -> tuple[str, str]:
+    """(subject, text part): plain Jinja, no MJML."""
+    try:
+        subject = _text_env.get_template(f"{name}/subject.txt").render(ctx)
+        text = _text_env.get_template(f"{name}/body.txt").render(ctx)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template {name}: {exc}") from exc
     # Subjects are header values: one line, no control characters.
-    subject = " ".join(subject.split())
-    return CompiledEmail(subject=subject, html=compiled_html, text=text.strip() + "\n")
+    return " ".join(subject.split()), text.strip() + "\n"
+
+
+# Gmail clips HTML bodies beyond ~102 KB (hiding the unsubscribe link). Compiled
+# bodies stay under a budget that leaves room for reader values and links.
+GMAIL_CLIP_BYTES = 102_000
+HTML_BUDGET_BYTES = 90_000
+
+
+def html_size(compiled: CompiledEmail) -> int:
+    return len(compiled.html.encode("utf-8"))
+
+
+def compile_capped(
+    name: str,
+    context_for: Callable[[int], Mapping[str, Any]],
+    count: int,
+    budget: int = HTML_BUDGET_BYTES,
+) -> tuple[CompiledEmail, int]:
+    """Compile with the first `count` cards, dropping cards from the end until the
+    HTML fits `budget` bytes. Returns (compiled, cards kept); at least one card
+    stays even if it alone is over budget."""
+    compiled = compile_email(name, context_for(count))
+    if count <= 1 or html_size(compiled) <= budget:
+        return compiled, count
+    # Binary search for the most cards that fit: a handful of ~1 ms compiles.
+    best: tuple[CompiledEmail, int] | None = None
+    low, high = 1, count - 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = compile_email(name, context_for(middle))
+        if html_size(candidate) <= budget:
+            best, low = (candidate, middle), middle + 1
+        else:
+            high = middle - 1
+    return best or (compile_email(name, context_for(1)), 1)
+
+
+_CARD_MARK = "<!--card:{}-->"
+_END_MARK = "<!--/cards-->"
+_PREVIEW_MARK = "mailerpreviewmark7f3a9c"  # a plain word: survives Jinja and MJML as is
+
+
+class CardDeck:
+    """One MJML compile for every article an edition carries; the HTML of any
+    selection of them is assembled from the compiled card segments.
+
+    The template marks each card with `<mj-raw><!--card:ID--></mj-raw>` and the
+    end of the cards with `<mj-raw><!--/cards--></mj-raw>`; MJML compiles each
+    section on its own between such markers, so head + chosen cards + tail is
+    the same HTML a compile of just those cards gives. Subject and text part
+    are plain Jinja per selection (no MJML). Raises TemplateError when the
+    template has no markers (callers then compile per selection).
+    """
+
+    def __init__(self, name: str, context: Mapping[str, Any]) -> None:
+        self.name = name
+        self.context = context
+        self.articles = {a["id"]: a for a in context["articles"]}
+        html = compile_email(name, {**context, "preview_text": _PREVIEW_MARK}).html
+        ends = html.find(_END_MARK)
+        starts = [html.find(_CARD_MARK.format(i)) for i in self.articles]
+        if ends < 0 or -1 in starts or html.count(_PREVIEW_MARK) != 1 or starts != sorted(starts):
+            raise TemplateError(f"template {name} has no card markers")
+        bounds = [*starts, ends]
+        self.head = html[: bounds[0]]
+        self.tail = html[ends + len(_END_MARK):]
+        self.cards: dict[int, str] = {}
+        for index, article_id in enumerate(self.articles):
+            segment = html[bounds[index]: bounds[index + 1]]
+            self.cards[article_id] = segment[len(_CARD_MARK.format(article_id)):]
+        self.card_bytes = {k: len(v.encode("utf-8")) for k, v in self.cards.items()}
+        self.frame_bytes = len((self.head + self.tail).encode("utf-8")) - len(_PREVIEW_MARK)
+
+    def assemble(self, article_ids: list[int], budget: int = HTML_BUDGET_BYTES
+                 ) -> tuple[CompiledEmail, int]:
+        """The selection's email; cards beyond `budget` bytes are left out.
+        Returns (email, cards kept)."""
+        ids = [i for i in article_ids if i in self.cards]
+        chosen = [self.articles[i] for i in ids]
+        preview = chosen[0]["title"] if chosen else self.context["digest"]["name"]
+        preview_html = str(markupsafe_escape(_finalize(preview)))
+        size = self.frame_bytes + len(preview_html.encode("utf-8"))
+        kept = 0
+        for i in ids:
+            if kept and size + self.card_bytes[i] > budget:
+                break
+            size += self.card_bytes[i]
+            kept += 1
+        body = "".join(self.cards[i] for i in ids[:kept])
+        html_out = self.head.replace(_PREVIEW_MARK, preview_html) + body + self.tail
+        ctx = {**self.context, "articles": chosen[:kept], "reader": _ReaderPlaceholders()}
+        subject, text = _render_text_parts(self.name, ctx)
+        return CompiledEmail(subject=subject, html=html_out, text=text), kept
 
 
 class FillTemplate:

@@ -60,7 +60,17 @@ def check_timezone(tz: str) -> ZoneInfo:
 
 
 def next_run(cron: str, tz: str, after: datetime) -> datetime:
-    """The first slot strictly after `after` (aware), correct across DST changes."""
-    local_after = after.astimezone(ZoneInfo(tz))
-    nxt = croniter(cron, local_after).get_next(datetime)
-    return nxt.astimezone(ZoneInfo("UTC"))
+    """The first slot strictly after `after` (aware), correct across DST changes.
+
+    Wall-clock times the autumn change repeats (02:30 happens twice in Berlin)
+    fire once, at their first occurrence; times the spring change skips
+    (02:30 does not exist) fire at the first instant after the gap."""
+    zone = ZoneInfo(tz)
+    iterator = croniter(cron, after.astimezone(zone))
+    for _ in range(1000):
+        nxt: datetime = iterator.get_next(datetime)
+        local = nxt.astimezone(zone)
+        if local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset():
+            continue  # the second pass through a repeated wall-clock time
+        return nxt.astimezone(ZoneInfo("UTC"))
+    raise ValidationError("Schedule never fires.", {"schedule": "never fires"})

@@ -137,6 +137,17 @@ def rewrite_links(html_text: str, edition_id: int, session: Session, base_url: s
     return out[:index] + pixel + out[index:] if index >= 0 else out + pixel
 
 
+def track_variants(session: Session, edition_id: int, base_url: str) -> None:
+    """Rewrite the HTML of every compiled variant of an edition (links shared by
+    variants get one EditionLink each). Called once while the edition is prepared."""
+    from mailer.models import EditionVariant
+
+    for variant in session.scalars(select(EditionVariant).where(EditionVariant.edition_id == edition_id)):
+        if f"/t/o/{edition_id}." not in variant.html:  # idempotent
+            variant.html = rewrite_links(variant.html, edition_id, session, base_url)
+    session.flush()
+
+
 def scanner_reason(method: str, headers: Mapping[str, str], sent_at: datetime | None,
                    now: datetime) -> str:
     """Why a hit looks automated ('' when it looks like a person)."""

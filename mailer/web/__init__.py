@@ -20,10 +20,14 @@ def wants_json() -> bool:
 
 def register_web(app: Flask) -> None:
     from mailer.web.api import api
+    from mailer.web.digests_api import digests_api
+    from mailer.web.editions_public import archive
     from mailer.web.public import public
 
     app.register_blueprint(public)
+    app.register_blueprint(archive)
     app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(digests_api, url_prefix="/api/v1")
     register_console(app)
 
     @app.errorhandler(ValidationError)

@@ -1,15 +1,12 @@
-"""What readers see: signup, confirmation, preferences, unsubscribe, archive."""
+"""What readers see: signup, confirmation, preferences, unsubscribe (archive: editions_public.py)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import select, text
 
 from mailer.extensions import csrf, db, limiter
 from mailer.models import (
-    Edition,
-    EditionStatus,
-    EditionVariant,
     Frequency,
     Reader,
     ReaderStatus,
@@ -18,7 +15,6 @@ from mailer.models import (
 from mailer.runtime import runtime
 from mailer.services import subscriptions
 from mailer.services.errors import ValidationError
-from mailer.services.rendering import FillTemplate
 from mailer.services.tokens import Purpose, TokenError
 
 public = Blueprint("public", __name__)
@@ -135,39 +131,6 @@ def preferences(token: str) -> str | tuple[str, int]:
                            frequencies=Frequency.ALL, message=message, errors=errors,
                            chosen={t.slug for t in reader.topics},
                            subscribed=reader.status == ReaderStatus.CONFIRMED), status
-
-
-@public.get("/archive")
-def archive() -> str:
-    editions = db.session.scalars(
-        select(Edition)
-        .where(Edition.status.in_([EditionStatus.DONE, EditionStatus.SENDING]),
-               Edition.test_only.is_(False))
-        .order_by(Edition.created_at.desc())
-        .limit(100)
-    ).all()
-    return render_template("archive.html", editions=editions)
-
-
-@public.get("/archive/<int:edition_id>")
-def archive_edition(edition_id: int) -> Response:
-    edition = db.session.get(Edition, edition_id)
-    if edition is None or edition.test_only or edition.status not in (
-        EditionStatus.DONE, EditionStatus.SENDING
-    ):
-        abort(404)
-    variant = db.session.scalar(
-        select(EditionVariant).where(EditionVariant.edition_id == edition_id)
-        .order_by(EditionVariant.id).limit(1)
-    )
-    if variant is None:
-        abort(404)
-    base = runtime().settings.base_url
-    html = FillTemplate(variant.html).fill({
-        "name": "", "email": "", "greeting": "Hello,",
-        "unsubscribe_url": f"{base}/subscribe", "preferences_url": f"{base}/subscribe",
-    })
-    return Response(html, mimetype="text/html")
 
 
 @public.get("/healthz")

@@ -170,6 +170,9 @@ def digest_test_send(digest_id: int) -> Response:
                                                helo=domain_of(settings.mail_from))
     try:
         accepted = console_preview.send_test(db.session, settings, sender, digest, addresses)
+    except ValidationError as exc:
+        flash_error(exc)
+        return redirect(url_for("console.digest_preview", digest_id=digest_id))
     finally:
         if sender is not rt.sender_override:
             sender.close()
