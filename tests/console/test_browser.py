@@ -165,7 +165,10 @@ def test_console_main_flow(site: Site) -> None:
                 frame = page.frame_locator(f"iframe.{frame_class}")
                 expect(frame.locator("body")).to_contain_text("Harbour story 0")
             expect(page.frame_locator("iframe.text").locator("body")).to_contain_text("Harbour story 2")
-            page.screenshot(path=str(site.shots / f"{site.name}-03-preview.png"), full_page=True)
+            page.wait_for_load_state("networkidle")
+            page.set_viewport_size({"width": 1280, "height": 1900})  # frames laid out at their size
+            page.screenshot(path=str(site.shots / f"{site.name}-03-preview.png"))
+            page.set_viewport_size({"width": 1280, "height": 900})
 
             # Test send through the real SMTP server.
             page.fill('input[name="addresses"]', "desk@example.org")
