@@ -1,6 +1,7 @@
 """All tables. Import models from here."""
 
 from mailer.models.base import Base, db, utcnow
+from mailer.models.console import EditionFigures
 from mailer.models.content import Article, Digest, Feed, article_topics, digest_topics
 from mailer.models.editions import (
     Delivery,
@@ -30,6 +31,7 @@ __all__ = [
     "DeliveryStatus",
     "Digest",
     "Edition",
+    "EditionFigures",
     "EditionLink",
     "EditionStatus",
     "EditionVariant",

@@ -32,7 +32,7 @@ from mailer.models import (
     utcnow,
     variant_articles,
 )
-from mailer.services import planning
+from mailer.services import planning, tracking
 from mailer.services.digests import find_digest
 from mailer.services.errors import Conflict, NotFound
 from mailer.services.rendering import (
@@ -285,6 +285,8 @@ def prepare_edition(session: Session, settings: Settings, edition_id: int) -> in
     clock.lap("groups")
     variants = {chosen: add_variant(session, edition, chosen, compiler.compile(chosen)).id
                 for chosen in sorted(selections)}
+    if settings.tracking:  # opt-in (MAILER_TRACKING): tracked links and an open pixel
+        tracking.track_variants(session, edition.id, settings.base_url)
     clock.lap("variants")
     # Readers whose selection is empty get no variant: no row, no email.
     assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]

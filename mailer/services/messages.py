@@ -23,6 +23,7 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 from mailer.services.rendering import FillTemplate, escape_values
+from mailer.services.tracking import track_value
 
 CRLF = "\r\n"
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
@@ -140,6 +141,7 @@ class MessageSkeleton:
         self.shared_headers = "".join(shared)
         self.text = _QPBody(FillTemplate(text))
         self.html = _QPBody(FillTemplate(html))
+        self.tracked = any(f == "track" for _, f in self.html.fields)  # MAILER_TRACKING
         self.part_head = (
             f"{CRLF}--{self.boundary}{CRLF}"
             f'Content-Type: text/plain; charset="utf-8"{CRLF}'
@@ -163,6 +165,8 @@ class MessageSkeleton:
 
     def render(self, rcpt: Recipient) -> bytes:
         values = rcpt.values()
+        if self.tracked:
+            values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id)
         text_values = {k: qp(v) if not v.isascii() or "=" in v else v for k, v in values.items()}
         html_values = {k: qp(v) for k, v in escape_values(values).items()}
         unsubscribe = f"<{header_safe(rcpt.unsubscribe_url)}>"

@@ -24,7 +24,7 @@ from mjml import mjml2html
 TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 # Values that differ per reader. Anything else must be known at compile time.
-READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting")
+READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting", "track")
 _FIELD_RE = re.compile(r"%%(" + "|".join(READER_FIELDS) + r")%%")
 
 
@@ -211,7 +211,7 @@ class FillTemplate:
     def fill(self, values: Mapping[str, str]) -> str:
         parts = self.parts.copy()
         for index, field in self.fields:
-            parts[index] = values[field]
+            parts[index] = values.get(field, "")  # e.g. no `track` value in previews
         return "".join(parts)
 
 

@@ -29,6 +29,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(archive)
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(digests_api, url_prefix="/api/v1")
+    register_console(app)
 
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError) -> tuple[Response | str, int]:
@@ -78,6 +79,15 @@ def register_web(app: Flask) -> None:
             "default-src 'none'; img-src https: http: data:; style-src 'unsafe-inline'",
         )
         return response
+
+
+def register_console(app: Flask) -> None:
+    """The editors' console and the tracking endpoints (issue 6)."""
+    from mailer.web.console import console
+    from mailer.web.tracking import tracking
+
+    app.register_blueprint(console, url_prefix="/console")
+    app.register_blueprint(tracking)
 
 
 def _load_editor(editor_id: str) -> object | None:

@@ -1,0 +1,135 @@
+"""Log in and out, role decorators, API tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import abort, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from mailer.extensions import db, limiter
+from mailer.models import ApiToken, Role, utcnow
+from mailer.services.api_tokens import create_token
+from mailer.services.editors import authenticate
+from mailer.web.console import console
+
+F = TypeVar("F", bound=Callable[..., Any])
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+OPEN_ENDPOINTS = {"console.login"}
+
+
+def require_role(*roles: str) -> Callable[[F], F]:
+    """Let in only logged-in editors with one of `roles` (403 otherwise)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return redirect(url_for("console.login", next=request.path))
+            if current_user.role not in roles:
+                abort(403, "Your role does not allow this.")
+            return view(*args, **kwargs)
+
+        wrapper.required_roles = roles  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+viewer_required = require_role(Role.ADMIN, Role.EDITOR, Role.VIEWER)
+editor_required = require_role(Role.ADMIN, Role.EDITOR)
+admin_required = require_role(Role.ADMIN)
+
+
+@console.before_request
+def guard() -> Response | None:
+    """Backstop for every console route, whatever its decorator says."""
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated:
+        return redirect(url_for("console.login", next=request.path))
+    if request.method not in SAFE_METHODS and not current_user.can_change():
+        abort(403, "Viewers cannot change anything.")
+    return None
+
+
+@console.after_request
+def no_cache(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def safe_next(target: str | None) -> str:
+    """Only console paths on this site: never an open redirect."""
+    if target:
+        parts = urlsplit(target)
+        if (not parts.scheme and not parts.netloc and target.startswith("/console")
+                and "\\" not in target and not target.startswith("//")):
+            return target
+    return url_for("console.dashboard")
+
+
+@console.route("/login", methods=["GET", "POST"])
+@limiter.limit("10 per minute;50 per hour", methods=["POST"])
+def login() -> Response | str | tuple[str, int]:
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(safe_next(request.args.get("next")))
+        return render_template("console/login.html", next=request.args.get("next", ""))
+    email = str(request.form.get("email", ""))[:320]
+    password = str(request.form.get("password", ""))[:1000]
+    editor = authenticate(db.session, email, password)
+    if editor is None:
+        return render_template("console/login.html", next=request.form.get("next", ""),
+                               error="Wrong email or password.", email=email), 401
+    # A fresh session at login: nothing set before (e.g. by an attacker) survives.
+    session.clear()
+    login_user(editor)
+    editor.last_login_at = utcnow()
+    db.session.commit()
+    return redirect(safe_next(request.form.get("next")))
+
+
+@console.post("/logout")
+@viewer_required
+def logout() -> Response:
+    logout_user()
+    session.clear()
+    return redirect(url_for("console.login"))
+
+
+@console.get("/tokens")
+@editor_required
+def tokens() -> str:
+    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
+    return render_template("console/tokens.html", tokens=rows, new_token=None)
+
+
+@console.post("/tokens")
+@editor_required
+def token_create() -> str:
+    name = " ".join(str(request.form.get("name", "")).split())[:200] or "console token"
+    token = create_token(db.session, name, editor_id=current_user.id)
+    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
+    # Shown once, on this response only; only its hash is stored.
+    return render_template("console/tokens.html", tokens=rows, new_token=token)
+
+
+@console.post("/tokens/<int:token_id>/revoke")
+@editor_required
+def token_revoke(token_id: int) -> Response:
+    row = db.session.get(ApiToken, token_id)
+    if row is None:
+        abort(404)
+    if current_user.role != Role.ADMIN and row.editor_id != current_user.id:
+        abort(403, "Only an admin may revoke another editor's token.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        db.session.commit()
+        flash(f"Token {row.prefix}… revoked.")
+    return redirect(url_for("console.tokens"))

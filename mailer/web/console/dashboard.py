@@ -1,0 +1,59 @@
+"""Dashboard and reports: reader growth, recent editions and their rates, charts."""
+
+from __future__ import annotations
+
+from flask import render_template, request
+
+from mailer.extensions import db
+from mailer.services import stats
+from mailer.web.console import console
+from mailer.web.console.auth import viewer_required
+from mailer.web.console.charts import bar_chart, line_chart
+
+
+def _edition_label(s: stats.EditionStats) -> str:
+    return f"#{s.id}"
+
+
+@console.get("/")
+@viewer_required
+def dashboard() -> str:
+    counts = stats.reader_counts(db.session)
+    growth = stats.reader_growth(db.session, days=30)
+    recent = stats.recent_editions(db.session, limit=10)
+    growth_chart = line_chart("New readers per day, last 30 days",
+                              [d.strftime("%d %b") for d, _ in growth],
+                              {"readers": [n for _, n in growth]})
+    rates_chart = bar_chart("Open and click rates (%) of recent editions",
+                            [(_edition_label(s), {"opens": s.open_rate, "clicks": s.click_rate})
+                             for s in reversed(recent)])
+    return render_template("console/dashboard.html", counts=counts, total=sum(counts.values()),
+                           growth=growth, recent=recent, growth_chart=growth_chart,
+                           rates_chart=rates_chart)
+
+
+@console.get("/reports")
+@viewer_required
+def reports() -> str:
+    try:
+        days = min(max(int(request.args.get("days", 30)), 7), 365)
+    except ValueError:
+        days = 30
+    series = stats.activity_series(db.session, days=days)
+    labels = [d.strftime("%d %b") for d, _ in series["sends"]]
+    over_time = line_chart(f"Sends and reader actions per day, last {days} days", labels,
+                           {name: [n for _, n in values] for name, values in series.items()})
+    actions = line_chart("Opens, clicks, unsubscribes and bounces per day", labels,
+                         {name: [n for _, n in values] for name, values in series.items()
+                          if name != "sends"})
+    recent = stats.recent_editions(db.session, limit=20)
+    per_edition = bar_chart("Sends per edition",
+                            [(_edition_label(s), {"sends": s.sent}) for s in reversed(recent)])
+    per_edition_actions = bar_chart(
+        "Opens, clicks, unsubscribes and bounces per edition",
+        [(_edition_label(s), {"opens": s.opens, "clicks": s.clicks,
+                              "unsubscribes": s.unsubscribes, "bounces": s.bounces})
+         for s in reversed(recent)])
+    return render_template("console/reports.html", days=days, series=series,
+                           over_time=over_time, actions=actions, per_edition=per_edition,
+                           per_edition_actions=per_edition_actions, recent=recent)

@@ -1,0 +1,69 @@
+"""A small, complete data set for console tests: a sent edition with events."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailer.models import ApiToken, Edition, EditionLink, ReaderEvent
+from mailer.runtime import Runtime
+from mailer.services import delivery, editions
+from mailer.services.api_tokens import create_token
+from tests.support import factories
+
+
+@dataclass
+class World:
+    topic_slug: str
+    article_id: int
+    digest_id: int
+    reader_id: int
+    edition_id: int
+    token_id: int
+    outbox_name: str
+    link_ids: list[int]
+
+    def params(self) -> dict[str, object]:
+        return {"article_id": self.article_id, "digest_id": self.digest_id,
+                "reader_id": self.reader_id, "edition_id": self.edition_id,
+                "token_id": self.token_id, "name": self.outbox_name}
+
+
+def send_edition(session: Session, rt: Runtime, digest_id: int, tracking: bool = False) -> int:
+    """Start, compile and send an edition in-process (memory sender set by the caller)."""
+    edition = editions.start_edition(session, digest_id, created_by="test")
+    settings = dataclasses.replace(rt.settings, tracking=tracking)
+    editions.prepare_edition(session, settings, edition.id)
+    delivery.run_lane(session, edition.id, settings=settings, sender=rt.sender(),
+                      tokens=rt.tokens, budget_seconds=5.0,
+                      # fresh: variant ids repeat across tests once tables are emptied
+                      skeletons=delivery.SkeletonCache(settings, rt.dkim))
+    session.info.pop("mailer_pending_tasks", None)
+    return edition.id
+
+
+def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
+    topic = factories.topic(session, "local", "Local")
+    article = factories.article(session, topics=[topic], title="Harbour ferry timetable")
+    factories.article(session, topics=[topic], title="Town council meets")
+    digest = factories.digest(session, "Morning", topics=[topic])
+    reader = factories.reader(session, "ada@example.org", topics=[topic], name="Ada")
+    factories.reader(session, "bob@example.org", topics=[topic])
+    edition_id = send_edition(session, rt, digest.id, tracking=tracking)
+    session.add(ReaderEvent(reader_id=reader.id, edition_id=edition_id, kind="open", detail={}))
+    session.commit()
+    create_token(session, "world token")
+    token = session.scalar(select(ApiToken).where(ApiToken.name == "world token"))
+    outbox = rt.settings.outbox_path
+    outbox.mkdir(parents=True, exist_ok=True)
+    name = "1700000000-1-1.eml"
+    (outbox / name).write_bytes(
+        b"From: news@mailer.test\r\nTo: <script>alert(1)</script>@example.org\r\n"
+        b"Subject: Hello <b>there</b>\r\nContent-Type: text/html\r\n\r\n"
+        b"<script>alert('x')</script><p>Body</p>\r\n")
+    links = list(session.scalars(select(EditionLink.id).where(EditionLink.edition_id == edition_id)))
+    assert session.get(Edition, edition_id).status == "done"
+    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links)
