@@ -2,7 +2,7 @@
 and edition_figures (final delivery counts of finished editions)
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-25 00:49:14.306648
 
 """
@@ -13,7 +13,7 @@ import mailer.models.base  # UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = '0005'
-down_revision = '0003'  # chained after main's 0003 when main was merged in
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """transactional mail claims
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-25 01:18:43.387180
 
 """
@@ -13,7 +13,7 @@ import mailer.models.base
 
 # revision identifiers, used by Alembic.
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

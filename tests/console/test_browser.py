@@ -28,8 +28,6 @@ from tests.support.smtp import SmtpServer, free_port
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
 READERS = 400
 PASSWORD = "a long console password"
 
@@ -128,114 +126,110 @@ def _field(page, name: str) -> int:  # type: ignore[no-untyped-def]
     return int(text) if text.isdigit() else -1
 
 
-def test_console_main_flow(site: Site) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-untyped-def]
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(20_000)
+    browser = chromium
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(20_000)
 
-            # Log in.
-            page.goto(f"{site.base}/console/readers")
-            assert "/console/login" in page.url
-            page.fill('input[name="email"]', "editor@news.example.org")
-            page.fill('input[name="password"]', PASSWORD)
-            page.click('button[type="submit"]')
-            expect(page.locator("h1")).to_have_text("Readers")
-            page.goto(f"{site.base}/console/")
-            expect(page.locator("svg.chart").first).to_be_visible()
-            page.screenshot(path=str(site.shots / f"{site.name}-01-dashboard.png"), full_page=True)
+    # Log in.
+    page.goto(f"{site.base}/console/readers")
+    assert "/console/login" in page.url
+    page.fill('input[name="email"]', "editor@news.example.org")
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    expect(page.locator("h1")).to_have_text("Readers")
+    page.goto(f"{site.base}/console/")
+    expect(page.locator("svg.chart").first).to_be_visible()
+    page.screenshot(path=str(site.shots / f"{site.name}-01-dashboard.png"), full_page=True)
 
-            # Create a digest.
-            page.click("text=Digests")
-            page.click("text=New digest")
-            page.fill('input[name="name"]', "Harbour Daily")
-            page.fill('input[name="schedule"]', "daily 07:00")
-            page.fill('input[name="timezone"]', "Europe/Berlin")
-            page.check('input[name="topics"][value="harbour"]')
-            page.click('form.card button[type="submit"]')
-            expect(page.locator(".flash")).to_contain_text("created")
-            page.screenshot(path=str(site.shots / f"{site.name}-02-digest.png"), full_page=True)
+    # Create a digest.
+    page.click("text=Digests")
+    page.click("text=New digest")
+    page.fill('input[name="name"]', "Harbour Daily")
+    page.fill('input[name="schedule"]', "daily 07:00")
+    page.fill('input[name="timezone"]', "Europe/Berlin")
+    page.check('input[name="topics"][value="harbour"]')
+    page.click('form.card button[type="submit"]')
+    expect(page.locator(".flash")).to_contain_text("created")
+    page.screenshot(path=str(site.shots / f"{site.name}-02-digest.png"), full_page=True)
 
-            # Preview: desktop, mobile and text in sandboxed frames.
-            page.click("text=Preview and test send")
-            for frame_class in ("desktop", "mobile"):
-                frame = page.frame_locator(f"iframe.{frame_class}")
-                expect(frame.locator("body")).to_contain_text("Harbour story 0")
-            expect(page.frame_locator("iframe.text").locator("body")).to_contain_text("Harbour story 2")
-            page.wait_for_load_state("networkidle")
-            page.set_viewport_size({"width": 1280, "height": 1900})  # frames laid out at their size
-            page.screenshot(path=str(site.shots / f"{site.name}-03-preview.png"))
-            page.set_viewport_size({"width": 1280, "height": 900})
+    # Preview: desktop, mobile and text in sandboxed frames.
+    page.click("text=Preview and test send")
+    for frame_class in ("desktop", "mobile"):
+        frame = page.frame_locator(f"iframe.{frame_class}")
+        expect(frame.locator("body")).to_contain_text("Harbour story 0")
+    expect(page.frame_locator("iframe.text").locator("body")).to_contain_text("Harbour story 2")
+    page.wait_for_load_state("networkidle")
+    page.set_viewport_size({"width": 1280, "height": 1900})  # frames laid out at their size
+    page.screenshot(path=str(site.shots / f"{site.name}-03-preview.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
 
-            # Test send through the real SMTP server.
-            page.fill('input[name="addresses"]', "desk@example.org")
-            page.click("text=Send test")
-            expect(page.locator(".flash")).to_contain_text("Test sent: 1 of 1")
-            test_mail = site.smtp.handler.to("desk@example.org")
-            assert len(test_mail) == 1 and str(test_mail[0].message["Subject"]).startswith("[Test]")
+    # Test send through the real SMTP server.
+    page.fill('input[name="addresses"]', "desk@example.org")
+    page.click("text=Send test")
+    expect(page.locator(".flash")).to_contain_text("Test sent: 1 of 1")
+    test_mail = site.smtp.handler.to("desk@example.org")
+    assert len(test_mail) == 1 and str(test_mail[0].message["Subject"]).startswith("[Test]")
 
-            # Send now: the edition page's bar moves without a reload.
-            page.click('button:has-text("Send now")')
-            expect(page.locator("h1")).to_contain_text("Edition #")
-            edition_url = page.url
-            page.wait_for_function(
-                "() => Number(document.querySelector('#progress [data-field=sent]').textContent) >= 20")
-            page.screenshot(path=str(site.shots / f"{site.name}-04-sending.png"), full_page=True)
+    # Send now: the edition page's bar moves without a reload.
+    page.click('button:has-text("Send now")')
+    expect(page.locator("h1")).to_contain_text("Edition #")
+    edition_url = page.url
+    page.wait_for_function(
+        "() => Number(document.querySelector('#progress [data-field=sent]').textContent) >= 20")
+    page.screenshot(path=str(site.shots / f"{site.name}-04-sending.png"), full_page=True)
 
-            # Pause, check it holds, resume.
-            page.click('button:has-text("Pause")')
-            expect(page.locator('#progress [data-field="status"]')).to_have_text("paused")
-            held = _settled(page)  # batches already claimed finish; then nothing moves
-            assert held < READERS
-            time.sleep(2)
-            assert _field(page, "sent") == held
-            page.screenshot(path=str(site.shots / f"{site.name}-05-paused.png"), full_page=True)
-            page.click('button:has-text("Resume")')
-            expect(page.locator('#progress [data-field="status"]')).to_have_text("sending")
+    # Pause, check it holds, resume.
+    page.click('button:has-text("Pause")')
+    expect(page.locator('#progress [data-field="status"]')).to_have_text("paused")
+    held = _settled(page)  # batches already claimed finish; then nothing moves
+    assert held < READERS
+    time.sleep(2)
+    assert _field(page, "sent") == held
+    page.screenshot(path=str(site.shots / f"{site.name}-05-paused.png"), full_page=True)
+    page.click('button:has-text("Resume")')
+    expect(page.locator('#progress [data-field="status"]')).to_have_text("sending")
 
-            # The bar reaches the end by polling alone.
-            expect(page.locator('#progress [data-field="status"]')).to_have_text("done", timeout=90_000)
-            assert page.url == edition_url
-            assert _field(page, "sent") == READERS and _field(page, "remaining") == 0
-            expect(page.locator("#progress .bar .fill")).to_have_attribute("style", re.compile("100"))
-            page.screenshot(path=str(site.shots / f"{site.name}-06-done.png"), full_page=True)
-            received = [m.rcpt for m in site.smtp.handler.messages if m.rcpt.startswith("reader")]
-            assert len(received) == len(set(received)) == READERS
+    # The bar reaches the end by polling alone.
+    expect(page.locator('#progress [data-field="status"]')).to_have_text("done", timeout=90_000)
+    assert page.url == edition_url
+    assert _field(page, "sent") == READERS and _field(page, "remaining") == 0
+    expect(page.locator("#progress .bar .fill")).to_have_attribute("style", re.compile("100"))
+    page.screenshot(path=str(site.shots / f"{site.name}-06-done.png"), full_page=True)
+    received = [m.rcpt for m in site.smtp.handler.messages if m.rcpt.startswith("reader")]
+    assert len(received) == len(set(received)) == READERS
 
-            # Tracking through the delivered message: its pixel and a link, fetched like a mail client.
-            html = next(m for m in site.smtp.handler.messages if m.rcpt == "reader3@example.org"
-                        ).message.get_body(("html",)).get_content()
-            pixel = re.search(r'src="(http://127\.0\.0\.1:\d+/t/o/[^"]+)"', html).group(1)
-            click = re.search(r'href="(http://127\.0\.0\.1:\d+/t/c/[^"]+)"', html).group(1)
-            agent = {"User-Agent": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Mail"}
-            with urllib.request.urlopen(urllib.request.Request(pixel, headers=agent)) as r:  # noqa: S310
-                assert r.headers["Content-Type"] == "image/gif"
-            opener = urllib.request.build_opener(_NoRedirect)
-            try:
-                opener.open(urllib.request.Request(click, headers=agent))
-                raise AssertionError("no redirect")
-            except urllib.error.HTTPError as exc:
-                assert exc.code == 302 and exc.headers["Location"].startswith("https://news.example.org/")
-            page.reload()
-            expect(page.locator("section.card >> text=Opens")).to_be_visible()
-            assert "1 (0.2%)" in page.locator("section.card").nth(1).inner_text()
+    # Tracking through the delivered message: its pixel and a link, fetched like a mail client.
+    html = next(m for m in site.smtp.handler.messages if m.rcpt == "reader3@example.org"
+                ).message.get_body(("html",)).get_content()
+    pixel = re.search(r'src="(http://127\.0\.0\.1:\d+/t/o/[^"]+)"', html).group(1)
+    click = re.search(r'href="(http://127\.0\.0\.1:\d+/t/c/[^"]+)"', html).group(1)
+    agent = {"User-Agent": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Mail"}
+    with urllib.request.urlopen(urllib.request.Request(pixel, headers=agent)) as r:  # noqa: S310
+        assert r.headers["Content-Type"] == "image/gif"
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(urllib.request.Request(click, headers=agent))
+        raise AssertionError("no redirect")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 302 and exc.headers["Location"].startswith("https://news.example.org/")
+    page.reload()
+    expect(page.locator("section.card >> text=Opens")).to_be_visible()
+    assert "1 (0.2%)" in page.locator("section.card").nth(1).inner_text()
 
-            # Find a reader and see their history.
-            page.click("text=Readers")
-            page.fill('input[name="q"]', "reader17@")
-            page.click('form.filters button[type="submit"]')
-            page.click("text=reader17@example.org")
-            expect(page.locator("table.history")).to_contain_text("sent")
-            expect(page.locator("table.history")).to_contain_text("Edition #")
-            page.screenshot(path=str(site.shots / f"{site.name}-07-reader.png"), full_page=True)
+    # Find a reader and see their history.
+    page.click("text=Readers")
+    page.fill('input[name="q"]', "reader17@")
+    page.click('form.filters button[type="submit"]')
+    page.click("text=reader17@example.org")
+    expect(page.locator("table.history")).to_contain_text("sent")
+    expect(page.locator("table.history")).to_contain_text("Edition #")
+    page.screenshot(path=str(site.shots / f"{site.name}-07-reader.png"), full_page=True)
 
-            # Mobile width.
-            mobile = browser.new_page(viewport={"width": 390, "height": 844})
-            mobile.context.add_cookies(page.context.cookies())
-            mobile.goto(edition_url)
-            mobile.screenshot(path=str(site.shots / f"{site.name}-08-edition-mobile.png"), full_page=True)
-        finally:
-            browser.close()
+    # Mobile width.
+    mobile = browser.new_page(viewport={"width": 390, "height": 844})
+    mobile.context.add_cookies(page.context.cookies())
+    mobile.goto(edition_url)
+    mobile.screenshot(path=str(site.shots / f"{site.name}-08-edition-mobile.png"), full_page=True)
