@@ -59,6 +59,7 @@ class Settings:
     queue_name: str = "mailer"
     retry_base_seconds: float = 60.0
     ledger_sync_commit: bool = False
+    tick_seconds: float = 10.0
 
     @property
     def outbox_path(self) -> Path:
@@ -145,6 +146,7 @@ def load_settings(**overrides: object) -> Settings:
         queue_name=_env("MAILER_QUEUE", "mailer"),
         retry_base_seconds=_env_float("MAILER_RETRY_BASE_SECONDS", 60.0),
         ledger_sync_commit=_env("MAILER_LEDGER_SYNC_COMMIT", "0") in ("1", "true", "yes"),
+        tick_seconds=_env_float("MAILER_TICK_SECONDS", 10.0),
     )
     values.update(overrides)
     if not values["secret_key"]:
