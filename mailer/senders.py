@@ -141,17 +141,38 @@ class SmtpSender:
         data: bytes,
         before_data: Callable[[], None] | None = None,
     ) -> Outcome:
+        """MAIL, RCPT and DATA go out in one write when the server offers
+        PIPELINING (RFC 2920): one round trip for the envelope, one for the body.
+        `data` must already have CRLF line ends (messages.py builds it so)."""
+        if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
+            return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
         # Envelope phase: any failure here means the message was not delivered.
         try:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
-            code, msg = conn.mail(mail_from)
-            if code != 250:
-                return self._refused(code, msg)
-            code, msg = conn.rcpt(rcpt)
-            if code not in (250, 251):
-                return self._refused(code, msg)
+            commands = [f"MAIL FROM:<{mail_from}>\r\n", f"RCPT TO:<{rcpt}>\r\n", "DATA\r\n"]
+            if conn.has_extn("pipelining"):
+                conn.send("".join(commands))
+                replies = [conn.getreply() for _ in commands]
+            else:
+                replies = []
+                for command in commands:
+                    conn.send(command)
+                    replies.append(conn.getreply())
+                    if replies[-1][0] >= 400:
+                        break
+            (mail_code, mail_msg), *rest = replies
+            if mail_code != 250:
+                return self._refused(mail_code, mail_msg, data_started=len(rest) == 2
+                                     and rest[1][0] == 354)
+            rcpt_code, rcpt_msg = rest[0]
+            if rcpt_code not in (250, 251):
+                return self._refused(rcpt_code, rcpt_msg, data_started=len(rest) == 2
+                                     and rest[1][0] == 354)
+            data_code, data_msg = rest[1]
+            if data_code != 354:
+                return self._refused(data_code, data_msg)
         except smtplib.SMTPResponseException as exc:
             self._drop()
             return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error),
@@ -164,28 +185,37 @@ class SmtpSender:
             try:
                 before_data()
             except BaseException:
-                self._reset()
+                # The server waits for a body after 354; only closing the
+                # connection abandons the transaction without delivering.
+                self._drop()
                 raise
 
         # Data phase: once the body may have reached the server, a broken
         # connection leaves the outcome unknown.
+        if data.startswith(b"."):
+            data = b"." + data
+        if b"\r\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n..")  # dot-stuffing (RFC 5321 4.5.2)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
         try:
-            code, msg = conn.data(data)
-        except smtplib.SMTPDataError as exc:
-            self._reset()
-            return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error))
-        except smtplib.SMTPResponseException as exc:
-            self._drop()
-            if exc.smtp_code == 354 or exc.smtp_code < 0:
-                return Outcome(Result.UNKNOWN, exc.smtp_code, _text(exc.smtp_error))
-            return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error))
+            conn.sock.sendall(data + b".\r\n")
+            code, msg = conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Outcome(Result.UNKNOWN, 0, f"connection lost during DATA: {exc}")
-        return Outcome(Result.SENT, code, _text(msg))
+        if code == 250:
+            return Outcome(Result.SENT, code, "")
+        if code < 0:
+            self._drop()
+            return Outcome(Result.UNKNOWN, code, _text(msg))
+        return Outcome(classify_code(code), code, _text(msg))
 
-    def _refused(self, code: int, msg: bytes) -> Outcome:
-        self._reset()
+    def _refused(self, code: int, msg: bytes, data_started: bool = False) -> Outcome:
+        if data_started or code == 421:
+            self._drop()  # a server that accepted DATA anyway, or is closing: start afresh
+        else:
+            self._reset()
         return Outcome(classify_code(code), code, _text(msg), "envelope")
 
     def _reset(self) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
@@ -105,6 +105,59 @@ def claim_batch(
     return sorted((r[0], r[1], r[2]) for r in rows)
 
 
+# The per-message write on PostgreSQL: one statement, one round trip (autocommit),
+# prepared by psycopg after a few uses. It marks this row `sending` and the rows
+# whose 250 came back since the last write `sent`.
+_PG_MARK_SENDING = """
+UPDATE deliveries SET
+    status = CASE WHEN id = %(id)s THEN 'sending' ELSE 'sent' END,
+    sent_at = CASE WHEN id = %(id)s THEN NULL ELSE %(now)s END,
+    attempts = CASE WHEN id = %(id)s THEN attempts + 1 ELSE attempts END,
+    smtp_code = CASE WHEN id = %(id)s THEN NULL ELSE 250 END,
+    claimed_at = %(now)s
+WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status IN ('claimed', 'sending')
+RETURNING id
+"""
+_PG_MARK_SENT = """
+UPDATE deliveries SET status = 'sent', sent_at = %(now)s, smtp_code = 250
+WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'sending'
+"""
+
+
+class _PgLedgerConnection:
+    """A raw psycopg connection in autocommit mode for the hot per-message writes.
+
+    Going through the ORM cost ~1 ms of CPU and three round trips (BEGIN,
+    UPDATE, COMMIT) per message; this is one prepared statement and one trip.
+    Durability is the same: each statement commits before the body goes out.
+    """
+
+    def __init__(self, session: Session, sync_commit: bool) -> None:
+        self.pooled = session.get_bind().raw_connection()
+        self.conn = self.pooled.driver_connection
+        self.conn.autocommit = True
+        if not sync_commit:
+            self.conn.execute("SET synchronous_commit TO OFF")
+
+    def mark_sending(self, delivery_id: int, sent_ids: list[int], worker: str) -> set[int]:
+        rows = self.conn.execute(_PG_MARK_SENDING, {
+            "id": delivery_id, "ids": [delivery_id, *sent_ids], "now": utcnow(), "worker": worker,
+        }, prepare=True).fetchall()
+        return {r[0] for r in rows}
+
+    def mark_sent(self, sent_ids: list[int], worker: str) -> None:
+        self.conn.execute(_PG_MARK_SENT, {"ids": sent_ids, "now": utcnow(), "worker": worker},
+                          prepare=True)
+
+    def close(self) -> None:
+        try:
+            self.conn.execute("RESET synchronous_commit")
+            self.conn.autocommit = False
+            self.pooled.close()  # back to the pool
+        except Exception:
+            self.pooled.invalidate()
+
+
 class LedgerWriter:
     """Writes outcomes for one lane; the `sent` marks ride on the next `sending` write."""
 
@@ -114,8 +167,25 @@ class LedgerWriter:
         self.settings = settings
         self.sent_ids: list[int] = []
         self.report = LaneReport()
+        self.pg = (_PgLedgerConnection(session, settings.ledger_sync_commit)
+                   if _is_postgres(session) else None)
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.close()
+            self.pg = None
 
     def mark_sending(self, delivery_id: int) -> None:
+        if self.pg is not None:
+            returned = self.pg.mark_sending(delivery_id, self.sent_ids, self.worker)
+        else:
+            returned = self._orm_mark_sending(delivery_id)
+        self.report.sent += len(self.sent_ids)
+        self.sent_ids.clear()
+        if delivery_id not in returned:
+            raise ClaimLost(delivery_id)
+
+    def _orm_mark_sending(self, delivery_id: int) -> set[int]:
         now = utcnow()
         ids = [delivery_id, *self.sent_ids]
         returned = set(
@@ -144,10 +214,7 @@ class LedgerWriter:
             ).scalars()
         )
         self.session.commit()
-        self.report.sent += len(self.sent_ids)
-        self.sent_ids.clear()
-        if delivery_id not in returned:
-            raise ClaimLost(delivery_id)
+        return returned
 
     def sent(self, delivery_id: int) -> None:
         self.sent_ids.append(delivery_id)
@@ -155,17 +222,20 @@ class LedgerWriter:
     def flush(self) -> None:
         if not self.sent_ids:
             return
-        self.session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id.in_(self.sent_ids),
-                Delivery.claimed_by == self.worker,
-                Delivery.status == DeliveryStatus.SENDING,
+        if self.pg is not None:
+            self.pg.mark_sent(self.sent_ids, self.worker)
+        else:
+            self.session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(self.sent_ids),
+                    Delivery.claimed_by == self.worker,
+                    Delivery.status == DeliveryStatus.SENDING,
+                )
+                .values(status=DeliveryStatus.SENT, sent_at=utcnow(), smtp_code=250)
+                .execution_options(synchronize_session=False)
             )
-            .values(status=DeliveryStatus.SENT, sent_at=utcnow(), smtp_code=250)
-            .execution_options(synchronize_session=False)
-        )
-        self.session.commit()
+            self.session.commit()
         self.report.sent += len(self.sent_ids)
         self.sent_ids.clear()
 
@@ -280,8 +350,8 @@ class ReaderRow(NamedTuple):
 
 
 def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Recipient:
-    unsub = tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
-    prefs = tokens.make(Purpose.PREFERENCES, {"r": reader.id})
+    unsub = tokens.reader_token(Purpose.UNSUBSCRIBE, reader.id)
+    prefs = tokens.reader_token(Purpose.PREFERENCES, reader.id)
     return Recipient(
         reader_id=reader.id,
         email=reader.email,
@@ -309,11 +379,7 @@ def run_lane(
     worker = worker_name()
     ledger = LedgerWriter(session, worker, settings)
     report = ledger.report
-    if _is_postgres(session):
-        # A worker crash never loses a commit; only a PostgreSQL crash could drop
-        # the last few hundred ms of `sending` marks (see README, "Durability").
-        if not settings.ledger_sync_commit:
-            session.execute(text("SET synchronous_commit TO OFF"))
+    envelope_from = settings.mail_from_address  # parsed once, not per message
     started = clock()
     last_heartbeat = started
     try:
@@ -357,7 +423,7 @@ def run_lane(
                 limiter.acquire(reader.email.rpartition("@")[2].lower())
                 try:
                     outcome = sender.send(
-                        settings.mail_from_address, reader.email, data,
+                        envelope_from, reader.email, data,
                         before_data=lambda d=delivery_id: ledger.mark_sending(d),
                     )
                 except ClaimLost:
@@ -383,6 +449,8 @@ def run_lane(
         except Exception:
             session.rollback()
             log.exception("could not release claims of %s; the sweeper will", worker)
+        finally:
+            ledger.close()
     return report
 
 
