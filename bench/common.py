@@ -96,7 +96,7 @@ class SmtpSink:
         from aiosmtpd.controller import Controller
 
         class Discard:
-            async def handle_DATA(self, server, session, envelope):  # noqa: ANN001
+            async def handle_DATA(self, server, session, envelope):
                 return "250 OK"
 
         controller = Controller(Discard(), hostname="127.0.0.1", port=port)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import SmtpSink, create_pg_database, drop_pg_database, write_result  # noqa: E402
-from bench.send import insert_readers, make_content  # noqa: E402
+from bench.common import SmtpSink, create_pg_database, drop_pg_database, write_result
+from bench.send import insert_readers, make_content
 
 
 def main() -> None:

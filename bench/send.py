@@ -31,7 +31,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     BIN,
     ROOT,
     CpuMeter,
@@ -69,7 +69,7 @@ def insert_readers(dbname: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def make_content(app, articles: int) -> str:  # noqa: ANN001
+def make_content(app, articles: int) -> str:
     from mailer.extensions import db
     from mailer.services.articles import upsert_article
     from mailer.services.digests import save_digest
@@ -130,7 +130,7 @@ def reference_loop(port: int, data: bytes, count: int) -> dict[str, float]:
             "cpu_seconds_per_1000": round(cpu / count * 1000, 3)}
 
 
-def sample_message(app, edition_id: int) -> bytes:  # noqa: ANN001
+def sample_message(app, edition_id: int) -> bytes:
     """One real message of this edition, rendered exactly as the worker does."""
     from sqlalchemy import select
 
@@ -230,7 +230,6 @@ def main() -> None:
             watch_backends(False)
             print(f"sending to {opts.readers:,} readers with {opts.concurrency} {opts.pool} "
                   f"worker(s) ...", flush=True)
-            wall0 = time.time()
             edition = start_edition(db.session, digest, created_by="bench")
             edition_id = edition.id
             if opts.profile:
@@ -323,7 +322,7 @@ def main() -> None:
             import redis
 
             redis.Redis.from_url(opts.redis).delete(queue, f"{queue}\x06\x161", f"{queue}\x06\x162")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"could not clean Redis queue {queue}: {exc}", file=sys.stderr)
         if not opts.keep_db:
             drop_pg_database(dbname)
