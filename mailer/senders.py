@@ -33,6 +33,12 @@ class Outcome:
     code: int = 0
     message: str = ""
     stage: str = "data"  # "envelope" (MAIL/RCPT, nothing delivered) or "data"
+    marked: bool = False  # `before_data` ran (the attempt is on record) before an envelope refusal
+
+    @property
+    def counted(self) -> bool:
+        """Whether `before_data` ran, i.e. the ledger already counted this attempt."""
+        return self.stage == "data" or self.marked
 
     @property
     def sent(self) -> bool:
@@ -142,37 +148,20 @@ class SmtpSender:
         before_data: Callable[[], None] | None = None,
     ) -> Outcome:
         """MAIL, RCPT and DATA go out in one write when the server offers
-        PIPELINING (RFC 2920): one round trip for the envelope, one for the body.
-        `data` must already have CRLF line ends (messages.py builds it so)."""
+        PIPELINING (RFC 2920), and `before_data` (the ledger write) runs while
+        they travel: one round trip for the envelope and the ledger together,
+        one for the body. `data` must already have CRLF line ends."""
         if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
             return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
+        commands = [f"MAIL FROM:<{mail_from}>\r\n", f"RCPT TO:<{rcpt}>\r\n", "DATA\r\n"]
         # Envelope phase: any failure here means the message was not delivered.
         try:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
-            commands = [f"MAIL FROM:<{mail_from}>\r\n", f"RCPT TO:<{rcpt}>\r\n", "DATA\r\n"]
-            if conn.has_extn("pipelining"):
+            pipelining = conn.has_extn("pipelining")
+            if pipelining:
                 conn.send("".join(commands))
-                replies = [conn.getreply() for _ in commands]
-            else:
-                replies = []
-                for command in commands:
-                    conn.send(command)
-                    replies.append(conn.getreply())
-                    if replies[-1][0] >= 400:
-                        break
-            (mail_code, mail_msg), *rest = replies
-            if mail_code != 250:
-                return self._refused(mail_code, mail_msg, data_started=len(rest) == 2
-                                     and rest[1][0] == 354)
-            rcpt_code, rcpt_msg = rest[0]
-            if rcpt_code not in (250, 251):
-                return self._refused(rcpt_code, rcpt_msg, data_started=len(rest) == 2
-                                     and rest[1][0] == 354)
-            data_code, data_msg = rest[1]
-            if data_code != 354:
-                return self._refused(data_code, data_msg)
         except smtplib.SMTPResponseException as exc:
             self._drop()
             return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error),
@@ -180,15 +169,13 @@ class SmtpSender:
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope")
-
-        if before_data is not None:
-            try:
-                before_data()
-            except BaseException:
-                # The server waits for a body after 354; only closing the
-                # connection abandons the transaction without delivering.
-                self._drop()
-                raise
+        if pipelining:
+            self._before_data(before_data)
+            refused = self._read_envelope_replies(len(commands), marked=True)
+        else:
+            refused = self._envelope_one_by_one(commands, before_data)
+        if refused is not None:
+            return refused
 
         # Data phase: once the body may have reached the server, a broken
         # connection leaves the outcome unknown.
@@ -211,12 +198,67 @@ class SmtpSender:
             return Outcome(Result.UNKNOWN, code, _text(msg))
         return Outcome(classify_code(code), code, _text(msg))
 
-    def _refused(self, code: int, msg: bytes, data_started: bool = False) -> Outcome:
-        if data_started or code == 421:
+    def _before_data(self, before_data: Callable[[], None] | None) -> None:
+        if before_data is None:
+            return
+        try:
+            before_data()
+        except BaseException:
+            # The server may be waiting for a body; only closing the connection
+            # abandons the transaction without delivering anything.
+            self._drop()
+            raise
+
+    def _read_envelope_replies(self, count: int, marked: bool) -> Outcome | None:
+        """Replies to MAIL, RCPT, DATA; None when the server waits for the body."""
+        assert self._conn is not None
+        try:
+            replies = [self._conn.getreply() for _ in range(count)]
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope", marked)
+        (mail_code, mail_msg), (rcpt_code, rcpt_msg), (data_code, data_msg) = replies
+        data_started = data_code == 354
+        if mail_code != 250:
+            return self._refused(mail_code, mail_msg, data_started, marked)
+        if rcpt_code not in (250, 251):
+            return self._refused(rcpt_code, rcpt_msg, data_started, marked)
+        if not data_started:
+            return self._refused(data_code, data_msg, False, marked)
+        return None
+
+    def _envelope_one_by_one(self, commands: list[str],
+                             before_data: Callable[[], None] | None) -> Outcome | None:
+        """For servers without PIPELINING: each command waits for its reply."""
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            for command, ok in zip(commands[:2], ((250,), (250, 251)), strict=True):
+                conn.send(command)
+                code, msg = conn.getreply()
+                if code not in ok:
+                    return self._refused(code, msg)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope")
+        self._before_data(before_data)
+        try:
+            conn.send(commands[2])
+            code, msg = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope", True)
+        if code != 354:
+            return self._refused(code, msg, False, True)
+        return None
+
+    def _refused(self, code: int, msg: bytes, data_started: bool = False,
+                 marked: bool = False) -> Outcome:
+        if data_started or code == 421 or code < 0:
             self._drop()  # a server that accepted DATA anyway, or is closing: start afresh
         else:
             self._reset()
-        return Outcome(classify_code(code), code, _text(msg), "envelope")
+        return Outcome(classify_code(code), code, _text(msg), "envelope", marked)
 
     def _reset(self) -> None:
         try:

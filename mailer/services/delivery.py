@@ -115,9 +115,13 @@ UPDATE deliveries SET
     attempts = CASE WHEN id = %(id)s THEN attempts + 1 ELSE attempts END,
     smtp_code = CASE WHEN id = %(id)s THEN NULL ELSE 250 END,
     claimed_at = %(now)s
-WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status IN ('claimed', 'sending')
+WHERE id {ids} AND claimed_by = %(worker)s AND status IN ('claimed', 'sending')
 RETURNING id
 """
+# Usually one row was sent since the last write: two plain parameters are
+# cheaper to send than an array (whose adaptation runs in Python).
+_PG_MARK_SENDING_PAIR = _PG_MARK_SENDING.format(ids="IN (%(id)s, %(prev)s)")
+_PG_MARK_SENDING_MANY = _PG_MARK_SENDING.format(ids="= ANY(%(ids)s)")
 _PG_MARK_SENT = """
 UPDATE deliveries SET status = 'sent', sent_at = %(now)s, smtp_code = 250
 WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'sending'
@@ -140,9 +144,14 @@ class _PgLedgerConnection:
             self.conn.execute("SET synchronous_commit TO OFF")
 
     def mark_sending(self, delivery_id: int, sent_ids: list[int], worker: str) -> set[int]:
-        rows = self.conn.execute(_PG_MARK_SENDING, {
-            "id": delivery_id, "ids": [delivery_id, *sent_ids], "now": utcnow(), "worker": worker,
-        }, prepare=True).fetchall()
+        params: dict[str, object] = {"id": delivery_id, "now": utcnow(), "worker": worker}
+        if len(sent_ids) <= 1:
+            params["prev"] = sent_ids[0] if sent_ids else delivery_id
+            query = _PG_MARK_SENDING_PAIR
+        else:
+            params["ids"] = [delivery_id, *sent_ids]
+            query = _PG_MARK_SENDING_MANY
+        rows = self.conn.execute(query, params, prepare=True).fetchall()
         return {r[0] for r in rows}
 
     def mark_sent(self, sent_ids: list[int], worker: str) -> None:
@@ -249,13 +258,13 @@ class LedgerWriter:
             "error": outcome.message[:1000],
             "claimed_at": now,
         }
-        if outcome.stage == "envelope":  # not counted by mark_sending
+        if not outcome.counted:  # mark_sending did not run for this attempt
             values["attempts"] = Delivery.attempts + 1
         deadline = first_planned + timedelta(hours=self.settings.retry_deadline_hours)
         if outcome.result == Result.TEMPORARY and now < deadline:
             attempts = (self.session.scalar(
                 select(Delivery.attempts).where(Delivery.id == delivery_id)) or 0) + (
-                1 if outcome.stage == "envelope" else 0)
+                0 if outcome.counted else 1)
             values["status"] = DeliveryStatus.RETRY
             values["next_attempt_at"] = now + timedelta(
                 seconds=backoff_seconds(attempts, self.settings.retry_base_seconds))

@@ -40,6 +40,13 @@ class CountingHandler(Handler):
 
     rcpt_attempts: Counter[str] = field(default_factory=Counter)
     data_delay: float = 0.0
+    pipelining: bool = True  # advertise RFC 2920 like Postfix does (aiosmtpd does not)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
         with self.lock:
@@ -267,8 +274,10 @@ def test_kill_9_of_the_worker_mid_edition_then_restart_sends_each_reader_once(ma
     assert final["remaining"] == 0
 
 
-def test_451_then_accept_delivers_each_once(make_stack):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+def test_451_then_accept_delivers_each_once(make_stack, pipelining):
     stack, _ = make_stack()
+    stack.smtp.handler.pipelining = pipelining
     emails = stack.add_readers(60)
     deferred = emails[::7]
     for email in deferred:
@@ -291,8 +300,10 @@ def test_451_then_accept_delivers_each_once(make_stack):
     assert all(attempts[e] == 3 for e in deferred)
 
 
-def test_550_fails_suppresses_and_is_never_retried(make_stack):
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-by-one"])
+def test_550_fails_suppresses_and_is_never_retried(make_stack, pipelining):
     stack, _ = make_stack()
+    stack.smtp.handler.pipelining = pipelining
     emails = stack.add_readers(20)
     gone = emails[3]
     stack.smtp.handler.rcpt_script[gone] = ["550 5.1.1 no such user"]
