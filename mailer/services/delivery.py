@@ -45,7 +45,7 @@ from mailer.models import (
 )
 from mailer.senders import Outcome, Result, Sender
 from mailer.services.messages import DkimSigner, MessageSkeleton, Recipient
-from mailer.services.ratelimit import NoLimit, RateLimiter
+from mailer.services.ratelimit import THROTTLE_CODES, NoLimit, RateLimiter
 from mailer.services.subscriptions import suppress
 from mailer.services.tokens import Purpose, Tokens
 from mailer.tasks import enqueue_on_commit
@@ -429,7 +429,8 @@ def run_lane(
                 reader = readers[reader_id]
                 skeleton = skeletons.get(session, edition_id, variant_id or 0)
                 data = skeleton.render(recipient_for(settings, tokens, reader))
-                limiter.acquire(reader.email.rpartition("@")[2].lower())
+                domain = reader.email.rpartition("@")[2].lower()
+                limiter.acquire(domain)
                 try:
                     outcome = sender.send(
                         envelope_from, reader.email, data,
@@ -442,6 +443,8 @@ def run_lane(
                     ledger.sent(delivery_id)
                 else:
                     ledger.outcome(delivery_id, reader, outcome, first_planned)
+                    if outcome.result == Result.TEMPORARY and outcome.code in THROTTLE_CODES:
+                        limiter.slow_down(domain)
             ledger.flush()
             session.execute(
                 update(Edition).where(Edition.id == edition_id).values(last_activity_at=utcnow())

@@ -212,3 +212,16 @@ def test_next_edition_skips_articles_already_sent(session, rt, sender, dispatch)
     lane(session, rt, sender, edition.id)
     with pytest.raises(Conflict, match="no new articles"):
         editions.start_edition(session, edition.digest_id)
+
+
+def test_a_451_slows_that_domain_down(session, rt, sender, dispatch):
+    from mailer.services.ratelimit import LocalRateLimiter
+
+    edition = planned_edition(session, rt, readers=3)
+    first = session.scalar(select(Reader.email).order_by(Reader.id))
+    sender.script[first] = Outcome(Result.TEMPORARY, 451, "slow down", "envelope")
+    limiter = LocalRateLimiter(0, {}, sleep=lambda s: None)
+    delivery.run_lane(session, edition.id, settings=rt.settings, sender=sender, tokens=rt.tokens,
+                      skeletons=delivery.SkeletonCache(rt.settings, None), limiter=limiter)
+    assert limiter.slow.factor(first.rpartition("@")[2]) == 2
+    assert statuses(session, edition.id) == {"sent": 2, "retry": 1}
