@@ -67,6 +67,7 @@ class LaneReport:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    deferred: int = 0
     stopped: str = ""
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -105,23 +106,32 @@ def claim_batch(
     return sorted((r[0], r[1], r[2]) for r in rows)
 
 
-# The per-message write on PostgreSQL: one statement, one round trip (autocommit),
-# prepared by psycopg after a few uses. It marks this row `sending` and the rows
-# whose 250 came back since the last write `sent`.
-_PG_MARK_SENDING = """
+# The per-message write on PostgreSQL: one statement, one round trip (autocommit).
+# It marks this row `sending` and the rows whose 250 came back since the last
+# write `sent`. This form (an array of ids) is for the rare write after a gap.
+_PG_MARK_SENDING_MANY = """
 UPDATE deliveries SET
     status = CASE WHEN id = %(id)s THEN 'sending' ELSE 'sent' END,
     sent_at = CASE WHEN id = %(id)s THEN NULL ELSE %(now)s END,
     attempts = CASE WHEN id = %(id)s THEN attempts + 1 ELSE attempts END,
     smtp_code = CASE WHEN id = %(id)s THEN NULL ELSE 250 END,
     claimed_at = %(now)s
-WHERE id {ids} AND claimed_by = %(worker)s AND status IN ('claimed', 'sending')
+WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status IN ('claimed', 'sending')
 RETURNING id
 """
-# Usually one row was sent since the last write: two plain parameters are
-# cheaper to send than an array (whose adaptation runs in Python).
-_PG_MARK_SENDING_PAIR = _PG_MARK_SENDING.format(ids="IN (%(id)s, %(prev)s)")
-_PG_MARK_SENDING_MANY = _PG_MARK_SENDING.format(ids="= ANY(%(ids)s)")
+# The usual case, at most one row sent since the last write, as a statement
+# prepared once and run through libpq directly ($1 id, $2 previous id, $3 time,
+# $4 worker): psycopg's adaptation layer cost more CPU than the statement itself.
+_PG_MARK_SENDING_LIBPQ = b"""
+UPDATE deliveries SET
+    status = CASE WHEN id = $1 THEN 'sending' ELSE 'sent' END,
+    sent_at = CASE WHEN id = $1 THEN NULL ELSE $3::timestamptz END,
+    attempts = CASE WHEN id = $1 THEN attempts + 1 ELSE attempts END,
+    smtp_code = CASE WHEN id = $1 THEN NULL ELSE 250 END,
+    claimed_at = $3::timestamptz
+WHERE id IN ($1::bigint, $2::bigint) AND claimed_by = $4 AND status IN ('claimed', 'sending')
+RETURNING id
+"""
 _PG_MARK_SENT = """
 UPDATE deliveries SET status = 'sent', sent_at = %(now)s, smtp_code = 250
 WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'sending'
@@ -137,21 +147,34 @@ class _PgLedgerConnection:
     """
 
     def __init__(self, session: Session, sync_commit: bool) -> None:
+        from psycopg import pq
+
         self.pooled = session.get_bind().raw_connection()
         self.conn = self.pooled.driver_connection
         self.conn.autocommit = True
         if not sync_commit:
+            # A worker crash never loses a commit; only a PostgreSQL crash could
+            # drop the last few hundred ms of marks (MAILER_LEDGER_SYNC_COMMIT=1 to avoid).
             self.conn.execute("SET synchronous_commit TO OFF")
+        self.pgconn = self.conn.pgconn
+        self.tuples_ok = pq.ExecStatus.TUPLES_OK
+        self.statement = f"mailer_mark_{uuid.uuid4().hex[:12]}".encode()
+        result = self.pgconn.prepare(self.statement, _PG_MARK_SENDING_LIBPQ)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise RuntimeError(f"cannot prepare the ledger statement: {result.error_message!r}")
 
     def mark_sending(self, delivery_id: int, sent_ids: list[int], worker: str) -> set[int]:
-        params: dict[str, object] = {"id": delivery_id, "now": utcnow(), "worker": worker}
         if len(sent_ids) <= 1:
-            params["prev"] = sent_ids[0] if sent_ids else delivery_id
-            query = _PG_MARK_SENDING_PAIR
-        else:
-            params["ids"] = [delivery_id, *sent_ids]
-            query = _PG_MARK_SENDING_MANY
-        rows = self.conn.execute(query, params, prepare=True).fetchall()
+            prev = sent_ids[0] if sent_ids else delivery_id
+            result = self.pgconn.exec_prepared(self.statement, [
+                str(delivery_id).encode(), str(prev).encode(), utcnow().isoformat().encode(),
+                worker.encode()])
+            if result.status != self.tuples_ok:
+                raise RuntimeError(f"ledger write failed: {result.error_message!r}")
+            return {int(result.get_value(i, 0) or 0) for i in range(result.ntuples)}
+        rows = self.conn.execute(_PG_MARK_SENDING_MANY, {
+            "id": delivery_id, "now": utcnow(), "worker": worker, "ids": [delivery_id, *sent_ids],
+        }).fetchall()
         return {r[0] for r in rows}
 
     def mark_sent(self, sent_ids: list[int], worker: str) -> None:
@@ -160,6 +183,7 @@ class _PgLedgerConnection:
 
     def close(self) -> None:
         try:
+            self.conn.execute(b"DEALLOCATE " + self.statement)
             self.conn.execute("RESET synchronous_commit")
             self.conn.autocommit = False
             self.pooled.close()  # back to the pool
@@ -292,6 +316,20 @@ class LedgerWriter:
                                          detail={"code": outcome.code, "smtp": outcome.message[:300]}))
         self.session.commit()
 
+    def defer(self, delivery_id: int, seconds: float) -> None:
+        """Give a claimed row back until a rate-limit slot is free (no attempt spent)."""
+        self.flush()
+        self.session.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker,
+                   Delivery.status == DeliveryStatus.CLAIMED)
+            .values(status=DeliveryStatus.RETRY, claimed_by="",
+                    next_attempt_at=utcnow() + timedelta(seconds=seconds))
+            .execution_options(synchronize_session=False)
+        )
+        self.session.commit()
+        self.report.deferred += 1
+
     def skip(self, delivery_ids: list[int], reason: str) -> None:
         if not delivery_ids:
             return
@@ -389,6 +427,9 @@ def run_lane(
     ledger = LedgerWriter(session, worker, settings)
     report = ledger.report
     envelope_from = settings.mail_from_address  # parsed once, not per message
+    # Longest sleep for a rate-limit slot; a longer wait defers the row. Kept
+    # well under the claim lease so heartbeats keep our claims alive.
+    inline_wait = min(1.0, settings.claim_lease_seconds / 4)
     started = clock()
     last_heartbeat = started
     try:
@@ -401,6 +442,14 @@ def run_lane(
             rows = claim_batch(session, edition_id, worker, settings.batch_size, now)
             session.commit()
             if not rows:
+                soon = _next_due_in(session, edition_id, now)
+                if soon is not None and soon <= 5 and clock() - started + soon < budget_seconds:
+                    # Retries or deferred rows are due in a moment: wait here
+                    # rather than leave them to the sweeper's next round.
+                    ledger.flush()
+                    session.commit()
+                    time.sleep(max(soon, 0.05))
+                    continue
                 report.stopped = "nothing to claim"
                 finish_if_complete(session, edition_id)
                 break
@@ -430,7 +479,12 @@ def run_lane(
                 skeleton = skeletons.get(session, edition_id, variant_id or 0)
                 data = skeleton.render(recipient_for(settings, tokens, reader))
                 domain = reader.email.rpartition("@")[2].lower()
-                limiter.acquire(domain)
+                wait = limiter.acquire(domain, max_wait=inline_wait)
+                if wait > 0:
+                    # A capped or slowed-down domain: hand the row back for later
+                    # instead of holding up every other domain in this lane.
+                    ledger.defer(delivery_id, wait)
+                    continue
                 try:
                     outcome = sender.send(
                         envelope_from, reader.email, data,
@@ -464,6 +518,15 @@ def run_lane(
         finally:
             ledger.close()
     return report
+
+
+def _next_due_in(session: Session, edition_id: int, now: datetime) -> float | None:
+    """Seconds until the edition's next retry row is due (None: there is none)."""
+    due = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.RETRY)
+    )
+    return None if due is None else (due - now).total_seconds()
 
 
 def _heartbeat(session: Session, worker: str) -> None:

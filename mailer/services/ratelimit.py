@@ -8,11 +8,13 @@ Slow-down: each 421/451 from a domain doubles its slow-down factor (up to
 `MAX_FACTOR`); the domain then gets `rate / factor` messages per second, where
 `rate` is its configured cap or `UNCAPPED_BASE_RATE` when it has none. A
 slow-down lasts `SLOW_SECONDS` after the last refusal, then the domain is back
-to full speed.
+to full speed. Refusals within `BUMP_INTERVAL` of the last doubling count
+once, so a burst of 451s for many recipients halves the rate, not 64-fold.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -20,13 +22,16 @@ from typing import Protocol
 
 MAX_FACTOR = 64
 SLOW_SECONDS = 300.0
+BUMP_INTERVAL = 1.0  # a burst of refusals within this many seconds counts once
 UNCAPPED_BASE_RATE = 20.0  # msgs/s for a refusing domain that has no configured cap
 THROTTLE_CODES = frozenset({421, 450, 451, 452})
 
 
 class RateLimiter(Protocol):
-    def acquire(self, domain: str) -> None:
-        """Block until one message to `domain` may go out."""
+    def acquire(self, domain: str, max_wait: float = math.inf) -> float:
+        """Take a slot for one message to `domain`, sleeping up to `max_wait`
+        for it; returns 0. When the slot is further away than `max_wait`, takes
+        nothing and returns the seconds until then (the caller defers the message)."""
         ...
 
     def slow_down(self, domain: str) -> None:
@@ -35,8 +40,8 @@ class RateLimiter(Protocol):
 
 
 class NoLimit:
-    def acquire(self, domain: str) -> None:
-        return None
+    def acquire(self, domain: str, max_wait: float = math.inf) -> float:
+        return 0.0
 
     def slow_down(self, domain: str) -> None:
         return None
@@ -47,7 +52,7 @@ class _Slowdowns:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
-        self.items: dict[str, tuple[float, float]] = {}
+        self.items: dict[str, tuple[float, float, float]] = {}  # factor, until, last bump
 
     def factor(self, domain: str) -> float:
         item = self.items.get(domain)
@@ -59,8 +64,12 @@ class _Slowdowns:
         return item[0]
 
     def bump(self, domain: str) -> float:
-        factor = min(self.factor(domain) * 2, MAX_FACTOR)
-        self.items[domain] = (factor, self.clock() + SLOW_SECONDS)
+        now = self.clock()
+        factor = self.factor(domain)
+        last = self.items[domain][2] if domain in self.items else -math.inf
+        if now - last >= BUMP_INTERVAL:
+            factor, last = min(factor * 2, MAX_FACTOR), now
+        self.items[domain] = (factor, now + SLOW_SECONDS, last)
         return factor
 
 
@@ -86,24 +95,21 @@ class LocalRateLimiter:
         self._next: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def _reserve(self, key: str, rate: float) -> float:
-        """Take the next slot for `key`; returns seconds to wait for it."""
-        if rate <= 0:
-            return 0.0
+    def acquire(self, domain: str, max_wait: float = math.inf) -> float:
         with self._lock:
             now = self.clock()
-            slot = max(now, self._next.get(key, now))
-            self._next[key] = slot + 1.0 / rate
-        return slot - now
-
-    def acquire(self, domain: str) -> None:
-        wait = self._reserve("*", self.rate)
-        with self._lock:
-            factor = self.slow.factor(domain)
-        rate = domain_rate(domain, self.domain_rates, factor)
-        wait = max(wait, self._reserve(domain, rate))
+            caps = [("*", self.rate),
+                    (domain, domain_rate(domain, self.domain_rates, self.slow.factor(domain)))]
+            slots = [(key, rate, max(now, self._next.get(key, now))) for key, rate in caps
+                     if rate > 0]
+            wait = max((slot - now for _, _, slot in slots), default=0.0)
+            if wait > max_wait:
+                return wait
+            for key, rate, slot in slots:
+                self._next[key] = slot + 1.0 / rate
         if wait > 0:
             self.sleep(wait)
+        return 0.0
 
     def slow_down(self, domain: str) -> None:
         with self._lock:
@@ -117,25 +123,45 @@ class RedisRateLimiter:
     second, so a domain without a cap or slow-down costs no Redis round trip.
     """
 
-    # Reserve the next slot for a key atomically; returns ms to wait.
+    # Atomically: the wait for the global and the domain slot (ms); when it is
+    # within max_wait, take both slots. Returns {wait_ms, taken (1/0)}.
     SCRIPT = """
     local now = tonumber(ARGV[1])
-    local step = tonumber(ARGV[2])
-    local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
-    if nxt < now then nxt = now end
-    redis.call('SET', KEYS[1], nxt + step, 'PX', 60000)
-    return nxt - now
-    """
-    # Double a domain's factor (capped) and note when its slow-down ends.
-    BUMP = """
-    local raw = redis.call('HGET', KEYS[1], ARGV[1])
-    local factor = 1
-    if raw then
-        local f, untilms = string.match(raw, '([^:]+):([^:]+)')
-        if tonumber(untilms) >= tonumber(ARGV[2]) then factor = tonumber(f) end
+    local max_wait = tonumber(ARGV[4])
+    local wait = 0
+    local nxt = {}
+    for i = 1, 2 do
+        local step = tonumber(ARGV[i + 1])
+        if step > 0 then
+            local n = tonumber(redis.call('GET', KEYS[i]) or '0')
+            if n < now then n = now end
+            nxt[i] = n
+            if n - now > wait then wait = n - now end
+        end
     end
-    factor = math.min(factor * 2, tonumber(ARGV[4]))
-    redis.call('HSET', KEYS[1], ARGV[1], factor .. ':' .. (tonumber(ARGV[2]) + tonumber(ARGV[3])))
+    if wait > max_wait then return {wait, 0} end
+    for i = 1, 2 do
+        if nxt[i] then
+            redis.call('SET', KEYS[i], nxt[i] + tonumber(ARGV[i + 1]), 'PX', 600000)
+        end
+    end
+    return {wait, 1}
+    """
+    # Double a domain's factor (capped, at most once per BUMP_INTERVAL) and note
+    # when its slow-down ends. Stored as "factor:until_ms:last_bump_ms".
+    BUMP = """
+    local now = tonumber(ARGV[2])
+    local raw = redis.call('HGET', KEYS[1], ARGV[1])
+    local factor, last = 1, -1e15
+    if raw then
+        local f, untilms, l = string.match(raw, '([^:]+):([^:]+):([^:]+)')
+        if tonumber(untilms) >= now then factor = tonumber(f); last = tonumber(l) end
+    end
+    if now - last >= tonumber(ARGV[5]) then
+        factor = math.min(factor * 2, tonumber(ARGV[4]))
+        last = now
+    end
+    redis.call('HSET', KEYS[1], ARGV[1], factor .. ':' .. (now + tonumber(ARGV[3])) .. ':' .. last)
     redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
     return factor
     """
@@ -154,11 +180,6 @@ class RedisRateLimiter:
         self._slow: dict[str, float] = {}
         self._slow_read_at = -1e9
 
-    def _wait(self, key: str, rate: float) -> float:
-        if rate <= 0:
-            return 0.0
-        now_ms = int(time.time() * 1000)
-        return int(self.script(keys=[self.prefix + key], args=[now_ms, 1000.0 / rate])) / 1000
 
     def _factors(self) -> dict[str, float]:
         now = time.monotonic()
@@ -167,26 +188,36 @@ class RedisRateLimiter:
             now_ms = int(time.time() * 1000)
             fresh: dict[str, float] = {}
             for domain, raw in self.client.hgetall(self.prefix + "slow").items():
-                factor, _, until = raw.decode().partition(":")
+                factor, until, _ = raw.decode().split(":")
                 if int(float(until)) >= now_ms:
                     fresh[domain.decode()] = float(factor)
             self._slow = fresh
         return self._slow
 
-    def acquire(self, domain: str) -> None:
+    def acquire(self, domain: str, max_wait: float = math.inf) -> float:
         try:
-            wait = self._wait("*", self.rate)
             rate = domain_rate(domain, self.domain_rates, self._factors().get(domain, 1.0))
-            wait = max(wait, self._wait(domain, rate))
+            if self.rate <= 0 and rate <= 0:
+                return 0.0  # no cap applies: no Redis round trip
+            wait_ms, taken = self.script(
+                keys=[self.prefix + "*", self.prefix + domain],
+                args=[int(time.time() * 1000), 1000.0 / self.rate if self.rate > 0 else 0,
+                      1000.0 / rate if rate > 0 else 0,
+                      max_wait * 1000 if math.isfinite(max_wait) else 1e15])
+            wait = float(wait_ms) / 1000
+            if not taken:
+                return wait
         except Exception:  # Redis down: fall back to a polite pace
             wait = 1.0 / self.rate if self.rate > 0 else 0.0
         if wait > 0:
             time.sleep(wait)
+        return 0.0
 
     def slow_down(self, domain: str) -> None:
         try:
             factor = self.bump(keys=[self.prefix + "slow"], args=[
-                domain, int(time.time() * 1000), int(SLOW_SECONDS * 1000), MAX_FACTOR])
+                domain, int(time.time() * 1000), int(SLOW_SECONDS * 1000), MAX_FACTOR,
+                int(BUMP_INTERVAL * 1000)])
             self._slow[domain] = float(factor)
         except Exception:  # noqa: S110 - a lost slow-down only costs speed
             pass

@@ -225,3 +225,19 @@ def test_a_451_slows_that_domain_down(session, rt, sender, dispatch):
                       skeletons=delivery.SkeletonCache(rt.settings, None), limiter=limiter)
     assert limiter.slow.factor(first.rpartition("@")[2]) == 2
     assert statuses(session, edition.id) == {"sent": 2, "retry": 1}
+
+
+def test_a_capped_domain_defers_rows_instead_of_blocking_the_lane(session, rt, sender, dispatch):
+    from mailer.services.ratelimit import LocalRateLimiter
+
+    edition = planned_edition(session, rt, readers=3)
+    domain = session.scalar(select(Reader.email)).rpartition("@")[2]
+    limiter = LocalRateLimiter(0, {domain: 0.01}, sleep=lambda s: None)  # one per 100 s
+    report = delivery.run_lane(session, edition.id, settings=rt.settings, sender=sender,
+                               tokens=rt.tokens, skeletons=delivery.SkeletonCache(rt.settings, None),
+                               limiter=limiter, budget_seconds=0.5)
+    assert report.sent == 1 and report.deferred == 2
+    assert statuses(session, edition.id) == {"sent": 1, "retry": 2}
+    deferred = session.scalars(select(Delivery).where(Delivery.status == "retry")).all()
+    assert all(d.attempts == 0 and d.claimed_by == "" for d in deferred)
+    assert all(d.next_attempt_at > utcnow() + timedelta(seconds=90) for d in deferred)

@@ -62,7 +62,10 @@ def test_domain_cap_applies_only_to_that_domain():
 def test_throttle_answers_slow_the_domain_down_then_it_recovers():
     limiter, t = local(domains={"gmail.com": 10})
     limiter.slow_down("gmail.com")  # factor 2 -> 5/s
-    limiter.slow_down("gmail.com")  # factor 4 -> 2.5/s
+    limiter.slow_down("gmail.com")  # the same burst: still 2
+    assert limiter.slow.factor("gmail.com") == 2
+    t.now += ratelimit.BUMP_INTERVAL
+    limiter.slow_down("gmail.com")  # still refusing a second later: factor 4 -> 2.5/s
     start = t.now
     for _ in range(6):
         limiter.acquire("gmail.com")
@@ -86,9 +89,10 @@ def test_an_uncapped_domain_that_refuses_gets_a_cap():
 
 
 def test_slow_down_factor_is_capped():
-    limiter, _ = local()
+    limiter, t = local()
     for _ in range(20):
         limiter.slow_down("x.org")
+        t.now += ratelimit.BUMP_INTERVAL
     assert limiter.slow.factor("x.org") == ratelimit.MAX_FACTOR
 
 
@@ -102,6 +106,15 @@ def redis_prefix():
     client = redis.Redis.from_url(services.REDIS_URL)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
+
+
+def test_a_slot_too_far_away_is_not_taken_and_the_wait_is_returned():
+    limiter, t = local(domains={"gmail.com": 1})
+    assert limiter.acquire("gmail.com", max_wait=0.5) == 0  # first slot: now
+    assert limiter.acquire("gmail.com", max_wait=0.5) == pytest.approx(1.0)  # not taken
+    assert t.slept == []
+    assert limiter.acquire("gmail.com") == 0  # willing to wait: takes the same slot
+    assert t.slept == [pytest.approx(1.0)]
 
 
 def test_redis_limiter_shares_slots_between_limiters(redis_prefix, monkeypatch):
@@ -123,8 +136,11 @@ def test_redis_slow_down_is_seen_by_other_processes(redis_prefix, monkeypatch):
     b = RedisRateLimiter(services.REDIS_URL, 0, {}, prefix=redis_prefix, refresh_seconds=0)
     assert b._factors().get("hotmail.com") is None
     a.slow_down("hotmail.com")
-    a.slow_down("hotmail.com")
-    assert b._factors()["hotmail.com"] == 4
+    a.slow_down("hotmail.com")  # same burst
+    assert b._factors()["hotmail.com"] == 2
+    gmail = RedisRateLimiter(services.REDIS_URL, 0, {"gmail.com": 1}, prefix=redis_prefix)
+    assert gmail.acquire("gmail.com", max_wait=0.2) == 0
+    assert gmail.acquire("gmail.com", max_wait=0.2) > 0.5  # deferred, slot not taken
 
 
 def test_make_rate_limiter_uses_redis_when_the_broker_is_redis(redis_prefix):
