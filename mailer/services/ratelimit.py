@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 MAX_FACTOR = 64
-SLOW_SECONDS = 300.0
-BUMP_INTERVAL = 1.0  # a burst of refusals within this many seconds counts once
+SLOW_SECONDS = 120.0
+BUMP_INTERVAL = 10.0  # refusals within this many seconds of a doubling count once
 UNCAPPED_BASE_RATE = 20.0  # msgs/s for a refusing domain that has no configured cap
 THROTTLE_CODES = frozenset({421, 450, 451, 452})
 
