@@ -88,22 +88,35 @@ def _is_postgres(session: Session) -> bool:
 def claim_batch(
     session: Session, edition_id: int, worker: str, limit: int, now: datetime
 ) -> list[tuple[int, int, int | None]]:
-    """Atomically take up to `limit` due rows: (delivery id, reader id, variant id)."""
-    due = select(Delivery.id).where(
-        Delivery.edition_id == edition_id,
-        (Delivery.status == DeliveryStatus.PENDING)
-        | ((Delivery.status == DeliveryStatus.RETRY) & (Delivery.next_attempt_at <= now)),
-    ).order_by(Delivery.id).limit(limit)
-    if _is_postgres(session):
-        due = due.with_for_update(skip_locked=True)
-    rows = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(due.scalar_subquery()))
-        .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, claimed_at=now)
-        .returning(Delivery.id, Delivery.reader_id, Delivery.variant_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return sorted((r[0], r[1], r[2]) for r in rows)
+    """Atomically take up to `limit` due rows: (delivery id, reader id, variant id).
+
+    Due retries first, then pending rows. Each query walks the (edition_id,
+    status) index without ORDER BY: ordering by id would make PostgreSQL walk
+    past every row already sent, which at a million readers made each claim
+    O(rows sent) and the whole send quadratic.
+    """
+    retry = select(Delivery.id).where(
+        Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.RETRY,
+        Delivery.next_attempt_at <= now)
+    pending = select(Delivery.id).where(
+        Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.PENDING)
+    claimed: list[tuple[int, int, int | None]] = []
+    for due in (retry, pending):
+        want = limit - len(claimed)
+        if want <= 0:
+            break
+        due = due.limit(want)
+        if _is_postgres(session):
+            due = due.with_for_update(skip_locked=True)
+        rows = session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(due.scalar_subquery()))
+            .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, claimed_at=now)
+            .returning(Delivery.id, Delivery.reader_id, Delivery.variant_id)
+            .execution_options(synchronize_session=False)
+        ).all()
+        claimed.extend((r[0], r[1], r[2]) for r in rows)
+    return sorted(claimed)
 
 
 # The per-message write on PostgreSQL: one statement, one round trip (autocommit).
