@@ -305,7 +305,7 @@ def main() -> None:
         print()
         print(f"readers                 {opts.readers:,}  ({sink.kind}, {len(data):,}-byte messages)")
         print(f"statuses                {counts}")
-        print(f"planning                {result['planning_seconds']} s")
+        print(f"compile + queue         {result['planning_seconds']} s (the ledger INSERT comes after)")
         print(f"end to end              {result['end_to_end_messages_per_second']:,} msg/s "
               f"({total_s:.1f} s, start of send to last delivery recorded)")
         print(f"send phase only         {result['send_phase_messages_per_second']:,} msg/s")
