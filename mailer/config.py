@@ -60,6 +60,7 @@ class Settings:
     retry_base_seconds: float = 60.0
     ledger_sync_commit: bool = False
     tracking: bool = False  # MAILER_TRACKING=1: open pixel and click redirects in emails
+    tick_seconds: float = 10.0
 
     @property
     def outbox_path(self) -> Path:
@@ -147,6 +148,7 @@ def load_settings(**overrides: object) -> Settings:
         retry_base_seconds=_env_float("MAILER_RETRY_BASE_SECONDS", 60.0),
         ledger_sync_commit=_env("MAILER_LEDGER_SYNC_COMMIT", "0") in ("1", "true", "yes"),
         tracking=_env("MAILER_TRACKING", "0") in ("1", "true", "yes"),
+        tick_seconds=_env_float("MAILER_TICK_SECONDS", 10.0),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -51,7 +51,8 @@ class Runtime:
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
             s = self.settings
-            self._limiter = make_rate_limiter(s.send_rate, s.domain_rates, s.redis_url)
+            self._limiter = make_rate_limiter(s.send_rate, s.domain_rates, s.redis_url,
+                                              prefix=f"mailer:rate:{s.queue_name}:")
         return self._limiter
 
 

@@ -33,6 +33,12 @@ class Outcome:
     code: int = 0
     message: str = ""
     stage: str = "data"  # "envelope" (MAIL/RCPT, nothing delivered) or "data"
+    marked: bool = False  # `before_data` ran (the attempt is on record) before an envelope refusal
+
+    @property
+    def counted(self) -> bool:
+        """Whether `before_data` ran, i.e. the ledger already counted this attempt."""
+        return self.stage == "data" or self.marked
 
     @property
     def sent(self) -> bool:
@@ -141,17 +147,21 @@ class SmtpSender:
         data: bytes,
         before_data: Callable[[], None] | None = None,
     ) -> Outcome:
+        """MAIL, RCPT and DATA go out in one write when the server offers
+        PIPELINING (RFC 2920), and `before_data` (the ledger write) runs while
+        they travel: one round trip for the envelope and the ledger together,
+        one for the body. `data` must already have CRLF line ends."""
+        if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
+            return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
+        commands = [f"MAIL FROM:<{mail_from}>\r\n", f"RCPT TO:<{rcpt}>\r\n", "DATA\r\n"]
         # Envelope phase: any failure here means the message was not delivered.
         try:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
-            code, msg = conn.mail(mail_from)
-            if code != 250:
-                return self._refused(code, msg)
-            code, msg = conn.rcpt(rcpt)
-            if code not in (250, 251):
-                return self._refused(code, msg)
+            pipelining = conn.has_extn("pipelining")
+            if pipelining:
+                conn.send("".join(commands))
         except smtplib.SMTPResponseException as exc:
             self._drop()
             return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error),
@@ -159,34 +169,96 @@ class SmtpSender:
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope")
-
-        if before_data is not None:
-            try:
-                before_data()
-            except BaseException:
-                self._reset()
-                raise
+        if pipelining:
+            self._before_data(before_data)
+            refused = self._read_envelope_replies(len(commands), marked=True)
+        else:
+            refused = self._envelope_one_by_one(commands, before_data)
+        if refused is not None:
+            return refused
 
         # Data phase: once the body may have reached the server, a broken
         # connection leaves the outcome unknown.
+        if data.startswith(b"."):
+            data = b"." + data
+        if b"\r\n." in data:
+            data = data.replace(b"\r\n.", b"\r\n..")  # dot-stuffing (RFC 5321 4.5.2)
+        if not data.endswith(b"\r\n"):
+            data += b"\r\n"
         try:
-            code, msg = conn.data(data)
-        except smtplib.SMTPDataError as exc:
-            self._reset()
-            return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error))
-        except smtplib.SMTPResponseException as exc:
-            self._drop()
-            if exc.smtp_code == 354 or exc.smtp_code < 0:
-                return Outcome(Result.UNKNOWN, exc.smtp_code, _text(exc.smtp_error))
-            return Outcome(classify_code(exc.smtp_code), exc.smtp_code, _text(exc.smtp_error))
+            conn.sock.sendall(data + b".\r\n")
+            code, msg = conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Outcome(Result.UNKNOWN, 0, f"connection lost during DATA: {exc}")
-        return Outcome(Result.SENT, code, _text(msg))
+        if code == 250:
+            return Outcome(Result.SENT, code, "")
+        if code < 0:
+            self._drop()
+            return Outcome(Result.UNKNOWN, code, _text(msg))
+        return Outcome(classify_code(code), code, _text(msg))
 
-    def _refused(self, code: int, msg: bytes) -> Outcome:
-        self._reset()
-        return Outcome(classify_code(code), code, _text(msg), "envelope")
+    def _before_data(self, before_data: Callable[[], None] | None) -> None:
+        if before_data is None:
+            return
+        try:
+            before_data()
+        except BaseException:
+            # The server may be waiting for a body; only closing the connection
+            # abandons the transaction without delivering anything.
+            self._drop()
+            raise
+
+    def _read_envelope_replies(self, count: int, marked: bool) -> Outcome | None:
+        """Replies to MAIL, RCPT, DATA; None when the server waits for the body."""
+        assert self._conn is not None
+        try:
+            replies = [self._conn.getreply() for _ in range(count)]
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope", marked)
+        (mail_code, mail_msg), (rcpt_code, rcpt_msg), (data_code, data_msg) = replies
+        data_started = data_code == 354
+        if mail_code != 250:
+            return self._refused(mail_code, mail_msg, data_started, marked)
+        if rcpt_code not in (250, 251):
+            return self._refused(rcpt_code, rcpt_msg, data_started, marked)
+        if not data_started:
+            return self._refused(data_code, data_msg, False, marked)
+        return None
+
+    def _envelope_one_by_one(self, commands: list[str],
+                             before_data: Callable[[], None] | None) -> Outcome | None:
+        """For servers without PIPELINING: each command waits for its reply."""
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            for command, ok in zip(commands[:2], ((250,), (250, 251)), strict=True):
+                conn.send(command)
+                code, msg = conn.getreply()
+                if code not in ok:
+                    return self._refused(code, msg)
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope")
+        self._before_data(before_data)
+        try:
+            conn.send(commands[2])
+            code, msg = conn.getreply()
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.TEMPORARY, 0, f"connection: {exc}", "envelope", True)
+        if code != 354:
+            return self._refused(code, msg, False, True)
+        return None
+
+    def _refused(self, code: int, msg: bytes, data_started: bool = False,
+                 marked: bool = False) -> Outcome:
+        if data_started or code == 421 or code < 0:
+            self._drop()  # a server that accepted DATA anyway, or is closing: start afresh
+        else:
+            self._reset()
+        return Outcome(classify_code(code), code, _text(msg), "envelope", marked)
 
     def _reset(self) -> None:
         try:

@@ -55,7 +55,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule_filename": str(settings.instance_path / "celerybeat-schedule"),
         "beat_schedule": {
             # One fixed entry; the schedules themselves live in the database.
-            "tick": {"task": "mailer.tick", "schedule": timedelta(seconds=10)},
+            "tick": {"task": "mailer.tick", "schedule": timedelta(seconds=settings.tick_seconds)},
         },
     }
     if settings.uses_embedded_broker:

@@ -56,7 +56,11 @@ def qp(text: str) -> str:
     """Quoted-printable with CRLF line ends and soft breaks: lines stay short."""
     data = text.replace("\r\n", "\n").encode("utf-8")
     # b2a_qp ends soft breaks like the input's lines: LF here, CRLF afterwards.
-    return binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", "\r\n")
+    out = binascii.b2a_qp(data, istext=True).decode("ascii").replace("\n", "\r\n")
+    # No line may start with '.': then SMTP never needs dot-stuffing, which
+    # would copy the whole message per reader (MJML's CSS has `.class {` lines).
+    out = out.replace("\r\n.", "\r\n=2E")
+    return "=2E" + out[1:] if out.startswith(".") else out
 
 
 def message_id(secret: str, edition_id: int, reader_id: int, domain: str) -> str:
@@ -167,7 +171,8 @@ class MessageSkeleton:
         values = rcpt.values()
         if self.tracked:
             values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id)
-        text_values = {k: qp(v) if not v.isascii() or "=" in v else v for k, v in values.items()}
+        text_values = {k: qp(v) if not v.isascii() or "=" in v or v.startswith(".") else v
+                       for k, v in values.items()}
         html_values = {k: qp(v) for k, v in escape_values(values).items()}
         unsubscribe = f"<{header_safe(rcpt.unsubscribe_url)}>"
         if self.unsubscribe_mailto:

@@ -7,7 +7,11 @@ that changes whenever the reader's status does (so old links stop working).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -36,9 +40,38 @@ class TokenError(Exception):
         self.expired = expired
 
 
+# Compact reader tokens: "r<reader id in hex>.<128-bit HMAC-SHA256, base64url>".
+# About 1 µs to make instead of ~15 µs for itsdangerous, which matters at
+# thousands of messages per second; only for purposes that never expire.
+_COMPACT_RE = re.compile(r"r([0-9a-f]{1,15})\.([A-Za-z0-9_-]{22})")
+
+
 @dataclass
 class Tokens:
     secret_key: str
+    _macs: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def _mac(self, purpose: str) -> Any:
+        mac = self._macs.get(purpose)
+        if mac is None:
+            # One key per purpose: a token made for one purpose fails for any other.
+            key = hmac.new(self.secret_key.encode(), f"mailer.reader-token.{purpose}".encode(),
+                           hashlib.sha256).digest()
+            mac = self._macs[purpose] = hmac.new(key, digestmod=hashlib.sha256)
+        return mac
+
+    def _compact_sig(self, purpose: str, hex_id: str) -> str:
+        mac = self._mac(purpose).copy()
+        mac.update(hex_id.encode())
+        return base64.urlsafe_b64encode(mac.digest()[:16]).rstrip(b"=").decode()
+
+    def reader_token(self, purpose: str, reader_id: int) -> str:
+        """A token naming only a reader, for links that must work forever
+        (unsubscribe, preferences). `reader_id()` accepts it and the older form."""
+        if MAX_AGE[purpose] is not None:
+            return self.make(purpose, {"r": reader_id})
+        hex_id = format(reader_id, "x")
+        return f"r{hex_id}.{self._compact_sig(purpose, hex_id)}"
 
     def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
         return URLSafeTimedSerializer(self.secret_key, salt=f"mailer.{purpose}")
@@ -60,6 +93,13 @@ class Tokens:
         return data
 
     def reader_id(self, purpose: str, token: str) -> int:
+        compact = _COMPACT_RE.fullmatch(token or "")
+        if compact is not None:
+            hex_id, sig = compact.groups()
+            if MAX_AGE[purpose] is not None or not hmac.compare_digest(
+                    sig, self._compact_sig(purpose, hex_id)):
+                raise TokenError("This link is not valid.")
+            return int(hex_id, 16)
         data = self.load(purpose, token)
         reader_id = data.get("r")
         if not isinstance(reader_id, int):

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/webhooks/"))
 
 
 def register_web(app: Flask) -> None:
@@ -24,12 +24,14 @@ def register_web(app: Flask) -> None:
     from mailer.web.digests_api import digests_api
     from mailer.web.editions_public import archive
     from mailer.web.public import public
+    from mailer.web.webhooks import webhooks
 
     app.register_blueprint(public)
     app.register_blueprint(archive)
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(digests_api, url_prefix="/api/v1")
     register_console(app)
+    app.register_blueprint(webhooks, url_prefix="/webhooks")
 
     @app.errorhandler(ValidationError)
     def validation_error(exc: ValidationError) -> tuple[Response | str, int]:

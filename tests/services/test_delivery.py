@@ -111,7 +111,7 @@ def test_lane_query_count_does_not_grow_per_recipient(session, rt, sender, dispa
     selects_of_readers = [s for s in statements if "FROM readers" in s]
     assert len(selects_of_readers) == 1
     ledger_writes = [s for s in statements if s.startswith("UPDATE deliveries")]
-    assert len(ledger_writes) <= 40 + 5
+    assert len(ledger_writes) <= 40 + 8  # + claims (retry and pending), flush, release
 
 
 def test_reader_who_left_after_planning_is_skipped(session, rt, sender, dispatch):
@@ -212,3 +212,32 @@ def test_next_edition_skips_articles_already_sent(session, rt, sender, dispatch)
     lane(session, rt, sender, edition.id)
     with pytest.raises(Conflict, match="no new articles"):
         editions.start_edition(session, edition.digest_id)
+
+
+def test_a_451_slows_that_domain_down(session, rt, sender, dispatch):
+    from mailer.services.ratelimit import LocalRateLimiter
+
+    edition = planned_edition(session, rt, readers=3)
+    first = session.scalar(select(Reader.email).order_by(Reader.id))
+    sender.script[first] = Outcome(Result.TEMPORARY, 451, "slow down", "envelope")
+    limiter = LocalRateLimiter(0, {}, sleep=lambda s: None)
+    delivery.run_lane(session, edition.id, settings=rt.settings, sender=sender, tokens=rt.tokens,
+                      skeletons=delivery.SkeletonCache(rt.settings, None), limiter=limiter)
+    assert limiter.slow.factor(first.rpartition("@")[2]) == 2
+    assert statuses(session, edition.id) == {"sent": 2, "retry": 1}
+
+
+def test_a_capped_domain_defers_rows_instead_of_blocking_the_lane(session, rt, sender, dispatch):
+    from mailer.services.ratelimit import LocalRateLimiter
+
+    edition = planned_edition(session, rt, readers=3)
+    domain = session.scalar(select(Reader.email)).rpartition("@")[2]
+    limiter = LocalRateLimiter(0, {domain: 0.01}, sleep=lambda s: None)  # one per 100 s
+    report = delivery.run_lane(session, edition.id, settings=rt.settings, sender=sender,
+                               tokens=rt.tokens, skeletons=delivery.SkeletonCache(rt.settings, None),
+                               limiter=limiter, budget_seconds=0.5)
+    assert report.sent == 1 and report.deferred == 2
+    assert statuses(session, edition.id) == {"sent": 1, "retry": 2}
+    deferred = session.scalars(select(Delivery).where(Delivery.status == "retry")).all()
+    assert all(d.attempts == 0 and d.claimed_by == "" for d in deferred)
+    assert all(d.next_attempt_at > utcnow() + timedelta(seconds=90) for d in deferred)

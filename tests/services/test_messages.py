@@ -84,3 +84,16 @@ def test_digest_template_compiles_with_placeholders():
     assert "%%unsubscribe_url%%" in compiled.html and "%%unsubscribe_url%%" in compiled.text
     # article text cannot forge a placeholder
     assert "T %%email%%" not in compiled.html
+
+
+def test_no_line_starts_with_a_dot_so_smtp_needs_no_dot_stuffing():
+    s = MessageSkeleton(subject="S", html=".cls { color: red }\n.x\n%%greeting%%\n.\n" + "y" * 300,
+                        text=".first\n%%name%%\n.%%email%%\n", mail_from="news@example.org",
+                        secret="s", edition_id=1)
+    raw = s.render(recipient(name=".Dot"))
+    assert not raw.startswith(b".")
+    assert b"\r\n." not in raw
+    msg = parse(raw)
+    text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith(".first\n.Dot\n.ada@example.org")
+    assert ".cls { color: red }\n.x\n" in msg.get_body(("html",)).get_content().replace("\r\n", "\n")

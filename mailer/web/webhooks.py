@@ -1,0 +1,83 @@
+"""Webhooks for bounces and complaints: POST /webhooks/bounces (generic JSON)
+and POST /webhooks/ses (Amazon SES notifications delivered by SNS).
+
+Not browser forms, so CSRF-exempt; authenticated instead by the shared secret
+MAILER_BOUNCE_WEBHOOK_SECRET, given as `Authorization: Bearer <secret>`, an
+`X-Webhook-Secret` header, the password of HTTP basic auth (how SNS sends it:
+`https://user:<secret>@host/webhooks/ses`) or a `secret` query parameter.
+Without a configured secret both endpoints refuse everything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from mailer.extensions import csrf, db
+from mailer.runtime import runtime
+from mailer.services import bounces
+from mailer.services.errors import ValidationError
+
+log = logging.getLogger(__name__)
+
+webhooks = Blueprint("webhooks", __name__)
+csrf.exempt(webhooks)
+
+
+def _presented_secret() -> str:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    if request.authorization is not None and request.authorization.password:
+        return request.authorization.password
+    return request.headers.get("X-Webhook-Secret") or request.args.get("secret", "")
+
+
+@webhooks.before_request
+def authenticate() -> tuple[Response, int] | None:
+    secret = runtime().settings.bounce_webhook_secret
+    if not secret:
+        return jsonify(error="bounce webhooks are not configured (MAILER_BOUNCE_WEBHOOK_SECRET)",
+                       fields={}), 403
+    if not hmac.compare_digest(_presented_secret().encode(), secret.encode()):
+        return jsonify(error="missing or wrong webhook secret",
+                       fields={"Authorization": "shared secret required"}), 401
+    return None
+
+
+@webhooks.errorhandler(ValidationError)
+def invalid(exc: ValidationError) -> tuple[Response, int]:
+    return jsonify(error=exc.message, fields=exc.fields), exc.status
+
+
+@webhooks.post("/bounces")
+def generic() -> tuple[Response, int]:
+    events = bounces.parse_generic(bounces.parse_json(request.get_data()))
+    counts = bounces.apply_events(db.session, events, "webhook")
+    return jsonify(status="ok", **counts), 200
+
+
+@webhooks.post("/ses")
+def ses() -> tuple[Response, int]:
+    # SNS posts JSON with Content-Type text/plain: read the raw body.
+    envelope = bounces.parse_json(request.get_data())
+    if not isinstance(envelope, dict):
+        raise ValidationError("The body must be a JSON object.", {"body": "not an object"})
+    kind = envelope.get("Type") or request.headers.get("x-amz-sns-message-type")
+    if kind == "SubscriptionConfirmation":
+        topic = bounces.confirm_sns_subscription(envelope)
+        log.info("confirmed the SNS subscription to %s", topic)
+        return jsonify(status="subscription confirmed", topic=topic), 200
+    if kind == "UnsubscribeConfirmation":
+        return jsonify(status="ignored"), 200
+    if kind != "Notification":
+        raise ValidationError("Type must be Notification or SubscriptionConfirmation.",
+                              {"Type": "unsupported"})
+    message: Any = envelope.get("Message")
+    if isinstance(message, str):
+        message = bounces.parse_json(message.encode())
+    counts = bounces.apply_events(db.session, bounces.parse_ses(message), "ses")
+    return jsonify(status="ok", **counts), 200
