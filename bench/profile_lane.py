@@ -1,7 +1,7 @@
 """Where a send lane's CPU goes: one lane run in this process under cProfile
 (CPU time, not wall time), against PostgreSQL and a local SMTP sink.
 
-    /work/main/.venv/bin/python bench/profile_lane.py --readers 5000
+    .venv/bin/python bench/profile_lane.py --readers 5000
 
 Prints the top functions by own and cumulative CPU time and CPU µs per message.
 Creates and drops its own PostgreSQL database.

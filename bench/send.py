@@ -1,8 +1,8 @@
 """End-to-end send benchmark: N readers, a 10-article edition, real Celery worker
 processes, PostgreSQL, Redis and a local SMTP sink.
 
-    /work/main/.venv/bin/python bench/send.py                 # 20,000 readers
-    /work/main/.venv/bin/python bench/send.py --readers 1000000
+    .venv/bin/python bench/send.py                 # 20,000 readers
+    .venv/bin/python bench/send.py --readers 1000000
 
 Prints end-to-end messages/second (from the edition's start, planning included,
 to the last delivery recorded), CPU seconds per 1,000 messages by process, peak

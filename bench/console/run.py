@@ -5,7 +5,7 @@ real migrations first (so the console's indexes are the ones under test), then
 times dashboard, reports, reader search and reader history through the Flask app
 (test client, logged in, full request: routing, session, queries, templates).
 
-    /work/main/.venv/bin/python bench/console/run.py [--readers 1000000] [--editions 1000]
+    .venv/bin/python bench/console/run.py [--readers 1000000] [--editions 1000]
 
 Prints a table and writes bench/results/console.json. Target: < 300 ms.
 """
