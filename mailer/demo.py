@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailer.models import Digest, Topic, utcnow
+from mailer.models.base import DbSession
 from mailer.services.articles import upsert_article
 from mailer.services.digests import save_digest
 
@@ -63,7 +63,7 @@ ARTICLES = [
 ]
 
 
-def seed_demo(session: Session) -> dict[str, int]:
+def seed_demo(session: DbSession) -> dict[str, int]:
     """Idempotent: running it again changes nothing that is already there."""
     for slug, name in TOPICS:
         if session.scalar(select(Topic).where(Topic.slug == slug)) is None:

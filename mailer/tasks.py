@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from mailer.config import Settings
+from mailer.models.base import DbSession
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def enqueue_on_commit(session: Session, name: str, *args: Any) -> None:
+def enqueue_on_commit(session: DbSession, name: str, *args: Any) -> None:
     """Publish task `name(*args)` once `session` commits; drop it on rollback."""
     session.info.setdefault(PENDING_KEY, []).append((name, args))
 
 
 @event.listens_for(Session, "after_commit")
-def _publish_after_commit(session: Session) -> None:
+def _publish_after_commit(session: DbSession) -> None:
     pending = session.info.pop(PENDING_KEY, None)
     if not pending or not has_app_context():
         return
@@ -92,7 +93,7 @@ def _publish_after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
+def _forget_after_rollback(session: DbSession) -> None:
     session.info.pop(PENDING_KEY, None)
 
 

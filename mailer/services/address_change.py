@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
+from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
 from mailer.services.subscriptions import email_key, is_suppressed
 from mailer.services.tokens import Purpose, TokenError, Tokens
@@ -23,7 +23,7 @@ from mailer.tasks import enqueue_on_commit
 CHANGE_EMAIL_INTERVAL = timedelta(hours=1)
 
 
-def request_change(session: Session, reader_id: int, new_email: object,
+def request_change(session: DbSession, reader_id: int, new_email: object,
                    now: datetime | None = None) -> bool:
     """Ask to move `reader_id` to `new_email`. Returns whether an email was queued.
     The caller answers the same either way. Commits."""
@@ -59,7 +59,7 @@ def change_token(tokens: Tokens, reader: Reader) -> str:
     return tokens.make(Purpose.CHANGE_EMAIL, {"r": reader.id, "e": email_key(reader.pending_email or "")})
 
 
-def confirm_change(session: Session, tokens: Tokens, token: str) -> Reader:
+def confirm_change(session: DbSession, tokens: Tokens, token: str) -> Reader:
     """Apply the change the link was made for. Commits."""
     data = tokens.load(Purpose.CHANGE_EMAIL, token)
     reader = session.get(Reader, data.get("r")) if isinstance(data.get("r"), int) else None

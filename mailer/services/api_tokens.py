@@ -7,16 +7,16 @@ import hmac
 import secrets
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailer.models import ApiToken, utcnow
+from mailer.models.base import DbSession
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_token(session: Session, name: str, editor_id: int | None = None) -> str:
+def create_token(session: DbSession, name: str, editor_id: int | None = None) -> str:
     token = "mlr_" + secrets.token_urlsafe(32)
     session.add(ApiToken(name=name[:200], editor_id=editor_id, token_hash=_hash(token),
                          prefix=token[:10]))
@@ -24,7 +24,7 @@ def create_token(session: Session, name: str, editor_id: int | None = None) -> s
     return token
 
 
-def check_token(session: Session, presented: str, configured: str = "") -> bool:
+def check_token(session: DbSession, presented: str, configured: str = "") -> bool:
     if not presented or len(presented) > 200:
         return False
     if configured and hmac.compare_digest(presented.encode(), configured.encode()):

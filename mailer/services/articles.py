@@ -8,9 +8,9 @@ from typing import Any
 import nh3
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mailer.models import Article, Topic, utcnow
+from mailer.models.base import DbSession
 from mailer.services.errors import Conflict, ValidationError
 from mailer.services.subscriptions import topics_by_slug
 from mailer.services.validation import (
@@ -47,7 +47,7 @@ def plain_text(raw: str) -> str:
 
 
 def upsert_article(
-    session: Session, data: Mapping[str, Any], *, feed_id: int | None = None, commit: bool = True
+    session: DbSession, data: Mapping[str, Any], *, feed_id: int | None = None, commit: bool = True
 ) -> tuple[Article, bool]:
     """Create or update the article with this URL. Returns (article, created)."""
     if not isinstance(data, Mapping):
@@ -86,7 +86,7 @@ def upsert_article(
     return article, created
 
 
-def create_topic(session: Session, slug: object, name: object) -> Topic:
+def create_topic(session: DbSession, slug: object, name: object) -> Topic:
     slug = clean_slug(slug)
     clean_name = clean_text(name, "name", 200, required=True)
     if session.scalar(select(Topic).where(Topic.slug == slug)) is not None:

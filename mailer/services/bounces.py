@@ -17,9 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
+from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
 from mailer.services.subscriptions import is_suppressed, suppress
 
@@ -132,7 +132,7 @@ def parse_ses(message: object) -> list[BounceEvent]:
     return events
 
 
-def apply_events(session: Session, events: list[BounceEvent], source: str) -> dict[str, int]:
+def apply_events(session: DbSession, events: list[BounceEvent], source: str) -> dict[str, int]:
     """Suppress hard bounces and complaints; commits. Returns counts by outcome."""
     counts = {"suppressed": 0, "already_suppressed": 0, "soft": 0}
     for event in events:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.orm import Session
-
 from mailer.config import Settings
 from mailer.models import Digest
+from mailer.models.base import DbSession
 from mailer.senders import Result, Sender
 from mailer.services import previews
 from mailer.services.errors import ValidationError
@@ -25,7 +24,7 @@ class Preview:
     note: str
 
 
-def build_preview(session: Session, settings: Settings, digest: Digest) -> Preview:
+def build_preview(session: DbSession, settings: Settings, digest: Digest) -> Preview:
     p = previews.preview_digest(session, settings, digest.id)
     return Preview(subject=p.subject, html=p.html, text=p.text, articles=len(p.article_ids),
                    truncated=p.truncated, size_bytes=p.size_bytes, note=p.note)
@@ -38,7 +37,7 @@ def parse_addresses(raw: str) -> list[str]:
     return parts  # checked (syntax, how many) by previews.test_send
 
 
-def send_test(session: Session, settings: Settings, sender: Sender, digest: Digest,
+def send_test(session: DbSession, settings: Settings, sender: Sender, digest: Digest,
               addresses: list[str]) -> int:
     """Send the preview to a few addresses now; returns how many the server accepted."""
     results = previews.test_send(session, settings, sender, digest.id, addresses)

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import case, func, select, update
-from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.models import (
@@ -43,6 +42,7 @@ from mailer.models import (
     ReaderStatus,
     utcnow,
 )
+from mailer.models.base import DbSession
 from mailer.senders import Outcome, Result, Sender
 from mailer.services.messages import DkimSigner, MessageSkeleton, Recipient
 from mailer.services.ratelimit import THROTTLE_CODES, NoLimit, RateLimiter
@@ -81,12 +81,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _is_postgres(session: Session) -> bool:
+def _is_postgres(session: DbSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
 def claim_batch(
-    session: Session, edition_id: int, worker: str, limit: int, now: datetime
+    session: DbSession, edition_id: int, worker: str, limit: int, now: datetime
 ) -> list[tuple[int, int, int | None]]:
     """Atomically take up to `limit` due rows: (delivery id, reader id, variant id).
 
@@ -159,7 +159,7 @@ class _PgLedgerConnection:
     Durability is the same: each statement commits before the body goes out.
     """
 
-    def __init__(self, session: Session, sync_commit: bool) -> None:
+    def __init__(self, session: DbSession, sync_commit: bool) -> None:
         from psycopg import pq
 
         self.pooled = session.get_bind().raw_connection()
@@ -207,7 +207,7 @@ class _PgLedgerConnection:
 class LedgerWriter:
     """Writes outcomes for one lane; the `sent` marks ride on the next `sending` write."""
 
-    def __init__(self, session: Session, worker: str, settings: Settings) -> None:
+    def __init__(self, session: DbSession, worker: str, settings: Settings) -> None:
         self.session = session
         self.worker = worker
         self.settings = settings
@@ -375,7 +375,7 @@ class SkeletonCache:
         self.dkim = dkim
         self._items: dict[int, MessageSkeleton] = {}
 
-    def get(self, session: Session, edition_id: int, variant_id: int) -> MessageSkeleton:
+    def get(self, session: DbSession, edition_id: int, variant_id: int) -> MessageSkeleton:
         skeleton = self._items.get(variant_id)
         if skeleton is None:
             variant = session.get(EditionVariant, variant_id)
@@ -422,7 +422,7 @@ def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Reci
 
 
 def run_lane(
-    session: Session,
+    session: DbSession,
     edition_id: int,
     *,
     settings: Settings,
@@ -533,7 +533,7 @@ def run_lane(
     return report
 
 
-def _next_due_in(session: Session, edition_id: int, now: datetime) -> float | None:
+def _next_due_in(session: DbSession, edition_id: int, now: datetime) -> float | None:
     """Seconds until the edition's next retry row is due (None: there is none)."""
     due = session.scalar(
         select(func.min(Delivery.next_attempt_at)).where(
@@ -542,7 +542,7 @@ def _next_due_in(session: Session, edition_id: int, now: datetime) -> float | No
     return None if due is None else (due - now).total_seconds()
 
 
-def _heartbeat(session: Session, worker: str) -> None:
+def _heartbeat(session: DbSession, worker: str) -> None:
     session.execute(
         update(Delivery)
         .where(Delivery.claimed_by == worker, Delivery.status == DeliveryStatus.CLAIMED)
@@ -552,7 +552,7 @@ def _heartbeat(session: Session, worker: str) -> None:
     session.commit()
 
 
-def finish_if_complete(session: Session, edition_id: int) -> bool:
+def finish_if_complete(session: DbSession, edition_id: int) -> bool:
     outstanding = session.scalar(
         select(func.count()).select_from(Delivery).where(
             Delivery.edition_id == edition_id,
@@ -580,7 +580,7 @@ class SweepReport:
     finished: list[int] = field(default_factory=list)
 
 
-def sweep(session: Session, settings: Settings, now: datetime | None = None) -> SweepReport:
+def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -> SweepReport:
     """Repair what dead workers and lost broker messages left behind.
 
     - `sending` rows whose lease ran out: the worker died mid-transaction; the

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
 
 from mailer.models import Digest, utcnow
+from mailer.models.base import DbSession
 from mailer.services.errors import Conflict, NotFound, ValidationError
 from mailer.services.rendering import template_names
 from mailer.services.schedules import next_run, parse_schedule
@@ -18,7 +18,7 @@ from mailer.services.validation import clean_int, clean_slugs, clean_text
 MAX_ID = 2**31 - 1  # ids are 32-bit integers: larger numbers cannot name a row
 
 
-def find_digest(session: Session, ref: object) -> Digest:
+def find_digest(session: DbSession, ref: object) -> Digest:
     """A digest by id or by name."""
     if isinstance(ref, bool) or not isinstance(ref, int | str) or ref == "":
         raise ValidationError("digest must be a digest name or id.", {"digest": "required"})
@@ -34,7 +34,7 @@ def find_digest(session: Session, ref: object) -> Digest:
 
 
 def save_digest(
-    session: Session, data: Mapping[str, Any], digest: Digest | None = None
+    session: DbSession, data: Mapping[str, Any], digest: Digest | None = None
 ) -> Digest:
     """Create (digest None) or update a digest from plain values. Commits."""
     if not isinstance(data, Mapping):

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, insert, not_, or_, select, update
-from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.models import (
@@ -32,6 +31,7 @@ from mailer.models import (
     utcnow,
     variant_articles,
 )
+from mailer.models.base import DbSession
 from mailer.services import planning, tracking
 from mailer.services.digests import find_digest
 from mailer.services.errors import Conflict, NotFound
@@ -61,7 +61,7 @@ def eligible_readers(digest: Digest) -> ColumnElement[bool]:
     return condition
 
 
-def already_sent_article_ids(session: Session, digest_id: int) -> set[int]:
+def already_sent_article_ids(session: DbSession, digest_id: int) -> set[int]:
     rows = session.scalars(
         select(Edition.article_ids).where(
             Edition.digest_id == digest_id,
@@ -75,7 +75,7 @@ def already_sent_article_ids(session: Session, digest_id: int) -> set[int]:
     return {article_id for ids in rows for article_id in (ids or [])}
 
 
-def select_articles(session: Session, digest: Digest, now: datetime) -> list[Article]:
+def select_articles(session: DbSession, digest: Digest, now: datetime) -> list[Article]:
     """The newest articles in the digest's topics that no earlier edition carried."""
     query = select(Article).where(Article.published_at <= now)
     topic_ids = [t.id for t in digest.topics]
@@ -93,7 +93,7 @@ def select_articles(session: Session, digest: Digest, now: datetime) -> list[Art
 
 
 def start_edition(
-    session: Session,
+    session: DbSession,
     digest_ref: object,
     *,
     created_by: str = "",
@@ -161,7 +161,7 @@ class CompiledSelection:
 
 
 def compile_selection(
-    session: Session, settings: Settings, edition: Edition, article_ids: Sequence[int],
+    session: DbSession, settings: Settings, edition: Edition, article_ids: Sequence[int],
     *, budget: int = HTML_BUDGET_BYTES,
 ) -> CompiledSelection:
     """Compile one article selection once (MJML), capped against Gmail clipping."""
@@ -189,7 +189,7 @@ class SelectionCompiler:
     (a CardDeck), each selection assembled from its cards. Templates without
     card markers fall back to one compile per selection."""
 
-    def __init__(self, session: Session, settings: Settings, edition: Edition,
+    def __init__(self, session: DbSession, settings: Settings, edition: Edition,
                  article_ids: Sequence[int]) -> None:
         self.session, self.settings, self.edition = session, settings, edition
         by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
@@ -215,7 +215,7 @@ class SelectionCompiler:
 
 
 def add_variant(
-    session: Session, edition: Edition, article_ids: Sequence[int], compiled: CompiledSelection
+    session: DbSession, edition: Edition, article_ids: Sequence[int], compiled: CompiledSelection
 ) -> EditionVariant:
     variant = EditionVariant(
         edition_id=edition.id,
@@ -234,7 +234,7 @@ def add_variant(
     return variant
 
 
-def web_variant(session: Session, edition: Edition) -> EditionVariant | None:
+def web_variant(session: DbSession, edition: Edition) -> EditionVariant | None:
     """The edition as the archive shows it: the digest-level selection."""
     variant = session.scalar(
         select(EditionVariant).where(EditionVariant.edition_id == edition.id,
@@ -248,7 +248,7 @@ def web_variant(session: Session, edition: Edition) -> EditionVariant | None:
     return variant
 
 
-def prepare_edition(session: Session, settings: Settings, edition_id: int) -> int:
+def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> int:
     """Choose each reader's articles, compile MJML once for the edition (each
     distinct selection is assembled from its cards into one EditionVariant), and
     plan the delivery rows with one INSERT ... SELECT (see services/planning.py).
@@ -332,7 +332,7 @@ class _StageClock:
         return ", ".join(self.laps) + f" (total {self.last - self.start:.3f}s)"
 
 
-def fail_edition(session: Session, edition_id: int, error: str) -> None:
+def fail_edition(session: DbSession, edition_id: int, error: str) -> None:
     session.rollback()
     session.execute(
         update(Edition)
@@ -342,14 +342,14 @@ def fail_edition(session: Session, edition_id: int, error: str) -> None:
     session.commit()
 
 
-def _get(session: Session, edition_id: int) -> Edition:
+def _get(session: DbSession, edition_id: int) -> Edition:
     edition = session.get(Edition, edition_id)
     if edition is None:
         raise NotFound(f"No edition {edition_id}.")
     return edition
 
 
-def _transition(session: Session, edition_id: int, from_: tuple[str, ...], to: str) -> bool:
+def _transition(session: DbSession, edition_id: int, from_: tuple[str, ...], to: str) -> bool:
     result = session.execute(
         update(Edition)
         .where(Edition.id == edition_id, Edition.status.in_(from_))
@@ -359,7 +359,7 @@ def _transition(session: Session, edition_id: int, from_: tuple[str, ...], to: s
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def pause_edition(session: Session, edition_id: int) -> Edition:
+def pause_edition(session: DbSession, edition_id: int) -> Edition:
     edition = _get(session, edition_id)
     if not _transition(session, edition_id, (EditionStatus.SENDING,), EditionStatus.PAUSED):
         raise Conflict(f"Edition {edition_id} is {edition.status}; only a sending edition pauses.")
@@ -368,7 +368,7 @@ def pause_edition(session: Session, edition_id: int) -> Edition:
     return edition
 
 
-def resume_edition(session: Session, settings: Settings, edition_id: int) -> Edition:
+def resume_edition(session: DbSession, settings: Settings, edition_id: int) -> Edition:
     edition = _get(session, edition_id)
     if not _transition(session, edition_id, (EditionStatus.PAUSED,), EditionStatus.SENDING):
         raise Conflict(f"Edition {edition_id} is {edition.status}; only a paused edition resumes.")
@@ -379,7 +379,7 @@ def resume_edition(session: Session, settings: Settings, edition_id: int) -> Edi
     return edition
 
 
-def approve_edition(session: Session, edition_id: int) -> Edition:
+def approve_edition(session: DbSession, edition_id: int) -> Edition:
     edition = _get(session, edition_id)
     if not _transition(session, edition_id, (EditionStatus.DRAFT,), EditionStatus.COMPILING):
         raise Conflict(f"Edition {edition_id} is {edition.status}; only a draft is approved.")
@@ -389,7 +389,7 @@ def approve_edition(session: Session, edition_id: int) -> Edition:
     return edition
 
 
-def cancel_edition(session: Session, edition_id: int) -> Edition:
+def cancel_edition(session: DbSession, edition_id: int) -> Edition:
     """Stop for good: what is not yet in an SMTP transaction will not be sent."""
     edition = _get(session, edition_id)
     open_states = (*EditionStatus.OPEN, EditionStatus.DRAFT)
@@ -413,7 +413,7 @@ def cancel_edition(session: Session, edition_id: int) -> Edition:
     return edition
 
 
-def status_counts(session: Session, edition_id: int) -> dict[str, int]:
+def status_counts(session: DbSession, edition_id: int) -> dict[str, int]:
     rows = session.execute(
         select(Delivery.status, func.count())
         .where(Delivery.edition_id == edition_id)
@@ -422,7 +422,7 @@ def status_counts(session: Session, edition_id: int) -> dict[str, int]:
     return {status: count for status, count in rows}
 
 
-def progress(session: Session, edition_id: int, now: datetime | None = None) -> dict[str, Any]:
+def progress(session: DbSession, edition_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Counters for API, CLI and console: planned, sent, failed, unknown, remaining,
     rate (messages/s over the last minute) and ETA (seconds)."""
     now = now or utcnow()

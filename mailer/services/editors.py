@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.models import Editor, Role
+from mailer.models.base import DbSession
 from mailer.services.errors import Conflict, ValidationError
 from mailer.services.validation import clean_email
 
 
-def create_editor(session: Session, email: str, password: str, role: str = Role.EDITOR) -> Editor:
+def create_editor(session: DbSession, email: str, password: str, role: str = Role.EDITOR) -> Editor:
     address = clean_email(email).lower()
     if role not in Role.ALL:
         raise ValidationError(f"role must be one of {', '.join(Role.ALL)}.", {"role": "invalid"})
@@ -27,7 +27,7 @@ def create_editor(session: Session, email: str, password: str, role: str = Role.
     return editor
 
 
-def authenticate(session: Session, email: str, password: str) -> Editor | None:
+def authenticate(session: DbSession, email: str, password: str) -> Editor | None:
     editor = session.scalar(select(Editor).where(Editor.email == email.strip().lower()))
     if editor is None or not editor.active:
         check_password_hash(generate_password_hash("x", method="scrypt"), password)  # even time

@@ -23,9 +23,9 @@ from xml.sax import SAXException
 
 import feedparser
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from mailer.models import Feed, Topic, utcnow
+from mailer.models.base import DbSession
 from mailer.services.articles import upsert_article
 from mailer.services.errors import ValidationError
 from mailer.services.validation import clean_int, clean_slug, clean_url
@@ -170,14 +170,14 @@ def map_topics(categories: list[str], category_map: Mapping[str, str], defaults:
     return sorted({s for s in slugs if s in known})
 
 
-def check_topics(session: Session, slugs: list[str]) -> None:
+def check_topics(session: DbSession, slugs: list[str]) -> None:
     known = set(session.scalars(select(Topic.slug)))
     unknown = sorted(set(slugs) - known)
     if unknown:
         raise ValidationError(f"Unknown topic(s): {', '.join(unknown)}.", {"topics": "unknown"})
 
 
-def import_items(session: Session, items: list[dict[str, Any]], *, feed: Feed | None,
+def import_items(session: DbSession, items: list[dict[str, Any]], *, feed: Feed | None,
                  topics: list[str] | None = None,
                  category_map: Mapping[str, str] | None = None) -> ImportResult:
     """Upsert every item, without committing; FeedError names the first bad item
@@ -204,7 +204,7 @@ def import_items(session: Session, items: list[dict[str, Any]], *, feed: Feed | 
     return ImportResult(len(items), created)
 
 
-def save_feed(session: Session, data: Mapping[str, Any]) -> Feed:
+def save_feed(session: DbSession, data: Mapping[str, Any]) -> Feed:
     """Add a feed, or update the one with this URL (idempotent). Commits."""
     url = clean_url(data.get("url"), "url")
     category_map = data.get("category_map") or {}
@@ -229,7 +229,7 @@ def save_feed(session: Session, data: Mapping[str, Any]) -> Feed:
     return feed
 
 
-def poll_feed(session: Session, feed_id: int, *, timeout: float = FETCH_TIMEOUT,
+def poll_feed(session: DbSession, feed_id: int, *, timeout: float = FETCH_TIMEOUT,
               max_bytes: int = MAX_FEED_BYTES) -> ImportResult | None:
     """Fetch and import one feed now; the outcome is recorded on the feed.
     Returns None when the feed is gone or failed (see `last_error`)."""
@@ -263,7 +263,7 @@ def poll_feed(session: Session, feed_id: int, *, timeout: float = FETCH_TIMEOUT,
     return result
 
 
-def _record(session: Session, feed_id: int, now: datetime, *, status: str, error: str) -> None:
+def _record(session: DbSession, feed_id: int, now: datetime, *, status: str, error: str) -> None:
     feed = session.get(Feed, feed_id)
     if feed is None:
         return
@@ -275,7 +275,7 @@ def _record(session: Session, feed_id: int, now: datetime, *, status: str, error
     session.commit()
 
 
-def queue_due_feeds(session: Session, now: datetime | None = None) -> list[int]:
+def queue_due_feeds(session: DbSession, now: datetime | None = None) -> list[int]:
     """Claim due feeds (conditional UPDATE: one tick wins each) and queue their polls."""
     now = now or utcnow()
     due = session.execute(

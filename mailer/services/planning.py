@@ -38,7 +38,6 @@ from sqlalchemy import (
     not_,
     select,
 )
-from sqlalchemy.orm import Session
 
 from mailer.models import (
     Article,
@@ -53,6 +52,7 @@ from mailer.models import (
     reader_topics,
     variant_articles,
 )
+from mailer.models.base import DbSession
 
 # How far back a digest looks for articles; also the window in which a reader's
 # previous edition counts (older means "no previous digest": newest articles).
@@ -91,11 +91,11 @@ def _ids(sig: str) -> frozenset[int]:
     return frozenset(int(x) for x in sig.split(",") if x)
 
 
-def _is_postgres(session: Session) -> bool:
+def _is_postgres(session: DbSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def _id_list(session: Session, pairs: Select[tuple[int, int]], label: str):  # type: ignore[no-untyped-def]
+def _id_list(session: DbSession, pairs: Select[tuple[int, int]], label: str):  # type: ignore[no-untyped-def]
     """(key, id) pairs -> (key, "id,id,...") per key. Ordered on PostgreSQL; on
     SQLite (no ORDER BY in group_concat before 3.44) usually ordered. Order only
     affects how many groups there are, never which articles a reader gets: the
@@ -110,7 +110,7 @@ def _id_list(session: Session, pairs: Select[tuple[int, int]], label: str):  # t
     return select(key.label("reader_id"), joined.label(label)).group_by(key).subquery()
 
 
-def article_pool(session: Session, digest: Digest, now: datetime) -> list[PoolArticle]:
+def article_pool(session: DbSession, digest: Digest, now: datetime) -> list[PoolArticle]:
     """Recent articles in the digest's topics, newest first."""
     query = select(Article.id, Article.published_at).where(
         Article.published_at <= now, Article.published_at > now - LOOKBACK
@@ -136,7 +136,7 @@ def article_pool(session: Session, digest: Digest, now: datetime) -> list[PoolAr
     return [PoolArticle(a, p, frozenset(topics[a])) for a, p in rows]
 
 
-def recent_editions(session: Session, digest: Digest, edition: Edition, now: datetime
+def recent_editions(session: DbSession, digest: Digest, edition: Edition, now: datetime
                     ) -> dict[int, datetime]:
     """Earlier editions of this digest inside the look-back window: id -> start."""
     rows = session.execute(
@@ -152,7 +152,7 @@ def recent_editions(session: Session, digest: Digest, edition: Edition, now: dat
 
 
 def per_reader_rows(
-    session: Session,
+    session: DbSession,
     digest: Digest,
     edition: Edition,
     eligible: ColumnElement[bool],
@@ -228,7 +228,7 @@ plan_groups = Table(
 )
 
 
-def materialize(session: Session, rows) -> None:  # type: ignore[no-untyped-def]
+def materialize(session: DbSession, rows) -> None:  # type: ignore[no-untyped-def]
     """Compute the per-reader rows once into a temporary table."""
     connection = session.connection()
     for table in (plan_readers, plan_groups):
@@ -240,13 +240,13 @@ def materialize(session: Session, rows) -> None:  # type: ignore[no-untyped-def]
     ))
 
 
-def drop_scratch(session: Session) -> None:
+def drop_scratch(session: DbSession) -> None:
     connection = session.connection()
     for table in (plan_readers, plan_groups):
         table.drop(connection, checkfirst=True)
 
 
-def reader_groups(session: Session) -> list[ReaderGroup]:
+def reader_groups(session: DbSession) -> list[ReaderGroup]:
     r = plan_readers.c
     result = session.execute(
         select(r.topic_sig, r.last_id, r.received_sig, func.count())
@@ -279,7 +279,7 @@ def choose(
 
 
 def insert_deliveries(
-    session: Session,
+    session: DbSession,
     edition_id: int,
     assignments: Iterable[tuple[ReaderGroup, int]],
     now: datetime,

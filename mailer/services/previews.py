@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.models import Article, Edition, EditionVariant, utcnow
+from mailer.models.base import DbSession
 from mailer.senders import Sender
 from mailer.services import planning
 from mailer.services.digests import MAX_ID, find_digest
@@ -79,7 +79,7 @@ def _filled(settings: Settings, compiled_html: str, compiled_text: str) -> tuple
     return FillTemplate(compiled_html).fill(escaped), FillTemplate(compiled_text).fill(values)
 
 
-def preview_digest(session: Session, settings: Settings, digest_id: object,
+def preview_digest(session: DbSession, settings: Settings, digest_id: object,
                    now: datetime | None = None) -> Preview:
     """What the digest's next edition looks like for a reader of every topic."""
     now = now or utcnow()
@@ -102,7 +102,7 @@ def preview_digest(session: Session, settings: Settings, digest_id: object,
                    compiled_html=compiled.email.html, compiled_text=compiled.email.text)
 
 
-def preview_edition(session: Session, settings: Settings, edition_id: int) -> Preview:
+def preview_edition(session: DbSession, settings: Settings, edition_id: int) -> Preview:
     """An existing edition (a draft waiting for approval included) as it was compiled."""
     edition = session.get(Edition, edition_id) if 0 < edition_id <= MAX_ID else None
     if edition is None:
@@ -145,7 +145,7 @@ def preview_page(preview: Preview, width: str = "desktop") -> str:
     )
 
 
-def test_send(session: Session, settings: Settings, sender: Sender, digest_id: object,
+def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id: object,
               addresses: object) -> dict[str, str]:
     """Send the digest's preview to a few addresses, marked as a test.
     Returns {address: result}. No ledger rows: test copies are not deliveries."""

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from mailer.models import Delivery, Reader, ReaderEvent
+from mailer.models.base import DbSession
 from mailer.services.errors import NotFound
 from mailer.services.subscriptions import suppress
 
@@ -23,7 +23,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def export_reader(session: Session, reader_id: int) -> dict[str, Any]:
+def export_reader(session: DbSession, reader_id: int) -> dict[str, Any]:
     """Everything we hold about one reader, as plain JSON-able data."""
     reader = session.get(Reader, reader_id)
     if reader is None:
@@ -55,7 +55,7 @@ def export_reader(session: Session, reader_id: int) -> dict[str, Any]:
     }
 
 
-def erase_reader(session: Session, reader_id: int) -> None:
+def erase_reader(session: DbSession, reader_id: int) -> None:
     """Delete the reader's personal data for good; keep a hashed suppression. Commits."""
     reader = session.get(Reader, reader_id)
     if reader is None:

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression, Topic, utcnow
+from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
 from mailer.services.subscriptions import clean_frequency, email_hash, email_key
 from mailer.services.validation import clean_email, clean_slug, clean_text
@@ -113,7 +113,7 @@ def _parse(text: str, report: ImportReport, known_topics: set[str]) -> list[_Row
     return rows
 
 
-def import_readers(session: Session, data: bytes | str, *, consent: bool,
+def import_readers(session: DbSession, data: bytes | str, *, consent: bool,
                    source: str = "import") -> ImportReport:
     """Validate every row, then write all new readers in one transaction (or none)."""
     report = ImportReport()
@@ -174,7 +174,7 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def export_readers(session: Session) -> Iterator[str]:
+def export_readers(session: DbSession) -> Iterator[str]:
     """CSV lines (header first) of every reader, streamed in id order."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

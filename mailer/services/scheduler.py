@@ -13,10 +13,10 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.models import Digest, ReaderEvent, utcnow
+from mailer.models.base import DbSession
 from mailer.services.editions import start_edition
 from mailer.services.errors import ValidationError
 from mailer.services.schedules import next_run, parse_schedule
@@ -24,7 +24,7 @@ from mailer.services.schedules import next_run, parse_schedule
 log = logging.getLogger(__name__)
 
 
-def run_due(session: Session, settings: Settings, now: datetime | None = None) -> list[int]:
+def run_due(session: DbSession, settings: Settings, now: datetime | None = None) -> list[int]:
     """Start an edition for every digest whose slot has come. Returns edition ids."""
     now = now or utcnow()
     started: list[int] = []

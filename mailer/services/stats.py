@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mailer.models import (
     Article,
@@ -27,12 +26,13 @@ from mailer.models import (
     ReaderEvent,
     utcnow,
 )
+from mailer.models.base import DbSession
 
 # Events attributed to editions; `bounce` and `complaint` come from SMTP and webhooks.
 OUTCOME_KINDS = ("unsubscribed", "bounce", "complaint")
 
 
-def _day(session: Session, column: Any) -> ColumnElement[Any]:
+def _day(session: DbSession, column: Any) -> ColumnElement[Any]:
     """The UTC calendar day of a timestamp column, on SQLite and PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
         return func.date(func.timezone("UTC", column))
@@ -52,12 +52,12 @@ def _days(now: datetime, days: int) -> list[date]:
     return [start + timedelta(days=n) for n in range(days)]
 
 
-def reader_counts(session: Session) -> dict[str, int]:
+def reader_counts(session: DbSession) -> dict[str, int]:
     rows = session.execute(select(Reader.status, func.count()).group_by(Reader.status))
     return {status: count for status, count in rows}
 
 
-def reader_growth(session: Session, days: int = 30, now: datetime | None = None
+def reader_growth(session: DbSession, days: int = 30, now: datetime | None = None
                   ) -> list[tuple[date, int]]:
     """New readers per day over the last `days` days (index on created_at)."""
     now = now or utcnow()
@@ -115,7 +115,7 @@ FINAL_EDITION_STATES = (EditionStatus.DONE, EditionStatus.CANCELLED, EditionStat
 COUNTED = ("planned", "sent", "failed", "unknown", "skipped", "cancelled")
 
 
-def delivery_counts(session: Session, edition_ids: list[int]) -> dict[int, dict[str, int]]:
+def delivery_counts(session: DbSession, edition_ids: list[int]) -> dict[int, dict[str, int]]:
     """Deliveries per status. Finished editions are counted once and kept in
     edition_figures (their ledger no longer changes); others are counted live."""
     out: dict[int, dict[str, int]] = {}
@@ -143,7 +143,7 @@ def delivery_counts(session: Session, edition_ids: list[int]) -> dict[int, dict[
     return out
 
 
-def _keep_figures(session: Session, edition_id: int, counts: dict[str, int]) -> None:
+def _keep_figures(session: DbSession, edition_id: int, counts: dict[str, int]) -> None:
     try:
         with session.begin_nested():
             session.add(EditionFigures(edition_id=edition_id,
@@ -153,7 +153,7 @@ def _keep_figures(session: Session, edition_id: int, counts: dict[str, int]) -> 
         session.rollback()
 
 
-def edition_stats(session: Session, edition_ids: list[int]) -> list[EditionStats]:
+def edition_stats(session: DbSession, edition_ids: list[int]) -> list[EditionStats]:
     """Rates of several editions in a handful of grouped queries."""
     if not edition_ids:
         return []
@@ -200,7 +200,7 @@ ATTRIBUTION_WINDOW = timedelta(days=14)
 ATTRIBUTION_LIMIT = 20_000
 
 
-def _attribute_outcomes(session: Session, out: dict[int, EditionStats]) -> None:
+def _attribute_outcomes(session: DbSession, out: dict[int, EditionStats]) -> None:
     """Unsubscribes and complaints recorded without an edition (the unsubscribe
     link carries only the reader) count for the edition that reader was last
     sent before the event, within two weeks."""
@@ -238,14 +238,14 @@ def _attribute_outcomes(session: Session, out: dict[int, EditionStats]) -> None:
                 out[edition_id].complaints += 1
 
 
-def recent_editions(session: Session, limit: int = 10) -> list[EditionStats]:
+def recent_editions(session: DbSession, limit: int = 10) -> list[EditionStats]:
     ids = list(session.scalars(select(Edition.id).where(Edition.test_only.is_(False))
                                .order_by(Edition.created_at.desc(), Edition.id.desc())
                                .limit(limit)))
     return edition_stats(session, ids)
 
 
-def link_stats(session: Session, edition_id: int) -> list[dict[str, Any]]:
+def link_stats(session: DbSession, edition_id: int) -> list[dict[str, Any]]:
     """Clicks per tracked link (and so per article) of one edition."""
     links = session.execute(
         select(EditionLink.id, EditionLink.url, EditionLink.article_id, Article.title)
@@ -263,7 +263,7 @@ def link_stats(session: Session, edition_id: int) -> list[dict[str, Any]]:
             for link_id, url, article_id, title in links]
 
 
-def article_stats(session: Session, article_id: int) -> dict[str, int]:
+def article_stats(session: DbSession, article_id: int) -> dict[str, int]:
     """Opens and clicks of the editions that carried an article, and its own clicks."""
     link_rows = session.execute(
         select(EditionLink.id, EditionLink.edition_id).where(EditionLink.article_id == article_id)
@@ -300,7 +300,7 @@ _PG_EVENTS = text("""
          unnest(CAST(:kinds AS text[])) k""")
 
 
-def activity_series(session: Session, days: int = 30, now: datetime | None = None
+def activity_series(session: DbSession, days: int = 30, now: datetime | None = None
                     ) -> dict[str, list[tuple[date, int]]]:
     """Per day: sends, opens, clicks, unsubscribes, bounces (for the charts)."""
     now = now or utcnow()

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mailer.models import (
     Frequency,
@@ -21,6 +20,7 @@ from mailer.models import (
     reader_topics,
     utcnow,
 )
+from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
 from mailer.services.tokens import Purpose, TokenError, Tokens
 from mailer.services.validation import clean_email, clean_slugs, clean_text
@@ -37,20 +37,20 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email_key(email).encode()).hexdigest()
 
 
-def is_suppressed(session: Session, email: str) -> bool:
+def is_suppressed(session: DbSession, email: str) -> bool:
     return (
         session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email)))
         is not None
     )
 
 
-def suppress(session: Session, email: str, reason: str) -> None:
+def suppress(session: DbSession, email: str, reason: str) -> None:
     """Never mail this address again (idempotent)."""
     if not is_suppressed(session, email):
         session.add(Suppression(email_hash=email_hash(email), reason=reason))
 
 
-def topics_by_slug(session: Session, slugs: list[str], field: str = "topics") -> list[Topic]:
+def topics_by_slug(session: DbSession, slugs: list[str], field: str = "topics") -> list[Topic]:
     if not slugs:
         return []
     found = list(session.scalars(select(Topic).where(Topic.slug.in_(slugs))))
@@ -80,7 +80,7 @@ class SubscribeResult:
 
 
 def subscribe(
-    session: Session,
+    session: DbSession,
     *,
     email: object,
     name: object = "",
@@ -178,7 +178,7 @@ def subscribe(
     return SubscribeResult(reader_id, queued, False)
 
 
-def _claim_confirmation_slot(session: Session, reader_id: int, now: datetime) -> bool:
+def _claim_confirmation_slot(session: DbSession, reader_id: int, now: datetime) -> bool:
     """At most one confirmation email per address per hour, however often the
     form is posted, even by concurrent requests (a conditional UPDATE)."""
     result = session.execute(
@@ -204,7 +204,7 @@ class Confirmation:
     already: bool  # the link had been used before: nothing changed
 
 
-def confirm(session: Session, tokens: Tokens, token: str) -> Confirmation:
+def confirm(session: DbSession, tokens: Tokens, token: str) -> Confirmation:
     """Confirm from the emailed link. Each link works once: confirming rotates the
     nonce, so a second click (or a leaked link) changes nothing and grants nothing
     beyond an "already confirmed" page. Commits."""
@@ -227,7 +227,7 @@ def confirm(session: Session, tokens: Tokens, token: str) -> Confirmation:
 
 
 def unsubscribe(
-    session: Session, reader_id: int, *, source: str, edition_id: int | None = None
+    session: DbSession, reader_id: int, *, source: str, edition_id: int | None = None
 ) -> Reader | None:
     """Effective when this returns (committed). Idempotent."""
     reader = session.get(Reader, reader_id)
@@ -243,7 +243,7 @@ def unsubscribe(
     return reader
 
 
-def unsubscribe_by_link(session: Session, reader_id: int, *, source: str) -> str | None:
+def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> str | None:
     """The one-click path: one conditional UPDATE (plus its event), committed before
     this returns. Returns the reader's address, or None for an unknown reader."""
     readers = Reader.__table__
@@ -267,7 +267,7 @@ def unsubscribe_by_link(session: Session, reader_id: int, *, source: str) -> str
 
 
 def update_preferences(
-    session: Session, reader_id: int, *, name: object, topics: object, frequency: object
+    session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object
 ) -> Reader:
     reader = session.get(Reader, reader_id)
     if reader is None:

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
 
 from mailer.models import Article, Delivery, EditionLink, ReaderEvent, utcnow
+from mailer.models.base import DbSession
 
 TRACK_FIELD = "track"
 PLACEHOLDER = f"%%{TRACK_FIELD}%%"
@@ -103,7 +103,7 @@ def parse_open(secret: str, token: str) -> OpenToken | None:
     return OpenToken(edition_id, reader_id, good)
 
 
-def rewrite_links(html_text: str, edition_id: int, session: Session, base_url: str) -> str:
+def rewrite_links(html_text: str, edition_id: int, session: DbSession, base_url: str) -> str:
     """Register the edition's links and point them at the click endpoint; add the
     open pixel. Links holding reader placeholders (unsubscribe, preferences) and
     non-http links stay as they are. Flushes, does not commit."""
@@ -137,7 +137,7 @@ def rewrite_links(html_text: str, edition_id: int, session: Session, base_url: s
     return out[:index] + pixel + out[index:] if index >= 0 else out + pixel
 
 
-def track_variants(session: Session, edition_id: int, base_url: str) -> None:
+def track_variants(session: DbSession, edition_id: int, base_url: str) -> None:
     """Rewrite the HTML of every compiled variant of an edition (links shared by
     variants get one EditionLink each). Called once while the edition is prepared."""
     from mailer.models import EditionVariant
@@ -169,7 +169,7 @@ def scanner_reason(method: str, headers: Mapping[str, str], sent_at: datetime | 
     return ""
 
 
-def _sent_at(session: Session, edition_id: int, reader_id: int) -> tuple[bool, datetime | None]:
+def _sent_at(session: DbSession, edition_id: int, reader_id: int) -> tuple[bool, datetime | None]:
     row = session.execute(
         select(Delivery.sent_at).where(Delivery.edition_id == edition_id,
                                        Delivery.reader_id == reader_id)
@@ -177,7 +177,7 @@ def _sent_at(session: Session, edition_id: int, reader_id: int) -> tuple[bool, d
     return (row is not None, row[0] if row else None)
 
 
-def record_open(session: Session, secret: str, token: str, *, method: str,
+def record_open(session: DbSession, secret: str, token: str, *, method: str,
                 headers: Mapping[str, str], now: datetime | None = None) -> str:
     """Count an open (the first per reader and edition). Returns what happened."""
     parsed = parse_open(secret, token)
@@ -204,7 +204,7 @@ def record_open(session: Session, secret: str, token: str, *, method: str,
     return "repeat"
 
 
-def resolve_click(session: Session, secret: str, token: str, *, method: str,
+def resolve_click(session: DbSession, secret: str, token: str, *, method: str,
                   headers: Mapping[str, str], now: datetime | None = None) -> str | None:
     """The stored URL to redirect to, or None (unknown token or link). Counts the
     click when the token is signed and the hit does not look automated."""

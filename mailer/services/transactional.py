@@ -10,10 +10,10 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from sqlalchemy import or_, update
-from sqlalchemy.orm import Session
 
 from mailer.config import Settings
 from mailer.models import Reader, ReaderStatus, utcnow
+from mailer.models.base import DbSession
 from mailer.senders import Outcome, Sender
 from mailer.services.address_change import change_token
 from mailer.services.messages import domain_of, header_safe
@@ -42,7 +42,7 @@ def build_message(settings: Settings, to_name: str, to_email: str, template: str
 
 
 def send_confirmation(
-    session: Session, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
+    session: DbSession, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
 ) -> Outcome | None:
     """Send the double opt-in email. None when there is nothing to confirm any more."""
     if not _take_request(session, reader_id, Reader.confirmation_sent_at,
@@ -62,7 +62,7 @@ def send_confirmation(
 
 
 def send_email_change(
-    session: Session, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
+    session: DbSession, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
 ) -> Outcome | None:
     """Email the link that confirms a new address, to the new address.
     None when no change is waiting any more."""
@@ -83,7 +83,7 @@ def send_email_change(
                             sender.send(settings.mail_from_address, reader.pending_email, data))
 
 
-def _take_request(session: Session, reader_id: int, requested: Any, mailed: Any,
+def _take_request(session: DbSession, reader_id: int, requested: Any, mailed: Any,
                   condition: Any) -> bool:
     """Claim the latest email request of this reader for this worker (one UPDATE).
 
@@ -101,7 +101,7 @@ def _take_request(session: Session, reader_id: int, requested: Any, mailed: Any,
     return bool(taken)
 
 
-def _sent_or_release(session: Session, reader_id: int, mailed: Any, outcome: Outcome) -> Outcome:
+def _sent_or_release(session: DbSession, reader_id: int, mailed: Any, outcome: Outcome) -> Outcome:
     if not outcome.sent:
         # Not delivered: let a later task (or a new signup post) try again.
         session.execute(update(Reader).where(Reader.id == reader_id).values({mailed: None}))
