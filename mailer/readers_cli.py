@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import BinaryIO, TextIO
 
 import click
 from flask import Flask
@@ -17,7 +18,7 @@ def register_reader_commands(app: Flask) -> None:
     @click.argument("file", type=click.File("rb"))
     @click.option("--consent", is_flag=True,
                   help="Consent is on record: add readers confirmed, without a confirmation email.")
-    def import_readers(file: click.utils.LazyFile, consent: bool) -> None:
+    def import_readers(file: BinaryIO, consent: bool) -> None:
         """Import readers from a CSV file (columns email,name,topics,frequency).
         Nothing is written unless every row is valid."""
         try:
@@ -34,7 +35,7 @@ def register_reader_commands(app: Flask) -> None:
 
     @app.cli.command("export-readers")
     @click.argument("file", type=click.File("w", encoding="utf-8", lazy=True), default="-")
-    def export_readers(file: click.utils.LazyFile) -> None:
+    def export_readers(file: TextIO) -> None:
         """Write every reader as CSV to FILE (default: standard output)."""
         for chunk in readers_io.export_readers(db.session):
             file.write(chunk)

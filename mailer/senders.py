@@ -186,6 +186,8 @@ class SmtpSender:
         if not data.endswith(b"\r\n"):
             data += b"\r\n"
         try:
+            if conn.sock is None:
+                raise smtplib.SMTPServerDisconnected("connection closed before DATA")
             conn.sock.sendall(data + b".\r\n")
             code, msg = conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:

@@ -26,9 +26,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, func, select, update
+from sqlalchemy.engine import Engine
 
 from mailer.config import Settings
 from mailer.models import (
@@ -162,14 +164,17 @@ class _PgLedgerConnection:
     def __init__(self, session: DbSession, sync_commit: bool) -> None:
         from psycopg import pq
 
-        self.pooled = session.get_bind().raw_connection()
-        self.conn = self.pooled.driver_connection
-        self.conn.autocommit = True
+        engine = session.get_bind()
+        assert isinstance(engine, Engine)
+        self.pooled = engine.raw_connection()
+        conn: Any = self.pooled.driver_connection  # a psycopg.Connection
+        conn.autocommit = True
         if not sync_commit:
             # A worker crash never loses a commit; only a PostgreSQL crash could
             # drop the last few hundred ms of marks (MAILER_LEDGER_SYNC_COMMIT=1 to avoid).
-            self.conn.execute("SET synchronous_commit TO OFF")
-        self.pgconn = self.conn.pgconn
+            conn.execute("SET synchronous_commit TO OFF")
+        self.conn: Any = conn
+        self.pgconn = conn.pgconn
         self.tuples_ok = pq.ExecStatus.TUPLES_OK
         self.statement = f"mailer_mark_{uuid.uuid4().hex[:12]}".encode()
         result = self.pgconn.prepare(self.statement, _PG_MARK_SENDING_LIBPQ)
@@ -501,7 +506,7 @@ def run_lane(
                 try:
                     outcome = sender.send(
                         envelope_from, reader.email, data,
-                        before_data=lambda d=delivery_id: ledger.mark_sending(d),
+                        before_data=partial(ledger.mark_sending, delivery_id),
                     )
                 except ClaimLost:
                     log.warning("delivery %s was reclaimed by the sweeper; not sent", delivery_id)

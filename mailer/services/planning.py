@@ -100,6 +100,7 @@ def _id_list(session: DbSession, pairs: Select[tuple[int, int]], label: str):  #
     SQLite (no ORDER BY in group_concat before 3.44) usually ordered. Order only
     affects how many groups there are, never which articles a reader gets: the
     signature is parsed back into a set."""
+    joined: ColumnElement[str]
     if _is_postgres(session):
         inner = pairs.subquery()
         joined = func.aggregate_strings(cast(inner.c[1], String), ",").aggregate_order_by(inner.c[1])
@@ -179,7 +180,7 @@ def per_reader_rows(
             .group_by(Delivery.reader_id)
             .subquery()
         )
-        last_id = func.coalesce(last.c.last_id, 0)
+        last_id: ColumnElement[int] = func.coalesce(last.c.last_id, 0)
         query = query.outerjoin(last, last.c.reader_id == Reader.id)
         for frequency, gap in FREQUENCY_GAP.items():
             too_soon = [eid for eid, started in recent.items() if started > now - gap]

@@ -188,9 +188,9 @@ class RedisRateLimiter:
             now_ms = int(time.time() * 1000)
             fresh: dict[str, float] = {}
             for domain, raw in self.client.hgetall(self.prefix + "slow").items():
-                factor, until, _ = raw.decode().split(":")
+                factor, until, _ = _text(raw).split(":")
                 if int(float(until)) >= now_ms:
-                    fresh[domain.decode()] = float(factor)
+                    fresh[_text(domain)] = float(factor)
             self._slow = fresh
         return self._slow
 
@@ -230,3 +230,7 @@ def make_rate_limiter(
     if redis_url:
         return RedisRateLimiter(redis_url, rate, domain_rates, prefix=prefix)
     return LocalRateLimiter(rate, domain_rates)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -34,6 +34,7 @@ def run_due(session: DbSession, settings: Settings, now: datetime | None = None)
         )
     ).all()
     for digest_id, slot_at, schedule, tz in due:
+        assert slot_at is not None  # selected with next_run_at IS NOT NULL
         try:
             cron, tz = parse_schedule(schedule, tz)
             following = next_run(cron, tz, max(now, slot_at))

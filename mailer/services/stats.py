@@ -166,12 +166,12 @@ def edition_stats(session: DbSession, edition_ids: list[int]) -> list[EditionSta
         s.bounces += s.failed
         s.planned = s.planned or counts.get("planned", 0)
     # One row per open is recorded (the first), so count(*) is the number of readers.
-    for edition_id, kind, hits in session.execute(
+    for event_edition, kind, hits in session.execute(
         select(ReaderEvent.edition_id, ReaderEvent.kind, func.count())
         .where(ReaderEvent.edition_id.in_(list(out)))
         .group_by(ReaderEvent.edition_id, ReaderEvent.kind)
     ):
-        s = out[edition_id]
+        s = out[event_edition or 0]
         if kind == "open":
             s.opens = hits
         elif kind == "click":
@@ -186,12 +186,12 @@ def edition_stats(session: DbSession, edition_ids: list[int]) -> list[EditionSta
             s.complaints += hits
     clicked = [i for i, s in out.items() if s.click_total]
     if clicked:
-        for edition_id, readers in session.execute(
+        for clicked_edition, readers in session.execute(
             select(ReaderEvent.edition_id, func.count(func.distinct(ReaderEvent.reader_id)))
             .where(ReaderEvent.edition_id.in_(clicked), ReaderEvent.kind == "click")
             .group_by(ReaderEvent.edition_id)
         ):
-            out[edition_id].clicks = readers
+            out[clicked_edition or 0].clicks = readers
     _attribute_outcomes(session, out)
     return [out[i] for i in edition_ids if i in out]
 
@@ -217,7 +217,7 @@ def _attribute_outcomes(session: DbSession, out: dict[int, EditionStats]) -> Non
     ).all()
     if not events:
         return
-    readers = sorted({reader_id for reader_id, _, _ in events})
+    readers = sorted({reader_id for reader_id, _, _ in events if reader_id is not None})
     sent: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for start in range(0, len(readers), 1000):
         for reader_id, edition_id, sent_at in session.execute(
@@ -225,9 +225,11 @@ def _attribute_outcomes(session: DbSession, out: dict[int, EditionStats]) -> Non
             .where(Delivery.reader_id.in_(readers[start:start + 1000]), Delivery.sent_at.is_not(None),
                    Delivery.sent_at >= since - ATTRIBUTION_WINDOW, Delivery.sent_at <= until)
         ):
-            sent[reader_id].append((sent_at, edition_id))
-    for reader_id, kind, at in events:
-        before = [(t, e) for t, e in sent.get(reader_id, ()) if t <= at and at - t <= ATTRIBUTION_WINDOW]
+            if sent_at is not None:  # filtered in SQL; narrows the type
+                sent[reader_id].append((sent_at, edition_id))
+    for event_reader, kind, at in events:
+        before = [(t, e) for t, e in sent.get(event_reader or 0, ())
+                  if t <= at and at - t <= ATTRIBUTION_WINDOW]
         if not before:
             continue
         edition_id = max(before)[1]

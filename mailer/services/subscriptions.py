@@ -6,8 +6,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailer.models import (
@@ -113,7 +114,7 @@ def subscribe(
         # The hot path of a signup: plain INSERTs (no unit-of-work bookkeeping).
         # Only a SELECT ran before it, so a rollback on a duplicate loses nothing.
         try:
-            readers = Reader.__table__
+            readers = cast(Table, Reader.__table__)
             reader_id = session.execute(
                 insert(readers).returning(readers.c.id),
                 {
@@ -136,7 +137,7 @@ def subscribe(
         if chosen:
             session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
                                                     for t in chosen])
-        session.execute(insert(ReaderEvent.__table__), {
+        session.execute(insert(cast(Table, ReaderEvent.__table__)), {
             "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
             "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
         if not confirmed:
@@ -246,7 +247,7 @@ def unsubscribe(
 def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> str | None:
     """The one-click path: one conditional UPDATE (plus its event), committed before
     this returns. Returns the reader's address, or None for an unknown reader."""
-    readers = Reader.__table__
+    readers = cast(Table, Reader.__table__)
     now = utcnow()
     email = session.execute(
         update(readers)
@@ -259,7 +260,7 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> s
     if email is None:  # already unsubscribed (harmless) or no such reader
         email = session.execute(select(readers.c.email).where(readers.c.id == reader_id)).scalar()
     else:
-        session.execute(insert(ReaderEvent.__table__), {
+        session.execute(insert(cast(Table, ReaderEvent.__table__)), {
             "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
             "detail": {"source": source}})
     session.commit()

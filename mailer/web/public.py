@@ -166,7 +166,8 @@ def subscribe_embed() -> tuple[str, int]:
     except ValidationError as exc:
         return _subscribe_form(values, exc.fields, exc.message, 422)
     known = {t.slug for t in _topics()}
-    values["topics"] = [t for t in values["topics"] if t in known]  # type: ignore[union-attr]
+    chosen = values["topics"]
+    values["topics"] = [t for t in chosen if t in known] if isinstance(chosen, list) else []
     if values["frequency"] not in Frequency.ALL:
         values["frequency"] = Frequency.IMMEDIATE
     return render_template("embed_confirm.html", values=values,

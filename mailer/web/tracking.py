@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 from flask import Blueprint, Response, abort, redirect, request
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from mailer.extensions import db
 from mailer.runtime import runtime
@@ -20,16 +21,16 @@ NO_STORE = {"Cache-Control": "no-store, private, max-age=0", "Pragma": "no-cache
 @tracking.get("/t/o/<token>.gif", merge_slashes=False)
 def open_pixel(token: str) -> Response:
     service.record_open(db.session, runtime().settings.secret_key, token,
-                        method=request.method, headers=request.headers)
+                        method=request.method, headers=dict(request.headers))
     # Always the same answer: the pixel tells nobody whether a token was good.
     return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
 
 
 # No slash merging: `/t/c//evil.example` is a 404 here, never a redirect of any kind.
 @tracking.get("/t/c/<path:token>", merge_slashes=False)
-def click(token: str) -> Response:
+def click(token: str) -> WerkzeugResponse:
     url = service.resolve_click(db.session, runtime().settings.secret_key, token,
-                                method=request.method, headers=request.headers)
+                                method=request.method, headers=dict(request.headers))
     if url is None:
         abort(404, "This link is not known.")
     response = redirect(url, code=302)

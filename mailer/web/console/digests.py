@@ -3,6 +3,8 @@ approve drafts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
@@ -57,8 +59,8 @@ def _form_data() -> dict[str, object]:
 
 def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
     topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
-    drafts = []
-    recent = []
+    drafts: Sequence[Edition] = []
+    recent: Sequence[Edition] = []
     if digest is not None and digest.id:
         drafts = db.session.scalars(select(Edition).where(
             Edition.digest_id == digest.id, Edition.status == EditionStatus.DRAFT)

@@ -27,8 +27,8 @@ def progress_json(edition_id: int) -> dict[str, object]:
         p = _final_progress(edition)  # counted once, then read from edition_figures
     else:
         p = service.progress(db.session, edition_id)
-    planned = int(p["planned"] or 0)
-    done = planned - int(p["remaining"])
+    planned = int(p["planned"] or 0)  # type: ignore[call-overload]  # counters are ints
+    done = planned - int(p["remaining"])  # type: ignore[call-overload]
     p["done"] = done
     p["percent"] = round(100.0 * done / planned, 1) if planned else (
         100.0 if p["status"] in FINAL_STATES else 0.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import abort, render_template
 from sqlalchemy import exists, select
 
@@ -67,7 +69,8 @@ def reader(reader_id: int) -> str:
         .order_by(ReaderEvent.created_at.desc(), ReaderEvent.id.desc()).limit(HISTORY_LIMIT)
     ).all()
     # One timeline, newest first: deliveries by their last change, events as they came.
-    timeline = [(d.sent_at or d.created_at, "delivery", d.status,
+    timeline: list[tuple[datetime, str, str, str, int | None, str]] = [
+        (d.sent_at or d.created_at, "delivery", d.status,
                  f"Edition #{d.edition_id} {subject}".strip(), d.edition_id, d.error)
                 for d, subject, _ in deliveries]
     timeline += [(e.created_at, "event", e.kind, e.note or _detail(e.detail), e.edition_id, "")
