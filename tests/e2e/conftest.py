@@ -4,53 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from flask import Flask
 
 from mailer import create_app
 from tests.support import processes, services
 from tests.support.smtp import SmtpServer
+from tests.support.stack import Stack
 
 API_TOKEN = "e2e-token"
 
-
-@dataclass
-class Stack:
-    name: str
-    env: dict[str, str]
-    app: Flask
-    smtp: SmtpServer
-    log_dir: Path
-    procs: list[processes.Proc] = field(default_factory=list)
-
-    def worker(self, name: str = "worker", concurrency: int = 2) -> processes.Proc:
-        proc = processes.start_worker(self.env, self.log_dir, name, concurrency)
-        self.procs.append(proc)
-        return proc
-
-    def beat(self) -> processes.Proc:
-        proc = processes.start_beat(self.env, self.log_dir)
-        self.procs.append(proc)
-        return proc
-
-    def wait(self, check, timeout: float, what: str):  # type: ignore[no-untyped-def]
-        return processes.wait_for(check, timeout, what, self.procs)
-
-    def api(self):  # type: ignore[no-untyped-def]
-        client = self.app.test_client()
-        headers = {"Authorization": f"Bearer {API_TOKEN}"}
-
-        class Api:
-            def get(self, path: str):  # type: ignore[no-untyped-def]
-                return client.get(path, headers=headers)
-
-            def post(self, path: str, json: object = None):  # type: ignore[no-untyped-def]
-                return client.post(path, headers=headers, json=json)
-
-        return Api()
 
 
 @pytest.fixture(params=["embedded", "postgres-redis"])
@@ -93,7 +57,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
             overrides["database_url"] = pg_url
             overrides["broker_url"] = services.REDIS_URL
         app = create_app(ratelimit=False, **overrides)
-        s = Stack(request.param, env, app, smtp, tmp_path)
+        s = Stack(request.param, env, app, smtp, tmp_path, API_TOKEN)
         try:
             yield s
         finally:

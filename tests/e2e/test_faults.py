@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from sqlalchemy import func, insert, select
 
 from mailer import create_app
@@ -27,6 +26,7 @@ from mailer.models import Delivery, Reader, ReaderEvent, ReaderStatus, Suppressi
 from mailer.services.subscriptions import email_hash
 from tests.support import processes, services
 from tests.support.smtp import Handler, SmtpServer, free_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
@@ -102,35 +102,17 @@ class RedisServer:
         self.proc = None
 
 
-@dataclass
-class FaultStack:
-    env: dict[str, str]
-    app: Flask
+class FaultStack(Stack):
     smtp: CountingSmtpServer
-    log_dir: Path
-    procs: list[processes.Proc] = field(default_factory=list)
-
-    def worker(self, name: str = "worker", concurrency: int = 2) -> processes.Proc:
-        proc = processes.start_worker(self.env, self.log_dir, name, concurrency)
-        self.procs.append(proc)
-        return proc
-
-    def beat(self) -> processes.Proc:
-        proc = processes.start_beat(self.env, self.log_dir)
-        self.procs.append(proc)
-        return proc
-
-    def wait(self, check, timeout: float, what: str):  # type: ignore[no-untyped-def]
-        return processes.wait_for(check, timeout, what, self.procs)
 
     def api_post(self, path: str, json: object) -> tuple[int, dict]:
         r = self.app.test_client().post(path, json=json,
-                                        headers={"Authorization": f"Bearer {API_TOKEN}"})
+                                        headers={"Authorization": f"Bearer {self.api_token}"})
         return r.status_code, r.get_json()
 
     def edition(self, edition_id: int) -> dict:
         r = self.app.test_client().get(f"/api/v1/editions/{edition_id}",
-                                       headers={"Authorization": f"Bearer {API_TOKEN}"})
+                                       headers={"Authorization": f"Bearer {self.api_token}"})
         return r.get_json()
 
     def wait_done(self, edition_id: int, timeout: float = 240) -> dict:
@@ -213,7 +195,7 @@ def make_stack(tmp_path: Path) -> Iterator:
             mail_from=settings["MAILER_FROM"], smtp_url=smtp.url,
             queue_name=settings["MAILER_QUEUE"], claim_lease_seconds=LEASE,
             retry_base_seconds=1.0, database_url=pg_url, broker_url=broker)
-        stack = FaultStack(env, app, smtp, tmp_path)
+        stack = FaultStack("faults", env, app, smtp, tmp_path, API_TOKEN)
         created.append((stack, pg_url, redis))
         return stack, redis
 
