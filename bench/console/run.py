@@ -19,7 +19,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
-ADMIN_DSN = "host=127.0.0.1 user=postgres dbname=postgres"
+from bench.common import create_pg_database, drop_pg_database  # noqa: E402
+
 TARGET_MS = 300.0
 
 
@@ -134,10 +134,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
-    name = f"mailer_bench_console_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    name, url = create_pg_database("mailer_bench_console")
     dsn = f"host=127.0.0.1 user=postgres dbname={name}"
     try:
         from flask_migrate import upgrade
@@ -211,8 +208,7 @@ def main() -> int:
         return 0
     finally:
         if not args.keep:
-            with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_pg_database(name)
         else:
             print(f"kept database {name}")
     return 0

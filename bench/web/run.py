@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,8 @@ from itsdangerous import URLSafeTimedSerializer
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, str(ROOT))
+from bench.common import create_pg_database, drop_pg_database, free_port  # noqa: E402
 
 
 def wait_http(url: str, timeout: float = 30) -> None:
@@ -144,10 +138,7 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
 
     run = uuid.uuid4().hex[:8]
-    db_name = f"bench_web_{run}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db_name}"')
-    db_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db_name}"
+    db_name, db_url = create_pg_database("bench_web")
     instance = Path(tempfile.mkdtemp(prefix="bench-web-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -205,8 +196,7 @@ def main() -> None:
         r.delete(queue)
         for key in r.scan_iter("LIMITER*"):
             r.delete(key)
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        drop_pg_database(db_name)
         shutil.rmtree(instance, ignore_errors=True)
 
     results["config"] = {"duration_s": args.duration, "connections": args.connections,
