@@ -45,6 +45,8 @@ def create_app(**overrides: Any) -> Flask:
         RATELIMIT_ENABLED=ratelimit,
     )
     db.init_app(app)
+    with app.app_context():
+        database.install_idle_ping(db.engine)  # creates the engine; connects nothing
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -55,7 +57,8 @@ def create_app(**overrides: Any) -> Flask:
 
     app.extensions["mailer"] = build_runtime(settings)
     celery_app = celery_init_app(app, settings)
-    app.extensions["dispatch"] = CeleryDispatcher(celery_app, settings.queue_name)
+    app.extensions["dispatch"] = CeleryDispatcher(
+        celery_app, settings.queue_name, settings.redis_url or "")
 
     from mailer.cli import register_cli
     from mailer.web import register_web

@@ -4,6 +4,12 @@
 `enqueue_on_commit(name, *ids)`: the message is published only after the
 surrounding transaction commits, so a worker can never look for a row that is
 not there yet, and a rolled-back request publishes nothing.
+
+Work that is recorded in rows and drained in bulk (confirmation emails) uses
+`wake_on_commit(name)` instead: a task without arguments, published at most
+once while one is pending (a Redis `SET NX` key the task clears before each
+round of reading the rows), so a burst of signups costs one publish, not one
+each. The beat tick wakes the same tasks, so nothing waits on a lost message.
 """
 
 from __future__ import annotations
@@ -23,6 +29,12 @@ from mailer.models.base import DbSession
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "mailer_pending_tasks"
+WAKE_KEY = "mailer_pending_wakes"
+# How long a wake stays "pending" if its task never clears it (a lost message):
+# after this, the next wake publishes again.
+WAKE_TTL_MS = 10_000
+# Drains every confirmation email the database says is due (see wake_on_commit).
+CONFIRMATIONS_TASK = "mailer.send_confirmations"
 
 
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
@@ -82,34 +94,85 @@ def enqueue_on_commit(session: DbSession, name: str, *args: Any) -> None:
     session.info.setdefault(PENDING_KEY, []).append((name, args))
 
 
+def wake_on_commit(session: DbSession, name: str) -> None:
+    """Once `session` commits, make sure a `name()` task (one that drains rows
+    the transaction wrote) is on its way; coalesced with any already pending."""
+    session.info.setdefault(WAKE_KEY, set()).add(name)
+
+
 @event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: DbSession) -> None:
     pending = session.info.pop(PENDING_KEY, None)
-    if not pending or not has_app_context():
+    wakes = session.info.pop(WAKE_KEY, None)
+    if not (pending or wakes) or not has_app_context():
         return
     dispatch = current_app.extensions["dispatch"]
-    for name, args in pending:
+    for name, args in pending or ():
         dispatch(name, args)
+    for name in sorted(wakes or ()):
+        dispatch.wake(name)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: DbSession) -> None:
     session.info.pop(PENDING_KEY, None)
+    session.info.pop(WAKE_KEY, None)
+
+
+def rearm_wake(name: str) -> None:
+    """Called by a drain task before each read of its rows: a commit after this
+    point publishes a fresh wake, one before it is seen by the read."""
+    current_app.extensions["dispatch"].rearm(name)
 
 
 class CeleryDispatcher:
     """Sends tasks by name. A broker outage is logged, not raised: the rows are
     committed, and the beat sweeper re-enqueues work the broker never got."""
 
-    def __init__(self, celery_app: Celery, queue: str) -> None:
+    def __init__(self, celery_app: Celery, queue: str, redis_url: str = "") -> None:
         self.celery = celery_app
         self.queue = queue
+        self.redis_url = redis_url
+        self._redis: Any = None
 
     def __call__(self, name: str, args: tuple[Any, ...]) -> None:
         try:
             self.celery.send_task(name, args=list(args), queue=self.queue)
         except Exception:
             log.exception("could not enqueue %s%r; the sweeper will pick it up", name, args)
+
+    def _wake_key(self, name: str) -> str:
+        return f"mailer:wake:{self.queue}:{name}"
+
+    def _client(self) -> Any:
+        if self._redis is None and self.redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=2,
+                                               socket_connect_timeout=2)
+        return self._redis
+
+    def wake(self, name: str) -> None:
+        """Publish `name()` unless a wake is already pending. Without Redis (the
+        embedded broker) every wake publishes; the task then finds little to do."""
+        client = self._client()
+        if client is not None:
+            try:
+                if not client.set(self._wake_key(name), b"1", nx=True, px=WAKE_TTL_MS):
+                    return
+            except Exception:
+                log.warning("wake key for %s unavailable; publishing anyway", name, exc_info=True)
+        self(name, ())
+
+    def rearm(self, name: str) -> None:
+        client = self._client()
+        if client is None:
+            return
+        try:
+            client.delete(self._wake_key(name))
+        except Exception:
+            # The key expires by itself; until then the beat tick wakes the task.
+            log.warning("could not clear the wake key for %s", name, exc_info=True)
 
 
 class RecordingDispatcher:
@@ -120,6 +183,12 @@ class RecordingDispatcher:
 
     def __call__(self, name: str, args: tuple[Any, ...]) -> None:
         self.sent.append((name, args))
+
+    def wake(self, name: str) -> None:
+        self.sent.append((name, ()))
+
+    def rearm(self, name: str) -> None:
+        pass
 
     def names(self) -> list[str]:
         return [name for name, _ in self.sent]

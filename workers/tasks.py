@@ -8,28 +8,33 @@ re-enqueues) does no harm.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from celery import shared_task
+from flask import current_app
 
 from mailer.extensions import db
 from mailer.runtime import runtime
 from mailer.services import delivery, editions, transactional
 from mailer.services.rendering import TemplateError
+from mailer.tasks import CONFIRMATIONS_TASK, rearm_wake
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="mailer.send_confirmation", ignore_result=True)
-def send_confirmation(reader_id: int) -> str:
+@shared_task(name=CONFIRMATIONS_TASK, ignore_result=True)
+def send_confirmations() -> dict[str, int]:
+    """Woken by signups (coalesced) and by the tick: sends what the rows say is due."""
     rt = runtime()
-    outcome = transactional.send_confirmation(
-        db.session, rt.settings, rt.tokens, rt.sender(), reader_id
+    report = transactional.send_due_confirmations(
+        db.session, rt.settings, rt.tokens, rt.sender(),
+        rearm=partial(rearm_wake, CONFIRMATIONS_TASK),
     )
-    if outcome is None:
-        return "nothing to confirm"
-    if not outcome.sent:
-        log.warning("confirmation to reader %s: %s %s", reader_id, outcome.code, outcome.message)
-    return outcome.result
+    if report.not_sent:
+        log.warning("%s confirmation email(s) not sent this round", report.not_sent)
+    if report.more:  # the time budget ran out: hand over to a fresh task
+        current_app.extensions["dispatch"].wake(CONFIRMATIONS_TASK)
+    return {"sent": report.sent, "not_sent": report.not_sent}
 
 
 @shared_task(name="mailer.send_email_change", ignore_result=True)
@@ -86,4 +91,9 @@ def tick() -> dict[str, object]:
     report = delivery.sweep(db.session, runtime().settings)
     started = scheduler.run_due(db.session, runtime().settings)
     polled = feeds.queue_due_feeds(db.session)
-    return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled}
+    # Confirmations whose wake-up was lost (broker outage, dead worker).
+    waiting = transactional.confirmations_due(db.session, older_than=30, limit=1)
+    if waiting:
+        current_app.extensions["dispatch"].wake(CONFIRMATIONS_TASK)
+    return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
+            "confirmations_waiting": bool(waiting)}

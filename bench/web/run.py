@@ -103,6 +103,17 @@ def measured(script: str, base: str, args: argparse.Namespace, env: dict[str, st
     return result
 
 
+def start_profilers(pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy (CPU samples only, --idle off) on each gunicorn worker."""
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([str(BIN / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                              "--output", str(out / f"web-profile-{pid}.txt"), "--rate", "250",
+                              "--nonblocking"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for pid in pids]
+
+
 def seed_readers(db_url: str, count: int, run: str) -> list[int]:
     with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
         now = datetime.now(UTC)
@@ -133,6 +144,9 @@ def main() -> None:
                         help="MAILER_SIGNUP_MIN_SECONDS (constant-time padding of signup answers)")
     parser.add_argument("--readers", type=int, default=30_000, help="readers seeded for unsubscribe")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the gunicorn workers during the signup run "
+                             "(bench/results/web-profile-<pid>.txt, one line per stack)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -179,7 +193,11 @@ def main() -> None:
         print(f"signup: POST /subscribe, {args.connections} connections, {args.duration}s, "
               f"gunicorn {args.workers}x{args.worker_threads} gthread, padding {args.min_seconds}s")
         pids = server_pids(gunicorn)
+        profilers = start_profilers(pids["gunicorn"][1:]) if args.profile else []
         results["signup"] = measured("signup.lua", base, args, {**wrk_env, "BENCH_RUN": run}, pids)
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=60)
         print("  ", results["signup"])
         print(f"unsubscribe: one-click POST /unsubscribe/<token>, {args.connections} connections")
         results["unsubscribe"] = measured("unsubscribe.lua", base, args, wrk_env,

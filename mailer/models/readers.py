@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.models.base import Base, utcnow
@@ -46,6 +46,11 @@ class Topic(Base):
 
 class Reader(Base):
     __tablename__ = "readers"
+    __table_args__ = (
+        # The confirmation drain's read: pending readers by request time only.
+        Index("ix_readers_confirmation_due", "confirmation_sent_at",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # `email` keeps what the reader typed (normalised domain); `email_key` is the

@@ -25,7 +25,7 @@ from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
 from mailer.services.subscriptions import clean_frequency, email_hash, email_key
 from mailer.services.validation import clean_email, clean_slug, clean_text
-from mailer.tasks import enqueue_on_commit
+from mailer.tasks import CONFIRMATIONS_TASK, wake_on_commit
 
 COLUMNS = ("email", "name", "topics", "frequency")
 EXPORT_COLUMNS = ("email", "name", "topics", "frequency", "status", "consent_at",
@@ -161,9 +161,8 @@ def import_readers(session: DbSession, data: bytes | str, *, consent: bool,
     session.add_all(ReaderEvent(reader_id=r.id, kind="imported",
                                 detail={"source": source[:200], "consent": consent})
                     for r in new_readers)
-    if not consent:
-        for r in new_readers:
-            enqueue_on_commit(session, "mailer.send_confirmation", r.id)
+    if not consent and new_readers:
+        wake_on_commit(session, CONFIRMATIONS_TASK)
     session.commit()
     report.created = len(new_readers)
     return report

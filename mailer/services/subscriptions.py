@@ -25,7 +25,7 @@ from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
 from mailer.services.tokens import Purpose, TokenError, Tokens
 from mailer.services.validation import clean_email, clean_slugs, clean_text
-from mailer.tasks import enqueue_on_commit
+from mailer.tasks import CONFIRMATIONS_TASK, wake_on_commit
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 
@@ -141,7 +141,7 @@ def subscribe(
             "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
             "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
         if not confirmed:
-            enqueue_on_commit(session, "mailer.send_confirmation", reader_id)
+            wake_on_commit(session, CONFIRMATIONS_TASK)
         session.commit()
         return SubscribeResult(reader_id, not confirmed, True)
 
@@ -174,7 +174,7 @@ def subscribe(
     if not confirmed:
         queued = _claim_confirmation_slot(session, reader.id, now)
         if queued:
-            enqueue_on_commit(session, "mailer.send_confirmation", reader.id)
+            wake_on_commit(session, CONFIRMATIONS_TASK)
     session.commit()
     return SubscribeResult(reader_id, queued, False)
 

@@ -3,18 +3,22 @@ with the standard library from the same template sets."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from mailer.config import Settings
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
-from mailer.senders import Outcome, Sender
+from mailer.senders import Outcome, Result, Sender
 from mailer.services.address_change import change_token
 from mailer.services.messages import domain_of, header_safe
 from mailer.services.rendering import FillTemplate, compile_email, escape_values
@@ -102,8 +106,80 @@ def _take_request(session: DbSession, reader_id: int, requested: Any, mailed: An
 
 
 def _sent_or_release(session: DbSession, reader_id: int, mailed: Any, outcome: Outcome) -> Outcome:
-    if not outcome.sent:
-        # Not delivered: let a later task (or a new signup post) try again.
+    if outcome.result == Result.TEMPORARY:
+        # Not delivered, worth another try: a later round (the beat tick wakes one) takes it.
+        # A permanent refusal is not retried, and an unknown outcome (the body may
+        # have arrived) is not sent twice.
         session.execute(update(Reader).where(Reader.id == reader_id).values({mailed: None}))
         session.commit()
     return outcome
+
+
+# A confirmation link is valid for 48 hours; older requests are not worth sending.
+CONFIRMATION_VALIDITY = timedelta(hours=48)
+
+
+def confirmation_is_due(now: datetime) -> Any:
+    """Rows whose latest confirmation request no worker has taken yet."""
+    return (
+        (Reader.status == ReaderStatus.PENDING)
+        & (Reader.confirmation_sent_at > now - CONFIRMATION_VALIDITY)
+        & or_(Reader.confirmation_mailed_at.is_(None),
+              Reader.confirmation_mailed_at != Reader.confirmation_sent_at)
+    )
+
+
+def confirmations_due(session: DbSession, *, now: datetime | None = None, older_than: float = 0,
+                      exclude: set[int] | frozenset[int] = frozenset(), limit: int = 100) -> list[int]:
+    """Reader ids waiting for a confirmation email, oldest request first
+    (`older_than` seconds old at least). Served by a partial index on pending readers."""
+    now = now or utcnow()
+    query = (select(Reader.id).where(confirmation_is_due(now))
+             .order_by(Reader.confirmation_sent_at).limit(limit))
+    if older_than:
+        query = query.where(Reader.confirmation_sent_at <= now - timedelta(seconds=older_than))
+    if exclude:
+        query = query.where(Reader.id.not_in(exclude))
+    ids = list(session.scalars(query))
+    session.commit()
+    return ids
+
+
+@dataclass
+class DrainReport:
+    sent: int = 0
+    not_sent: int = 0
+    more: bool = False  # stopped on the time budget with requests still waiting
+
+
+def send_due_confirmations(
+    session: DbSession, settings: Settings, tokens: Tokens, sender: Sender, *,
+    rearm: Callable[[], None] = lambda: None, budget_seconds: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> DrainReport:
+    """Send every due confirmation email, in rounds, over one SMTP connection.
+
+    `rearm` runs before each read of the due rows: a signup that commits after it
+    wakes a new task; one that committed before it is in this read. Each email
+    is claimed by `send_confirmation`, so concurrent drains never double up.
+    """
+    report = DrainReport()
+    started = clock()
+    tried: set[int] = set()  # failed in this run: retried by a later wake, not in a loop
+    while True:
+        rearm()
+        ids = confirmations_due(session, exclude=tried)
+        if not ids:
+            return report
+        for reader_id in ids:
+            if clock() - started > budget_seconds:
+                report.more = True
+                return report
+            outcome = send_confirmation(session, settings, tokens, sender, reader_id)
+            if outcome is None:
+                continue
+            if outcome.sent:
+                report.sent += 1
+            else:
+                report.not_sent += 1
+                tried.add(reader_id)

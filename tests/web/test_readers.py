@@ -86,7 +86,7 @@ def test_preferences_save_pause_and_resubscribe(client, session, rt, dispatch):
     assert r.status_code == 200
     session.expire_all()
     assert session.get(Reader, reader.id).status == ReaderStatus.PENDING  # re-confirms
-    assert "mailer.send_confirmation" in dispatch.names()
+    assert "mailer.send_confirmations" in dispatch.names()
 
 
 def test_address_change_reconfirms_the_new_address(client, session, rt, dispatch, sender):
