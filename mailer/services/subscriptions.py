@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import JSON, String, Table, insert, literal, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from mailer.models import (
@@ -21,7 +22,7 @@ from mailer.models import (
     reader_topics,
     utcnow,
 )
-from mailer.models.base import DbSession
+from mailer.models.base import DbSession, UTCDateTime
 from mailer.services.errors import ValidationError
 from mailer.services.tokens import Purpose, TokenError, Tokens
 from mailer.services.validation import clean_email, clean_slugs, clean_text
@@ -101,6 +102,16 @@ def subscribe(
     chosen = topics_by_slug(session, clean_slugs(topics))
     source = clean_text(source, "source", 200)
 
+    if _is_postgres(session) and not confirmed:
+        fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
+                                      source, ip, now)
+        if fresh is not None:
+            if fresh.reader_id is not None:
+                wake_on_commit(session, CONFIRMATIONS_TASK)
+            session.commit()
+            return fresh
+        # The address is known: the general path below decides what to do.
+
     # One round trip answers both questions: suppressed? known (and which row)?
     suppressed_q = select(Suppression.id).where(Suppression.email_hash == email_hash(address)).exists()
     known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
@@ -177,6 +188,68 @@ def subscribe(
             wake_on_commit(session, CONFIRMATIONS_TASK)
     session.commit()
     return SubscribeResult(reader_id, queued, False)
+
+
+def _is_postgres(session: DbSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _insert_new_reader_pg(session: DbSession, address: str, name: str, frequency: str,
+                          topic_ids: list[int], source: str, ip: str,
+                          now: datetime) -> SubscribeResult | None:
+    """The hot path of a signup on PostgreSQL: one statement inserts a new reader,
+    their topics and the consent event, unless the address is suppressed or known.
+
+    Returns the result for a new or suppressed address; None when the address is
+    already a reader (nothing was written). ON CONFLICT waits for a concurrent
+    insert of the same address, so two posts at once make one reader.
+    """
+    readers = cast(Table, Reader.__table__)
+    events = cast(Table, ReaderEvent.__table__)
+    suppressed = select(Suppression.id).where(Suppression.email_hash == email_hash(address)).exists()
+    row = select(
+        literal(address, String).label("email"), literal(email_key(address), String),
+        literal(name, String), literal(frequency, String), literal(ReaderStatus.PENDING, String),
+        literal(secrets.token_hex(8), String), literal(now, UTCDateTime()),
+        literal(source, String), literal(ip[:64], String),
+        # A brand-new row has sent nothing yet: it takes the hour's confirmation slot.
+        literal(now, UTCDateTime()), literal(now, UTCDateTime()),
+    ).where(~suppressed)
+    new_reader = (
+        pg_insert(readers)
+        .from_select(["email", "email_key", "name", "frequency", "status", "confirm_nonce",
+                      "consent_at", "consent_source", "consent_ip", "confirmation_sent_at",
+                      "created_at"], row)
+        .on_conflict_do_nothing(index_elements=["email_key"])
+        .returning(readers.c.id)
+        .cte("new_reader")
+    )
+    topic_rows = (
+        insert(reader_topics)
+        .from_select(["reader_id", "topic_id"],
+                     select(new_reader.c.id, Topic.id)
+                     .select_from(new_reader.join(Topic, true()))  # each chosen topic
+                     .where(Topic.id.in_(topic_ids)))
+        .cte("new_topics")
+    )
+    event_rows = (
+        insert(events)
+        .from_select(["reader_id", "kind", "created_at", "note", "detail"], select(
+            new_reader.c.id, literal("subscribed", String), literal(now, UTCDateTime()),
+            literal("", String),
+            literal({"source": source, "ip": ip[:64], "confirmed": False}, JSON)))
+        .cte("new_event")
+    )
+    statement = select(
+        select(new_reader.c.id).scalar_subquery(), suppressed,
+    ).add_cte(topic_rows, event_rows)
+    reader_id, was_suppressed = session.execute(statement).one()
+    if reader_id is not None:
+        return SubscribeResult(reader_id, True, True)
+    if was_suppressed:
+        # Erased, bounced or complained: never re-added, and we say nothing.
+        return SubscribeResult(None, False, False)
+    return None
 
 
 def _claim_confirmation_slot(session: DbSession, reader_id: int, now: datetime) -> bool:

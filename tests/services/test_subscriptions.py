@@ -116,3 +116,41 @@ def test_confirmation_task_run_twice_sends_one_email(session, rt, sender, dispat
     assert transactional.send_confirmation(session, rt.settings, rt.tokens, sender,
                                            result.reader_id) is not None
     assert len(sender.messages) == 2
+
+
+def test_concurrent_posts_of_one_new_address_make_one_reader(session, dispatch):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("concurrent writers are tested against PostgreSQL (SQLite serialises them)")
+    import threading
+
+    from sqlalchemy import func
+    from sqlalchemy.orm import Session
+
+    from mailer.models import ReaderEvent
+
+    factories.topic(session, "local")
+    engine = session.get_bind()
+    for round_ in range(5):
+        barrier = threading.Barrier(4)
+        created: list[bool] = []
+        errors: list[BaseException] = []
+
+        def post() -> None:
+            with Session(engine) as own:
+                barrier.wait()
+                try:
+                    created.append(subscriptions.subscribe(
+                        own, email=f"race{round_}@example.org", topics=["local"]).created)
+                except BaseException as exc:  # surfaced below
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        assert not errors
+        assert sorted(created) == [False, False, False, True]
+    readers = session.scalars(select(Reader)).all()
+    assert len(readers) == 5 and all(len(r.topics) == 1 for r in readers)
+    assert session.scalar(select(func.count()).select_from(ReaderEvent)) == 5
