@@ -1,0 +1,37 @@
+-- Pacing for wrk scripts: when BENCH_RATE is set, each wrk thread sends on a
+-- fixed schedule (BENCH_RATE / BENCH_THREADS requests per second) whatever the
+-- answers' latency, so latency is measured at that offered load rather than at
+-- saturation. wrk measures from the moment a request is written, so the waits
+-- here are not counted. LuaJIT's ffi gives a monotonic millisecond clock.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clk_id, bench_timespec *tp);
+]]
+local ts = ffi.new("bench_timespec")
+local CLOCK_MONOTONIC = 1
+
+local pace = {}
+
+function pace.now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+  return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+end
+
+-- A function for wrk's delay(): milliseconds until this thread's next slot.
+-- Slots advance by a fixed step, so a late answer is followed by catch-up sends
+-- (no silently skipped requests).
+function pace.schedule(rate, threads)
+  local step = threads * 1000 / rate
+  local next_slot = nil
+  return function()
+    local now = pace.now_ms()
+    if next_slot == nil then next_slot = now end
+    next_slot = next_slot + step
+    local wait = next_slot - now
+    if wait < 0 then return 0 end
+    return wait
+  end
+end
+
+return pace
