@@ -56,6 +56,8 @@ class Settings:
     dkim_private_key_path: str = ""
     unsubscribe_mailto: str = ""
     bounce_webhook_secret: str = ""
+    # SNS topics whose signed SES notifications are accepted without the shared secret.
+    sns_topic_arns: tuple[str, ...] = ()
     queue_name: str = "mailer"
     retry_base_seconds: float = 60.0
     ledger_sync_commit: bool = False
@@ -144,6 +146,8 @@ def load_settings(**overrides: object) -> Settings:
         dkim_private_key_path=_env("MAILER_DKIM_PRIVATE_KEY"),
         unsubscribe_mailto=_env("MAILER_UNSUBSCRIBE_MAILTO"),
         bounce_webhook_secret=_env("MAILER_BOUNCE_WEBHOOK_SECRET"),
+        sns_topic_arns=tuple(a.strip() for a in _env("MAILER_SNS_TOPIC_ARNS").split(",")
+                             if a.strip()),
         queue_name=_env("MAILER_QUEUE", "mailer"),
         retry_base_seconds=_env_float("MAILER_RETRY_BASE_SECONDS", 60.0),
         ledger_sync_commit=_env("MAILER_LEDGER_SYNC_COMMIT", "0") in ("1", "true", "yes"),

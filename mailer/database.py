@@ -55,7 +55,7 @@ def install_idle_ping(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -
             return
         try:
             alive = dialect.do_ping(dbapi_connection)
-        except Exception as error:
+        except dialect.loaded_dbapi.Error as error:
             if not dialect.is_disconnect(error, dbapi_connection, None):
                 raise
             alive = False

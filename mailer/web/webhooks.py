@@ -5,7 +5,9 @@ Not browser forms, so CSRF-exempt; authenticated instead by the shared secret
 MAILER_BOUNCE_WEBHOOK_SECRET, given as `Authorization: Bearer <secret>`, an
 `X-Webhook-Secret` header, the password of HTTP basic auth (how SNS sends it:
 `https://user:<secret>@host/webhooks/ses`) or a `secret` query parameter.
-Without a configured secret both endpoints refuse everything.
+`/webhooks/ses` also accepts, without a secret, messages whose SNS signature
+checks out for a topic listed in MAILER_SNS_TOPIC_ARNS (services/sns.py).
+Configured with neither, both endpoints refuse everything.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import hmac
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from mailer.extensions import csrf, db
 from mailer.runtime import runtime
-from mailer.services import bounces
+from mailer.services import bounces, sns
 from mailer.services.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -38,14 +40,20 @@ def _presented_secret() -> str:
 
 @webhooks.before_request
 def authenticate() -> tuple[Response, int] | None:
-    secret = runtime().settings.bounce_webhook_secret
+    settings = runtime().settings
+    secret, presented = settings.bounce_webhook_secret, _presented_secret()
+    if secret and presented and hmac.compare_digest(presented.encode(), secret.encode()):
+        return None
+    if request.endpoint == "webhooks.ses" and settings.sns_topic_arns and not presented:
+        g.sns_signature_required = True  # checked once the body is parsed
+        return None
     if not secret:
-        return jsonify(error="bounce webhooks are not configured (MAILER_BOUNCE_WEBHOOK_SECRET)",
+        return jsonify(error="bounce webhooks are not configured (MAILER_BOUNCE_WEBHOOK_SECRET"
+                             + (", or MAILER_SNS_TOPIC_ARNS for signed SNS messages)"
+                                if request.endpoint == "webhooks.ses" else ")"),
                        fields={}), 403
-    if not hmac.compare_digest(_presented_secret().encode(), secret.encode()):
-        return jsonify(error="missing or wrong webhook secret",
-                       fields={"Authorization": "shared secret required"}), 401
-    return None
+    return jsonify(error="missing or wrong webhook secret",
+                   fields={"Authorization": "shared secret required"}), 401
 
 
 @webhooks.errorhandler(ValidationError)
@@ -66,6 +74,8 @@ def ses() -> tuple[Response, int]:
     envelope = bounces.parse_json(request.get_data())
     if not isinstance(envelope, dict):
         raise ValidationError("The body must be a JSON object.", {"body": "not an object"})
+    if g.get("sns_signature_required"):
+        sns.verify(envelope, runtime().settings.sns_topic_arns)
     kind = envelope.get("Type") or request.headers.get("x-amz-sns-message-type")
     if kind == "SubscriptionConfirmation":
         topic = bounces.confirm_sns_subscription(envelope)
