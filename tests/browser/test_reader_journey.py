@@ -42,7 +42,7 @@ def test_subscribe_confirm_prefs_unsubscribe_resubscribe(site, chromium, shots, 
     email = f"ada.{device}@example.org"
     context = chromium.new_context(**VIEWPORTS[device])
     page = context.new_page()
-    shot = lambda name: page.screenshot(path=str(shots / f"{device}-{name}.png"), full_page=True)  # noqa: E731
+    shot = lambda name: page.screenshot(path=str(shots / f"{site.stack}-{device}-{name}.png"), full_page=True)  # noqa: E731
 
     def fits() -> None:  # nothing wider than the screen: no sideways scrolling
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
