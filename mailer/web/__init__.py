@@ -98,4 +98,7 @@ def _load_editor(editor_id: str) -> object | None:
 
     if not editor_id.isdigit():
         return None
-    return db.session.get(Editor, int(editor_id))
+    editor = db.session.get(Editor, int(editor_id))
+    # Flask-Login checks is_active only at login: without this, a deactivated
+    # editor's open session would keep working.
+    return editor if editor is not None and editor.active else None
