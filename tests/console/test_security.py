@@ -13,13 +13,18 @@ import pytest
 from sqlalchemy import select, text
 from werkzeug.routing import Rule
 
-from mailer.models import Base, EditionLink
+from mailer.models import Base, EditionLink, Role
 from mailer.services import tracking
 from tests.console.world import build_world
 
 # Pages a viewer may not open (they only serve changes); the login page sends
 # a logged-in editor on.
-VIEWER_GET = {"console.login": 302, "console.tokens": 403, "console.digest_new": 403}
+VIEWER_GET = {"console.login": 302, "console.tokens": 403, "console.digest_new": 403,
+              "console.editors": 403}
+# Sent with every POST: enough for any form to change something if it were let through
+# (an account's role, state and password included).
+FORM = {"name": "x", "title": "changed", "addresses": "a@example.org", "role": "admin",
+        "password": "taken over at last", "email": "intruder@example.org"}
 
 
 def console_rules(app) -> list[Rule]:  # type: ignore[no-untyped-def]
@@ -44,15 +49,18 @@ def snapshot(session, outbox) -> dict:  # type: ignore[no-untyped-def]
     for table in Base.metadata.sorted_tables:
         if table.name == "edition_figures":  # a cache of counts that reading may fill
             continue
-        rows = session.execute(select(table)).all()
+        columns = [c for c in table.c if c.name != "last_login_at"]  # set by each login
+        rows = session.execute(select(*columns)).all()
         state[table.name] = sorted(repr(tuple(r)) for r in rows)
     state["outbox"] = sorted(p.name for p in outbox.iterdir())
     return state
 
 
 @pytest.fixture
-def world(session, rt, sender):  # type: ignore[no-untyped-def]
-    return build_world(session, rt)
+def world(session, rt, sender, editors):  # type: ignore[no-untyped-def]
+    world = build_world(session, rt)
+    world.editor_id = editors["editor"].id
+    return world
 
 
 def test_every_console_route_is_covered(app):
@@ -85,13 +93,25 @@ def test_viewer_reads_every_page_and_gets_403_on_every_state_change(app, viewer,
             expected = VIEWER_GET.get(rule.endpoint, 200)
             assert r.status_code == expected, (rule.rule, r.status_code)
         elif rule.endpoint not in ("console.login", "console.logout"):
-            r = viewer.post(url, {"name": "x", "title": "changed", "addresses": "a@example.org"})
+            r = viewer.post(url, FORM)
             assert r.status_code == 403, (rule.rule, r.status_code)
             checked += 1
     assert checked >= 14
-    after = snapshot(session, rt.settings.outbox_path)
-    after.pop("editors"), before.pop("editors")  # last_login_at of the viewer
-    assert after == before
+    assert snapshot(session, rt.settings.outbox_path) == before
+
+
+def test_editor_gets_403_on_every_admin_route(app, editor, world, session, rt):
+    before = snapshot(session, rt.settings.outbox_path)
+    admin_only = [r for r in console_rules(app)
+                  if getattr(app.view_functions[r.endpoint], "required_roles", None) == (Role.ADMIN,)]
+    assert {r.endpoint for r in admin_only} >= {
+        "console.editors", "console.editor_create", "console.editor_role",
+        "console.editor_deactivate", "console.editor_reactivate", "console.editor_password"}
+    for rule in admin_only:
+        url = url_for_rule(rule, world.params())
+        r = editor.get(url) if "GET" in rule.methods else editor.post(url, FORM)
+        assert r.status_code == 403, (rule.rule, r.status_code)
+    assert snapshot(session, rt.settings.outbox_path) == before
 
 
 def test_every_state_changing_route_refuses_a_request_without_csrf(app, admin, world, session, rt):
@@ -100,10 +120,9 @@ def test_every_state_changing_route_refuses_a_request_without_csrf(app, admin, w
         if not state_changing(rule):
             continue
         url = url_for_rule(rule, world.params())
-        r = admin.post(url, {"name": "x", "title": "changed", "addresses": "a@example.org"},
-                       csrf=False)
+        r = admin.post(url, FORM, csrf=False)
         assert r.status_code == 400, (rule.rule, r.status_code)
-        r = admin.client.post(url, data={"csrf_token": "forged-token", "name": "x"})
+        r = admin.client.post(url, data={**FORM, "csrf_token": "forged-token"})
         assert r.status_code == 400, (rule.rule, r.status_code)
     assert snapshot(session, rt.settings.outbox_path) == before
 

@@ -25,11 +25,12 @@ class World:
     token_id: int
     outbox_name: str
     link_ids: list[int]
+    editor_id: int = 0  # an account for the /console/editors/<id> routes; set by the caller
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
                 "reader_id": self.reader_id, "edition_id": self.edition_id,
-                "token_id": self.token_id, "name": self.outbox_name}
+                "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id}
 
 
 def send_edition(session: Session, rt: Runtime, digest_id: int, tracking: bool = False) -> int:

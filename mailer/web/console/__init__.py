@@ -17,10 +17,11 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     dashboard,
     digests,
     editions,
+    editors,
     outbox,
     readers,
     settings,
 )
 
-__all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "outbox", "readers",
-           "settings"]
+__all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
+           "readers", "settings"]
