@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String
@@ -42,7 +43,12 @@ class Editor(Base):
         return False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the (signed) session cookie holds: the id and a fingerprint of the
+        password hash, so setting a new password ends every older session."""
+        return f"{self.id}.{self.session_fingerprint()}"
+
+    def session_fingerprint(self) -> str:
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
     def can_change(self) -> bool:
         return self.role in (Role.ADMIN, Role.EDITOR)

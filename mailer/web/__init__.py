@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -96,9 +97,15 @@ def _load_editor(editor_id: str) -> object | None:
     from mailer.extensions import db
     from mailer.models import Editor
 
-    if not editor_id.isdigit():
+    number, _, fingerprint = editor_id.partition(".")
+    if not number.isdigit() or len(number) > 18:
         return None
-    editor = db.session.get(Editor, int(editor_id))
+    editor = db.session.get(Editor, int(number))
     # Flask-Login checks is_active only at login: without this, a deactivated
-    # editor's open session would keep working.
-    return editor if editor is not None and editor.active else None
+    # editor's open session would keep working. A session from before the last
+    # password change carries an old fingerprint and ends too.
+    if editor is None or not editor.active:
+        return None
+    if not hmac.compare_digest(fingerprint, editor.session_fingerprint()):
+        return None
+    return editor

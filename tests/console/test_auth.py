@@ -19,7 +19,7 @@ def test_login_renews_session_and_sets_safe_cookies(app, editors):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     with client.session_transaction() as s:
         assert "planted" not in s
-        assert s["_user_id"] == str(editors["editor"].id)
+        assert s["_user_id"] == editors["editor"].get_id()
     assert client.get("/console/").status_code == 200
 
 

@@ -94,8 +94,9 @@ def test_deactivated_editor_is_logged_out_and_can_be_reactivated(app, admin, edi
     assert login(new_client(app), eve.email).status_code == 302
 
 
-def test_set_a_new_password(app, admin, editors, session):
+def test_set_a_new_password(app, admin, editor, editors, session):
     eve = editors["editor"]
+    assert editor.get("/console/").status_code == 200
     before = accounts(session)
     r = admin.post(f"/console/editors/{eve.id}/password", {"password": "tooshort"})
     assert r.status_code == 400 and "at least 10 characters" in r.get_data(as_text=True)
@@ -105,3 +106,6 @@ def test_set_a_new_password(app, admin, editors, session):
                       {"password": "the new secret phrase"}).status_code == 302
     assert authenticate(session, eve.email, PASSWORD) is None
     assert login(new_client(app), eve.email, "the new secret phrase").status_code == 302
+    # Sessions opened with the old password end.
+    r = editor.get("/console/")
+    assert r.status_code == 302 and "/console/login" in r.headers["Location"]
