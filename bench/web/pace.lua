@@ -34,4 +34,18 @@ function pace.schedule(rate, threads)
   end
 end
 
+-- Defines wrk's global delay() when BENCH_RATE is set (each wrk thread has its own
+-- Lua state, so the schedule is per thread: BENCH_RATE / BENCH_THREADS each).
+function pace.install()
+  local rate = tonumber(os.getenv("BENCH_RATE") or "")
+  if not rate then return end
+  local next_slot_ms = nil
+  function delay()
+    if next_slot_ms == nil then
+      next_slot_ms = pace.schedule(rate, tonumber(os.getenv("BENCH_THREADS") or "2"))
+    end
+    return next_slot_ms()
+  end
+end
+
 return pace

@@ -1,12 +1,7 @@
 -- wrk script: POST /subscribe with a fresh address per request, reusing one
 -- session cookie + CSRF token obtained by run.py (env BENCH_COOKIE, BENCH_CSRF).
 package.path = (os.getenv("BENCH_LUA_DIR") or ".") .. "/?.lua;" .. package.path
-local rate = tonumber(os.getenv("BENCH_RATE") or "")
-local next_slot_ms = nil
-if rate then
-  -- Paced mode: BENCH_RATE requests/s over all threads (see pace.lua).
-  function delay() return next_slot_ms() end
-end
+require("pace").install()  -- paced mode when BENCH_RATE is set
 local threads = {}
 local cookie = os.getenv("BENCH_COOKIE")
 local csrf = os.getenv("BENCH_CSRF")
@@ -20,9 +15,6 @@ function setup(thread)
 end
 
 function init(args)
-  if rate then
-    next_slot_ms = require("pace").schedule(rate, tonumber(os.getenv("BENCH_THREADS") or "2"))
-  end
   n = 0
   bad = 0
   headers = {["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = cookie,

@@ -1,12 +1,7 @@
 -- wrk script: RFC 8058 one-click POST /unsubscribe/<token>, no cookie, no CSRF,
 -- each thread walking its own slice of the token file (env BENCH_TOKENS).
 package.path = (os.getenv("BENCH_LUA_DIR") or ".") .. "/?.lua;" .. package.path
-local rate = tonumber(os.getenv("BENCH_RATE") or "")
-local next_slot_ms = nil
-if rate then
-  -- Paced mode: BENCH_RATE requests/s over all threads (see pace.lua).
-  function delay() return next_slot_ms() end
-end
+require("pace").install()  -- paced mode when BENCH_RATE is set
 local threads = {}
 local next_id = 0
 
@@ -17,9 +12,6 @@ function setup(thread)
 end
 
 function init(args)
-  if rate then
-    next_slot_ms = require("pace").schedule(rate, tonumber(os.getenv("BENCH_THREADS") or "2"))
-  end
   paths = {}
   for line in io.lines(os.getenv("BENCH_TOKENS")) do table.insert(paths, "/unsubscribe/" .. line) end
   local nthreads = tonumber(os.getenv("BENCH_THREADS") or "2")

@@ -6,12 +6,14 @@ themself, one active admin always remains) are in services/editors.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from mailer.extensions import db
-from mailer.models import Role
+from mailer.models import Editor, Role
 from mailer.services import editors as accounts
 from mailer.services.errors import ValidationError
 from mailer.web.console import console
@@ -54,47 +56,41 @@ def editor_create() -> Response | tuple[str, int]:
     return redirect(url_for("console.editors"))
 
 
+def _apply(change: Callable[[], Editor], done: Callable[[Editor], str]) -> Response | tuple[str, int]:
+    """Run one account change from the service; refusals redisplay the page with the reason."""
+    try:
+        editor = change()
+    except ValidationError as exc:
+        return _refused(exc)
+    flash(done(editor))
+    return redirect(url_for("console.editors"))
+
+
 @console.post("/editors/<int:editor_id>/role")
 @admin_required
 def editor_role(editor_id: int) -> Response | tuple[str, int]:
-    try:
-        editor = accounts.set_role(db.session, current_user.id, editor_id,
-                                   str(request.form.get("role", "")))
-    except ValidationError as exc:
-        return _refused(exc)
-    flash(f"{editor.email} is now {editor.role}.")
-    return redirect(url_for("console.editors"))
+    role = str(request.form.get("role", ""))
+    return _apply(lambda: accounts.set_role(db.session, current_user.id, editor_id, role),
+                  lambda e: f"{e.email} is now {e.role}.")
 
 
 @console.post("/editors/<int:editor_id>/deactivate")
 @admin_required
 def editor_deactivate(editor_id: int) -> Response | tuple[str, int]:
-    try:
-        editor = accounts.set_active(db.session, current_user.id, editor_id, False)
-    except ValidationError as exc:
-        return _refused(exc)
-    flash(f"{editor.email} deactivated: logged out, cannot log in, API tokens revoked.")
-    return redirect(url_for("console.editors"))
+    return _apply(lambda: accounts.set_active(db.session, current_user.id, editor_id, False),
+                  lambda e: f"{e.email} deactivated: logged out, cannot log in, API tokens revoked.")
 
 
 @console.post("/editors/<int:editor_id>/reactivate")
 @admin_required
 def editor_reactivate(editor_id: int) -> Response | tuple[str, int]:
-    try:
-        editor = accounts.set_active(db.session, current_user.id, editor_id, True)
-    except ValidationError as exc:
-        return _refused(exc)
-    flash(f"{editor.email} reactivated.")
-    return redirect(url_for("console.editors"))
+    return _apply(lambda: accounts.set_active(db.session, current_user.id, editor_id, True),
+                  lambda e: f"{e.email} reactivated.")
 
 
 @console.post("/editors/<int:editor_id>/password")
 @admin_required
 def editor_password(editor_id: int) -> Response | tuple[str, int]:
-    try:
-        editor = accounts.set_password(db.session, current_user.id, editor_id,
-                                       str(request.form.get("password", "")))
-    except ValidationError as exc:
-        return _refused(exc)
-    flash(f"New password set for {editor.email}.")
-    return redirect(url_for("console.editors"))
+    password = str(request.form.get("password", ""))
+    return _apply(lambda: accounts.set_password(db.session, current_user.id, editor_id, password),
+                  lambda e: f"New password set for {e.email}.")
