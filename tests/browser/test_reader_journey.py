@@ -12,6 +12,7 @@ from sqlalchemy import update
 from mailer.extensions import db
 from mailer.models import Reader, ReaderStatus
 from tests.support import processes
+from tests.support.a11y import audit
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +43,11 @@ def test_subscribe_confirm_prefs_unsubscribe_resubscribe(site, chromium, shots, 
     email = f"ada.{device}@example.org"
     context = chromium.new_context(**VIEWPORTS[device])
     page = context.new_page()
-    shot = lambda name: page.screenshot(path=str(shots / f"{site.stack}-{device}-{name}.png"), full_page=True)  # noqa: E731
+
+    def shot(name: str) -> None:
+        """Keep a screenshot, and check the page as a screen-reader user would meet it."""
+        page.screenshot(path=str(shots / f"{site.stack}-{device}-{name}.png"), full_page=True)
+        assert audit(page) == [], f"{name}: {audit(page)}"
 
     def fits() -> None:  # nothing wider than the screen: no sideways scrolling
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")

@@ -23,6 +23,7 @@ from mailer.extensions import db
 from mailer.services import articles, subscriptions
 from mailer.services.editors import create_editor
 from tests.support import processes, services
+from tests.support.a11y import audit
 from tests.support.smtp import SmtpServer, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -143,6 +144,7 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     page.goto(f"{site.base}/console/")
     expect(page.locator("svg.chart").first).to_be_visible()
     page.screenshot(path=str(site.shots / f"{site.name}-01-dashboard.png"), full_page=True)
+    assert audit(page) == [], "01-dashboard: " + str(audit(page))
 
     # Create a digest.
     page.click("text=Digests")
@@ -154,6 +156,7 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     page.click('form.card button[type="submit"]')
     expect(page.locator(".flash")).to_contain_text("created")
     page.screenshot(path=str(site.shots / f"{site.name}-02-digest.png"), full_page=True)
+    assert audit(page) == [], "02-digest: " + str(audit(page))
 
     # Preview: desktop, mobile and text in sandboxed frames.
     page.click("text=Preview and test send")
@@ -164,6 +167,7 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     page.wait_for_load_state("networkidle")
     page.set_viewport_size({"width": 1280, "height": 1900})  # frames laid out at their size
     page.screenshot(path=str(site.shots / f"{site.name}-03-preview.png"))
+    assert audit(page) == [], "03-preview: " + str(audit(page))
     page.set_viewport_size({"width": 1280, "height": 900})
 
     # Test send through the real SMTP server.
@@ -180,6 +184,7 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     page.wait_for_function(
         "() => Number(document.querySelector('#progress [data-field=sent]').textContent) >= 20")
     page.screenshot(path=str(site.shots / f"{site.name}-04-sending.png"), full_page=True)
+    assert audit(page) == [], "04-sending: " + str(audit(page))
 
     # Pause, check it holds, resume.
     page.click('button:has-text("Pause")')
@@ -189,6 +194,7 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     time.sleep(2)
     assert _field(page, "sent") == held
     page.screenshot(path=str(site.shots / f"{site.name}-05-paused.png"), full_page=True)
+    assert audit(page) == [], "05-paused: " + str(audit(page))
     page.click('button:has-text("Resume")')
     expect(page.locator('#progress [data-field="status"]')).to_have_text("sending")
 
@@ -198,6 +204,7 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     assert _field(page, "sent") == READERS and _field(page, "remaining") == 0
     expect(page.locator("#progress .bar .fill")).to_have_attribute("style", re.compile("100"))
     page.screenshot(path=str(site.shots / f"{site.name}-06-done.png"), full_page=True)
+    assert audit(page) == [], "06-done: " + str(audit(page))
     received = [m.rcpt for m in site.smtp.handler.messages if m.rcpt.startswith("reader")]
     assert len(received) == len(set(received)) == READERS
 
@@ -227,9 +234,11 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     expect(page.locator("table.history")).to_contain_text("sent")
     expect(page.locator("table.history")).to_contain_text("Edition #")
     page.screenshot(path=str(site.shots / f"{site.name}-07-reader.png"), full_page=True)
+    assert audit(page) == [], "07-reader: " + str(audit(page))
 
     # Mobile width.
     mobile = browser.new_page(viewport={"width": 390, "height": 844})
     mobile.context.add_cookies(page.context.cookies())
     mobile.goto(edition_url)
     mobile.screenshot(path=str(site.shots / f"{site.name}-08-edition-mobile.png"), full_page=True)
+    assert audit(mobile) == [], "08-edition-mobile: " + str(audit(mobile))
