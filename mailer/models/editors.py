@@ -28,6 +28,8 @@ class Editor(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Raised to end every open session of the account (deactivation, reactivation).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # Flask-Login protocol
     @property
@@ -44,11 +46,13 @@ class Editor(Base):
 
     def get_id(self) -> str:
         """What the (signed) session cookie holds: the id and a fingerprint of the
-        password hash, so setting a new password ends every older session."""
+        password hash and session version, so a new password, a deactivation or a
+        reactivation ends every older session."""
         return f"{self.id}.{self.session_fingerprint()}"
 
     def session_fingerprint(self) -> str:
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+        material = f"{self.password_hash}:{self.session_version}"
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     def can_change(self) -> bool:
         return self.role in (Role.ADMIN, Role.EDITOR)

@@ -122,6 +122,7 @@ def set_active(session: DbSession, actor_id: int, editor_id: int, active: bool) 
         raise Conflict("You cannot deactivate your own account; ask another admin.",
                        {"active": "own account"})
     target.active = active
+    target.session_version += 1  # sessions from before never come back
     if not active:
         session.execute(update(ApiToken)
                         .where(ApiToken.editor_id == target.id, ApiToken.revoked_at.is_(None))

@@ -92,6 +92,9 @@ def test_deactivated_editor_is_logged_out_and_can_be_reactivated(app, admin, edi
     assert login(new_client(app), eve.email).status_code == 401
     assert admin.post(f"/console/editors/{eve.id}/reactivate").status_code == 302
     assert login(new_client(app), eve.email).status_code == 302
+    # The session from before the deactivation does not come back with the account.
+    r = editor.get("/console/")
+    assert r.status_code == 302 and "/console/login" in r.headers["Location"]
 
 
 def test_set_a_new_password(app, admin, editor, editors, session):
