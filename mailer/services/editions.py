@@ -108,16 +108,24 @@ def start_edition(
     if not readers:
         raise Conflict(f"Digest {digest.name!r} has no confirmed readers to send to.",
                        {"digest": "no confirmed readers"})
-    articles = select_articles(session, digest, now)
-    if not articles:
-        raise Conflict(f"Digest {digest.name!r} has no new articles to send.",
-                       {"digest": "no new articles"})
+    article_ids = [a.id for a in select_articles(session, digest, now)]
+    if not article_ids:
+        # Nothing new for the digest as a whole; daily and weekly readers may still
+        # be owed what came out while they were not due. The edition then carries
+        # (and its archive page shows) the newest of those articles.
+        owed = planning.due_selections(session, digest, eligible_readers(digest), now)
+        if not owed:
+            raise Conflict(f"Digest {digest.name!r} has no new articles to send.",
+                           {"digest": "no new articles"})
+        union = {article_id for selection in owed for article_id in selection}
+        newest_first = [a.id for a in planning.article_pool(session, digest, now) if a.id in union]
+        article_ids = newest_first[:digest.max_articles]
     edition = Edition(
         digest=digest,
         slot=slot or f"manual-{uuid.uuid4().hex}",
         status=EditionStatus.DRAFT if digest.approval == "draft" and slot else
         EditionStatus.COMPILING,
-        article_ids=[a.id for a in articles],
+        article_ids=article_ids,
         created_by=created_by,
         created_at=now,
     )
@@ -263,8 +271,8 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     cutoff = edition.created_at
     clock = _StageClock()
     pool = planning.article_pool(session, digest, cutoff)
-    recent = planning.recent_editions(session, digest, edition, cutoff)
-    rows = planning.per_reader_rows(session, digest, edition, eligible_readers(digest), pool,
+    recent = planning.recent_editions(session, digest, edition.id, cutoff)
+    rows = planning.per_reader_rows(session, digest, edition.id, eligible_readers(digest), pool,
                                     recent, cutoff)
     planning.materialize(session, rows)
     clock.lap("readers")

@@ -137,13 +137,13 @@ def article_pool(session: DbSession, digest: Digest, now: datetime) -> list[Pool
     return [PoolArticle(a, p, frozenset(topics[a])) for a, p in rows]
 
 
-def recent_editions(session: DbSession, digest: Digest, edition: Edition, now: datetime
+def recent_editions(session: DbSession, digest: Digest, edition_id: int, now: datetime
                     ) -> dict[int, datetime]:
-    """Earlier editions of this digest inside the look-back window: id -> start."""
+    """Editions of this digest other than `edition_id` inside the look-back window: id -> start."""
     rows = session.execute(
         select(Edition.id, Edition.created_at).where(
             Edition.digest_id == digest.id,
-            Edition.id != edition.id,
+            Edition.id != edition_id,
             Edition.test_only.is_(False),
             Edition.created_at > now - LOOKBACK,
             Edition.status.not_in([EditionStatus.DRAFT, EditionStatus.FAILED]),
@@ -155,7 +155,7 @@ def recent_editions(session: DbSession, digest: Digest, edition: Edition, now: d
 def per_reader_rows(
     session: DbSession,
     digest: Digest,
-    edition: Edition,
+    edition_id: int,
     eligible: ColumnElement[bool],
     pool: Sequence[PoolArticle],
     recent: dict[int, datetime],
@@ -195,7 +195,7 @@ def per_reader_rows(
         # only carry articles published before it started, so only editions of
         # the look-back window matter: walk their deliveries (edition index) to
         # the variant's articles (primary key), never all history.
-        window = select(Edition.id).where(Edition.created_at > now - LOOKBACK, Edition.id != edition.id)
+        window = select(Edition.id).where(Edition.created_at > now - LOOKBACK, Edition.id != edition_id)
         pairs = (
             select(Delivery.reader_id, variant_articles.c.article_id)
             .select_from(Delivery)
@@ -277,6 +277,26 @@ def choose(
         if len(chosen) >= max_articles:
             break
     return tuple(chosen)
+
+
+def due_selections(session: DbSession, digest: Digest, eligible: ColumnElement[bool],
+                   now: datetime) -> list[tuple[int, ...]]:
+    """What the readers due now would get from a new edition, newest first per
+    selection, without writing anything. Answers the question a quiet day asks:
+    nothing is new for the digest, but is a daily or weekly reader still owed
+    articles that came out while they were not due?"""
+    pool = article_pool(session, digest, now)
+    if not pool:
+        return []
+    recent = recent_editions(session, digest, 0, now)
+    rows = per_reader_rows(session, digest, 0, eligible, pool, recent, now)
+    groups = session.execute(
+        select(rows.c.topic_sig, rows.c.last_id, rows.c.received_sig, func.count())
+        .group_by(rows.c.topic_sig, rows.c.last_id, rows.c.received_sig)
+    )
+    chosen = (choose(ReaderGroup(str(t), int(last), str(got), int(n)), pool, recent,
+                     now - LOOKBACK, digest.max_articles) for t, last, got, n in groups)
+    return [selection for selection in chosen if selection]
 
 
 def insert_deliveries(

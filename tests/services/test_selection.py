@@ -10,6 +10,7 @@ from sqlalchemy import event, select, update
 
 from mailer.models import Delivery, DeliveryStatus, EditionVariant, Reader, utcnow
 from mailer.services import editions
+from mailer.services.errors import Conflict
 from mailer.services.rendering import HTML_BUDGET_BYTES
 from tests.support import factories
 
@@ -262,3 +263,31 @@ def test_templates_without_card_markers_compile_per_selection(session, rt, dispa
     assert got == {"x@example.org": [a.id], "y@example.org": [b.id]}
     htmls = session.scalars(select(EditionVariant.html).where(EditionVariant.edition_id == edition.id)).all()
     assert len(htmls) == 3 and all("<html" in h for h in htmls)
+
+
+def test_a_quiet_day_still_brings_a_weekly_reader_what_came_out_in_their_week(session, rt, dispatch):
+    """Nothing is new for the digest, but the weekly reader is due and owed the
+    articles the immediate reader got during the week: an edition goes to them alone."""
+    t = factories.topic(session)
+    factories.reader(session, "now@example.org", topics=[t])
+    factories.reader(session, "weekly@example.org", topics=[t], frequency="weekly")
+    start = utcnow() - timedelta(days=7, hours=1)
+    d = factories.digest(session, topics=[t])
+    a1 = factories.article(session, topics=[t], published_at=start - timedelta(hours=1))
+    e1, got = run(session, rt, d, now=start)
+    assert got == {"now@example.org": [a1.id], "weekly@example.org": [a1.id]}
+    mark_sent(session, e1)
+    a2 = factories.article(session, topics=[t], published_at=start + timedelta(days=2))
+    e2, got = run(session, rt, d, now=start + timedelta(days=2, hours=1))
+    assert got == {"now@example.org": [a2.id]}  # the weekly reader is not due yet
+    mark_sent(session, e2)
+
+    # Day 7: no new article. Before the weekly reader is due, nobody is owed anything.
+    with pytest.raises(Conflict, match="no new articles"):
+        editions.start_edition(session, d.name, now=start + timedelta(days=6))
+    e3, got = run(session, rt, d, now=start + timedelta(days=7))
+    assert got == {"weekly@example.org": [a2.id]}
+    assert e3.article_ids == [a2.id]  # what the archive shows for this edition
+    mark_sent(session, e3)
+    with pytest.raises(Conflict, match="no new articles"):
+        editions.start_edition(session, d.name, now=start + timedelta(days=7, hours=1))
