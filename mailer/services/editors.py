@@ -137,3 +137,19 @@ def set_password(session: DbSession, actor_id: int, editor_id: int, password: st
     target.password_hash = password_hash
     session.commit()
     return target
+
+
+def change_own_password(session: DbSession, editor_id: int, current: str, new: str) -> Editor:
+    """Any role may change its own password, knowing the current one (a session
+    left open on a shared screen is not enough to take the account over)."""
+    editor = session.get(Editor, editor_id)
+    if editor is None or not editor.active:
+        raise NotFound("No such editor.")
+    if not current or not check_password_hash(editor.password_hash, current):
+        raise ValidationError("The current password is not right.", {"current_password": "wrong"})
+    if current == new:
+        raise ValidationError("The new password is the same as the current one.",
+                              {"new_password": "unchanged"})
+    editor.password_hash = _hash_password(new)
+    session.commit()
+    return editor

@@ -92,6 +92,10 @@ def test_viewer_reads_every_page_and_gets_403_on_every_state_change(app, viewer,
             r = viewer.get(url)
             expected = VIEWER_GET.get(rule.endpoint, 200)
             assert r.status_code == expected, (rule.rule, r.status_code)
+        elif rule.endpoint == "console.account_password":
+            # Self-service, open to viewers, but only with the current password.
+            r = viewer.post(url, FORM)
+            assert r.status_code == 400, (rule.rule, r.status_code)
         elif rule.endpoint not in ("console.login", "console.logout"):
             r = viewer.post(url, FORM)
             assert r.status_code == 403, (rule.rule, r.status_code)

@@ -15,12 +15,16 @@ from werkzeug.wrappers import Response
 from mailer.extensions import db, limiter
 from mailer.models import ApiToken, Role, utcnow
 from mailer.services.api_tokens import create_token
-from mailer.services.editors import authenticate
+from mailer.services.editors import authenticate, change_own_password
+from mailer.services.errors import ValidationError
 from mailer.web.console import console
+from mailer.web.console.forms import flash_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 OPEN_ENDPOINTS = {"console.login"}
+# Changes any logged-in role may make, to its own account only.
+SELF_SERVICE_ENDPOINTS = {"console.account_password"}
 
 
 def require_role(*roles: str) -> Callable[[F], F]:
@@ -53,7 +57,8 @@ def guard() -> Response | None:
         return None
     if not current_user.is_authenticated:
         return redirect(url_for("console.login", next=request.path))
-    if request.method not in SAFE_METHODS and not current_user.can_change():
+    if (request.method not in SAFE_METHODS and not current_user.can_change()
+            and request.endpoint not in SELF_SERVICE_ENDPOINTS):
         abort(403, "Viewers cannot change anything.")
     return None
 
@@ -133,3 +138,27 @@ def token_revoke(token_id: int) -> Response:
         db.session.commit()
         flash(f"Token {row.prefix}… revoked.")
     return redirect(url_for("console.tokens"))
+
+
+@console.get("/account")
+@viewer_required
+def account() -> str:
+    return render_template("console/account.html")
+
+
+@console.post("/account/password")
+@viewer_required
+def account_password() -> Response | tuple[str, int]:
+    try:
+        editor = change_own_password(db.session, current_user.id,
+                                     str(request.form.get("current_password", ""))[:1000],
+                                     str(request.form.get("new_password", "")))
+    except ValidationError as exc:
+        db.session.rollback()
+        flash_error(exc)
+        return render_template("console/account.html"), exc.status
+    # The new password changes the session fingerprint: every other session of this
+    # account ends, and this one is renewed so it goes on.
+    login_user(editor)
+    flash("Your password is changed; other sessions of this account are logged out.")
+    return redirect(url_for("console.account"))
