@@ -24,7 +24,9 @@ from mjml import mjml2html
 TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 # Values that differ per reader. Anything else must be known at compile time.
-READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting", "track")
+# `confirm_url` is the one-off link of the confirmation and address-change emails.
+READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting", "track",
+                 "confirm_url")
 _FIELD_RE = re.compile(r"%%(" + "|".join(READER_FIELDS) + r")%%")
 
 

@@ -3,6 +3,7 @@ with the standard library from the same template sets."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,21 +27,35 @@ from mailer.services.subscriptions import confirmation_token
 from mailer.services.tokens import Tokens
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled(template: str, base_url: str) -> tuple[str, FillTemplate, FillTemplate]:
+    """Subject, text and HTML of a one-off email, compiled once per process: everything
+    that differs per reader (the link included) is a placeholder filled per message."""
+    compiled = compile_email(template, {"base_url": base_url})
+    return compiled.subject, FillTemplate(compiled.text), FillTemplate(compiled.html)
+
+
+def _values(name: str, email: str, link: str) -> dict[str, str]:
+    """The per-reader values of a one-off email (no unsubscribe: nobody is subscribed yet)."""
+    name = header_safe(name)
+    return {"name": name, "email": email, "confirm_url": link, "unsubscribe_url": "",
+            "preferences_url": "", "greeting": f"Hello {name}," if name else "Hello,"}
+
+
 def build_message(settings: Settings, to_name: str, to_email: str, template: str,
-                  context: dict[str, object], values: dict[str, str]) -> bytes:
-    compiled = compile_email(template, {"base_url": settings.base_url, **context})
+                  values: dict[str, str]) -> bytes:
+    subject, text, html_body = _compiled(template, settings.base_url)
     msg = EmailMessage(policy=policy.SMTP)
     msg["From"] = header_safe(settings.mail_from)
     # Address objects let the email package quote and encode any display name.
     msg["To"] = Address(display_name=header_safe(to_name), addr_spec=header_safe(to_email))
-    msg["Subject"] = header_safe(compiled.subject)
+    msg["Subject"] = header_safe(subject)
     msg["Date"] = format_datetime(utcnow())
     msg["Message-ID"] = make_msgid(domain=domain_of(settings.mail_from))
     if settings.reply_to:
         msg["Reply-To"] = header_safe(settings.reply_to)
-    msg.set_content(FillTemplate(compiled.text).fill(values), cte="quoted-printable")
-    html_values = escape_values(values)
-    msg.add_alternative(FillTemplate(compiled.html).fill(html_values), subtype="html",
+    msg.set_content(text.fill(values), cte="quoted-printable")
+    msg.add_alternative(html_body.fill(escape_values(values)), subtype="html",
                         cte="quoted-printable")
     return msg.as_bytes()
 
@@ -56,11 +71,8 @@ def send_confirmation(
     if reader is None:
         return None
     confirm_url = f"{settings.base_url}/confirm/{confirmation_token(tokens, reader)}"
-    values = {"name": header_safe(reader.name), "email": reader.email,
-              "unsubscribe_url": "", "preferences_url": "",
-              "greeting": f"Hello {header_safe(reader.name)}," if reader.name else "Hello,"}
     data = build_message(settings, reader.name, reader.email, "confirm",
-                         {"confirm_url": confirm_url}, values)
+                         _values(reader.name, reader.email, confirm_url))
     return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
                             sender.send(settings.mail_from_address, reader.email, data))
 
@@ -78,11 +90,8 @@ def send_email_change(
     if reader is None or not reader.pending_email:
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
-    name = header_safe(reader.name)
-    values = {"name": name, "email": reader.pending_email, "unsubscribe_url": "",
-              "preferences_url": "", "greeting": f"Hello {name}," if name else "Hello,"}
     data = build_message(settings, reader.name, reader.pending_email, "change-email",
-                         {"confirm_url": url}, values)
+                         _values(reader.name, reader.pending_email, url))
     return _sent_or_release(session, reader_id, Reader.email_change_mailed_at,
                             sender.send(settings.mail_from_address, reader.pending_email, data))
 

@@ -22,9 +22,9 @@ names = st.one_of(st.text(max_size=80),
 def test_reader_emails_reparse_with_every_header(rt, name, template):
     greeting = "Hello,"
     values = {"name": name, "email": "ann@example.org", "unsubscribe_url": "",
-              "preferences_url": "", "greeting": greeting}
-    raw = build_message(rt.settings, name, "ann@example.org", template,
-                        {"confirm_url": "http://mailer.test/confirm/abc"}, values)
+              "preferences_url": "", "greeting": greeting,
+              "confirm_url": "http://mailer.test/confirm/abc"}
+    raw = build_message(rt.settings, name, "ann@example.org", template, values)
     msg = email.message_from_bytes(raw, policy=policy.default)
     for header in HEADERS:
         assert msg[header] is not None, (header, name)
@@ -32,3 +32,4 @@ def test_reader_emails_reparse_with_every_header(rt, name, template):
     assert not msg.defects or all("Header" not in type(d).__name__ for d in msg.defects)
     assert msg.get_body(("plain",)) is not None and msg.get_body(("html",)) is not None
     assert "http://mailer.test/confirm/abc" in msg.get_body(("plain",)).get_content()
+    assert 'href="http://mailer.test/confirm/abc"' in msg.get_body(("html",)).get_content()
