@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
 
+from mailer.models.base import DbSession
+
 # A pooled connection idle longer than this is pinged before use (see install_idle_ping).
 IDLE_PING_SECONDS = 10.0
 
@@ -64,5 +66,7 @@ def install_idle_ping(engine: Engine, idle_seconds: float = IDLE_PING_SECONDS) -
             raise exc.DisconnectionError("connection went away while idle")
 
 
-def is_postgres(url: str) -> bool:
-    return url.startswith("postgresql")
+def on_postgres(session: DbSession) -> bool:
+    """Whether `session` talks to PostgreSQL, where the services take their set-based
+    and single-statement fast paths."""
+    return session.get_bind().dialect.name == "postgresql"

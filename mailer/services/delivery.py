@@ -33,6 +33,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Engine
 
 from mailer.config import Settings
+from mailer.database import on_postgres
 from mailer.models import (
     Delivery,
     DeliveryStatus,
@@ -83,9 +84,6 @@ def worker_name() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _is_postgres(session: DbSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
 
 def claim_batch(
     session: DbSession, edition_id: int, worker: str, limit: int, now: datetime
@@ -108,7 +106,7 @@ def claim_batch(
         if want <= 0:
             break
         due = due.limit(want)
-        if _is_postgres(session):
+        if on_postgres(session):
             due = due.with_for_update(skip_locked=True)
         rows = session.execute(
             update(Delivery)
@@ -219,7 +217,7 @@ class LedgerWriter:
         self.sent_ids: list[int] = []
         self.report = LaneReport()
         self.pg = (_PgLedgerConnection(session, settings.ledger_sync_commit)
-                   if _is_postgres(session) else None)
+                   if on_postgres(session) else None)
 
     def close(self) -> None:
         if self.pg is not None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     select,
 )
 
+from mailer.database import on_postgres
 from mailer.models import (
     Article,
     Delivery,
@@ -91,9 +92,6 @@ def _ids(sig: str) -> frozenset[int]:
     return frozenset(int(x) for x in sig.split(",") if x)
 
 
-def _is_postgres(session: DbSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
 
 def _id_list(session: DbSession, pairs: Select[tuple[int, int]], label: str):  # type: ignore[no-untyped-def]
     """(key, id) pairs -> (key, "id,id,...") per key. Ordered on PostgreSQL; on
@@ -101,7 +99,7 @@ def _id_list(session: DbSession, pairs: Select[tuple[int, int]], label: str):  #
     affects how many groups there are, never which articles a reader gets: the
     signature is parsed back into a set."""
     joined: ColumnElement[str]
-    if _is_postgres(session):
+    if on_postgres(session):
         inner = pairs.subquery()
         joined = func.aggregate_strings(cast(inner.c[1], String), ",").aggregate_order_by(inner.c[1])
     else:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from mailer.database import on_postgres
 from mailer.models import (
     Article,
     Delivery,
@@ -34,7 +35,7 @@ OUTCOME_KINDS = ("unsubscribed", "bounce", "complaint")
 
 def _day(session: DbSession, column: Any) -> ColumnElement[Any]:
     """The UTC calendar day of a timestamp column, on SQLite and PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         return func.date(func.timezone("UTC", column))
     return func.substr(column, 1, 10)
 
@@ -309,7 +310,7 @@ def activity_series(session: DbSession, days: int = 30, now: datetime | None = N
     since = datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
     last = since + timedelta(days=days - 1)
     per_kind: dict[str, dict[date, int]] = {name: defaultdict(int) for name in KIND_SERIES.values()}
-    if session.get_bind().dialect.name == "postgresql":
+    if on_postgres(session):
         params = {"since": since, "last": last}
         sends = {_as_date(d): n for d, n in session.execute(_PG_SENDS, params)}
         rows = session.execute(_PG_EVENTS, {**params, "kinds": list(KIND_SERIES)})

@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Select, String, Table, bindparam, insert, literal, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from mailer.database import on_postgres
 from mailer.models import (
     Frequency,
     Reader,
@@ -103,7 +104,7 @@ def subscribe(
     chosen = topics_by_slug(session, clean_slugs(topics))
     source = clean_text(source, "source", 200)
 
-    if _is_postgres(session) and not confirmed:
+    if on_postgres(session) and not confirmed:
         fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
                                       source, ip, now)
         if fresh is not None:
@@ -190,9 +191,6 @@ def subscribe(
     session.commit()
     return SubscribeResult(reader_id, queued, False)
 
-
-def _is_postgres(session: DbSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 @functools.cache
