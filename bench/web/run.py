@@ -9,7 +9,7 @@ gunicorn and drives it with wrk on loopback. Each scenario runs twice:
 - at saturation: `--connections` closed-loop connections, as fast as answers
   come (the most the server does per second; latency there is mostly queueing);
 - paced: `--rate` requests/s offered on a fixed schedule (wrk's delay() hook,
-  pace.lua), the latency a reader sees at that load.
+  common.lua), the latency a reader sees at that load.
 
 Signup posts use `Connection: close`, like separate visitors; with keep-alive,
 wrk's few long-lived connections pile onto one gunicorn worker. Prints
