@@ -168,13 +168,19 @@ class CompiledSelection:
     truncated: int  # cards left out by the size guard
 
 
-def compile_selection(
-    session: DbSession, settings: Settings, edition: Edition, article_ids: Sequence[int],
-    *, budget: int = HTML_BUDGET_BYTES,
-) -> CompiledSelection:
-    """Compile one article selection once (MJML), capped against Gmail clipping."""
+def _articles_in_order(session: DbSession, article_ids: Sequence[int]) -> list[Article]:
+    """The articles of `article_ids` in that order (one query), skipping deleted ones."""
     by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
-    articles = [by_id[i] for i in article_ids if i in by_id]
+    return [by_id[i] for i in article_ids if i in by_id]
+
+
+def _with_digest_subject(digest: Digest, email: CompiledEmail) -> CompiledEmail:
+    """A digest's fixed subject, when it has one, replaces the template's."""
+    return CompiledEmail(digest.subject, email.html, email.text) if digest.subject else email
+
+
+def _compile_articles(settings: Settings, edition: Edition, articles: list[Article],
+                      budget: int = HTML_BUDGET_BYTES) -> CompiledSelection:
     digest = edition.digest
     compiled, kept = compile_capped(
         digest.template,
@@ -182,9 +188,16 @@ def compile_selection(
         len(articles),
         budget,
     )
-    if digest.subject:
-        compiled = CompiledEmail(digest.subject, compiled.html, compiled.text)
-    return CompiledSelection(compiled, [a.id for a in articles[:kept]], len(articles) - kept)
+    return CompiledSelection(_with_digest_subject(digest, compiled),
+                             [a.id for a in articles[:kept]], len(articles) - kept)
+
+
+def compile_selection(
+    session: DbSession, settings: Settings, edition: Edition, article_ids: Sequence[int],
+    *, budget: int = HTML_BUDGET_BYTES,
+) -> CompiledSelection:
+    """Compile one article selection once (MJML), capped against Gmail clipping."""
+    return _compile_articles(settings, edition, _articles_in_order(session, article_ids), budget)
 
 
 def selection_key(article_ids: Sequence[int]) -> str:
@@ -199,9 +212,9 @@ class SelectionCompiler:
 
     def __init__(self, session: DbSession, settings: Settings, edition: Edition,
                  article_ids: Sequence[int]) -> None:
-        self.session, self.settings, self.edition = session, settings, edition
-        by_id = {a.id: a for a in session.scalars(select(Article).where(Article.id.in_(list(article_ids))))}
-        articles = [by_id[i] for i in article_ids if i in by_id]
+        self.settings, self.edition = settings, edition
+        articles = _articles_in_order(session, article_ids)
+        self.by_id = {a.id: a for a in articles}
         self.deck: CardDeck | None = None
         if articles:
             try:
@@ -214,12 +227,12 @@ class SelectionCompiler:
     def compile(self, article_ids: Sequence[int]) -> CompiledSelection:
         if self.deck is None:
             self.mjml_compiles += 1
-            return compile_selection(self.session, self.settings, self.edition, article_ids)
+            articles = [self.by_id[i] for i in article_ids if i in self.by_id]
+            return _compile_articles(self.settings, self.edition, articles)
         ids = [i for i in article_ids if i in self.deck.cards]
         email, kept = self.deck.assemble(ids)
-        if self.edition.digest.subject:
-            email = CompiledEmail(self.edition.digest.subject, email.html, email.text)
-        return CompiledSelection(email, ids[:kept], len(ids) - kept)
+        return CompiledSelection(_with_digest_subject(self.edition.digest, email), ids[:kept],
+                                 len(ids) - kept)
 
 
 def add_variant(
