@@ -128,9 +128,7 @@ def token_create() -> str:
 @console.post("/tokens/<int:token_id>/revoke")
 @editor_required
 def token_revoke(token_id: int) -> Response:
-    row = db.session.get(ApiToken, token_id)
-    if row is None:
-        abort(404)
+    row = db.get_or_404(ApiToken, token_id, description="No such token.")
     if current_user.role != Role.ADMIN and row.editor_id != current_user.id:
         abort(403, "Only an admin may revoke another editor's token.")
     if row.revoked_at is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
@@ -38,10 +38,7 @@ def articles() -> str:
 
 
 def _article(article_id: int) -> Article:
-    article = db.session.get(Article, article_id)
-    if article is None:
-        abort(404, "No such article.")
-    return article
+    return db.get_or_404(Article, article_id, description="No such article.")
 
 
 @console.get("/articles/<int:article_id>")

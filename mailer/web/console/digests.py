@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import select
@@ -37,10 +37,7 @@ TRANSACTIONAL = ("confirm",)  # one-off emails, not digest layouts
 
 
 def _digest(digest_id: int) -> Digest:
-    digest = db.session.get(Digest, digest_id)
-    if digest is None:
-        abort(404, "No such digest.")
-    return digest
+    return db.get_or_404(Digest, digest_id, description="No such digest.")
 
 
 def _form_data() -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, flash, jsonify, redirect, render_template, url_for
+from flask import flash, jsonify, redirect, render_template, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -66,9 +66,7 @@ def editions() -> str:
 @console.get("/editions/<int:edition_id>")
 @viewer_required
 def edition(edition_id: int) -> str:
-    row = db.session.get(Edition, edition_id)
-    if row is None:
-        abort(404, "No such edition.")
+    row = db.get_or_404(Edition, edition_id, description="No such edition.")
     figures = stats.edition_stats(db.session, [edition_id])[0]
     return render_template("console/edition.html", edition=row, p=progress_json(edition_id),
                            figures=figures, links=stats.link_stats(db.session, edition_id))
@@ -77,8 +75,7 @@ def edition(edition_id: int) -> str:
 @console.get("/editions/<int:edition_id>/progress.json")
 @viewer_required
 def edition_progress(edition_id: int) -> Response:
-    if db.session.get(Edition, edition_id) is None:
-        abort(404, "No such edition.")
+    db.get_or_404(Edition, edition_id, description="No such edition.")
     return jsonify(progress_json(edition_id))
 
 

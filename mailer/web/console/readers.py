@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import abort, render_template
+from flask import render_template
 from sqlalchemy import exists, select
 
 from mailer.extensions import db
@@ -55,9 +55,7 @@ def readers() -> str:
 @console.get("/readers/<int:reader_id>")
 @viewer_required
 def reader(reader_id: int) -> str:
-    row = db.session.get(Reader, reader_id)
-    if row is None:
-        abort(404, "No such reader.")
+    row = db.get_or_404(Reader, reader_id, description="No such reader.")
     deliveries = db.session.execute(
         select(Delivery, Edition.subject, Edition.digest_id)
         .join(Edition, Edition.id == Delivery.edition_id)
