@@ -14,13 +14,13 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 
 from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
 from mailer.models.base import DbSession
 from mailer.services.errors import ValidationError
+from mailer.services.sns import is_sns_url
 from mailer.services.subscriptions import is_suppressed, suppress
 
 HARD_BOUNCE = "hard_bounce"
@@ -29,7 +29,6 @@ COMPLAINT = "complaint"
 MAX_EVENTS = 1000
 _EMAIL_RE = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}")
 # SNS only ever calls back from its own HTTPS hosts.
-_SNS_HOST_RE = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 
 
 @dataclass(frozen=True)
@@ -155,13 +154,6 @@ def apply_events(session: DbSession, events: list[BounceEvent], source: str) -> 
         counts["suppressed"] += 1
     session.commit()
     return counts
-
-
-def is_sns_url(url: object) -> bool:
-    if not isinstance(url, str):
-        return False
-    parts = urlsplit(url)
-    return parts.scheme == "https" and bool(_SNS_HOST_RE.fullmatch(parts.hostname or ""))
 
 
 def fetch_url(url: str) -> int:

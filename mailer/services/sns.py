@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
@@ -56,14 +57,22 @@ def string_to_sign(envelope: Mapping[str, Any]) -> bytes:
     return "".join(parts).encode()
 
 
-def is_certificate_url(url: object) -> bool:
+# One region label only: `sns.<anything>.amazonaws.com` would also match S3 bucket
+# hosts such as `sns.example.s3.amazonaws.com`, where anyone can put a certificate.
+_SNS_HOST_RE = re.compile(r"sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+
+
+def is_sns_url(url: object) -> bool:
+    """An https URL on an Amazon SNS regional endpoint, with nothing in front of the host."""
     if not isinstance(url, str):
         return False
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    region_host = host.startswith("sns.") and host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-    return (parts.scheme == "https" and region_host and "@" not in parts.netloc
-            and parts.port in (None, 443) and parts.path.endswith(".pem"))
+    return (parts.scheme == "https" and bool(_SNS_HOST_RE.fullmatch(parts.hostname or ""))
+            and "@" not in parts.netloc and parts.port in (None, 443))
+
+
+def is_certificate_url(url: object) -> bool:
+    return is_sns_url(url) and urlsplit(str(url)).path.endswith(".pem")
 
 
 def fetch_certificate(url: str) -> bytes:

@@ -71,6 +71,8 @@ def test_a_correctly_signed_message_verifies(signing_key, fetched, version):
     ({"TopicArn": "arn:aws:sns:eu-west-1:999:someone-elses"}, "TopicArn"),
     ({"SigningCertURL": "https://sns.eu-west-1.amazonaws.com.evil.example/x.pem"}, "SigningCertURL"),
     ({"SigningCertURL": "http://sns.eu-west-1.amazonaws.com/x.pem"}, "SigningCertURL"),
+    # An S3 bucket named "sns.something" has a host that starts and ends like SNS's.
+    ({"SigningCertURL": "https://sns.evil.s3.amazonaws.com/x.pem"}, "SigningCertURL"),
     ({"SigningCertURL": "https://x@sns.eu-west-1.amazonaws.com/x.pem"}, "SigningCertURL"),
     ({"SignatureVersion": "3"}, "SignatureVersion"),
     ({"Signature": "not base64!"}, "Signature"),
