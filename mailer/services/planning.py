@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -245,8 +246,9 @@ def drop_scratch(session: DbSession) -> None:
         table.drop(connection, checkfirst=True)
 
 
-def reader_groups(session: DbSession) -> list[ReaderGroup]:
-    r = plan_readers.c
+def reader_groups(session: DbSession, rows: Any = plan_readers) -> list[ReaderGroup]:
+    """Readers sharing a selection, from the scratch table (or per_reader_rows directly)."""
+    r = rows.c
     result = session.execute(
         select(r.topic_sig, r.last_id, r.received_sig, func.count())
         .group_by(r.topic_sig, r.last_id, r.received_sig)
@@ -287,13 +289,8 @@ def due_selections(session: DbSession, digest: Digest, eligible: ColumnElement[b
     if not pool:
         return []
     recent = recent_editions(session, digest, 0, now)
-    rows = per_reader_rows(session, digest, 0, eligible, pool, recent, now)
-    groups = session.execute(
-        select(rows.c.topic_sig, rows.c.last_id, rows.c.received_sig, func.count())
-        .group_by(rows.c.topic_sig, rows.c.last_id, rows.c.received_sig)
-    )
-    chosen = (choose(ReaderGroup(str(t), int(last), str(got), int(n)), pool, recent,
-                     now - LOOKBACK, digest.max_articles) for t, last, got, n in groups)
+    groups = reader_groups(session, per_reader_rows(session, digest, 0, eligible, pool, recent, now))
+    chosen = (choose(group, pool, recent, now - LOOKBACK, digest.max_articles) for group in groups)
     return [selection for selection in chosen if selection]
 
 
