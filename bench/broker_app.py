@@ -8,7 +8,7 @@ import time
 from celery import Celery
 
 from mailer.config import load_settings
-from mailer.tasks import celery_config
+from mailer.jobs import celery_config
 
 settings = load_settings()
 app = Celery("bench")

@@ -45,8 +45,9 @@ def main() -> None:
         from mailer import create_app
         from mailer.extensions import db
         from mailer.runtime import runtime
-        from mailer.services import delivery, editions
-        from mailer.tasks import RecordingDispatcher
+        from mailer.delivery import lane as delivery
+        from mailer.editions import control as editions
+        from mailer.jobs import RecordingDispatcher
 
         app = create_app(ratelimit=False)
         with app.app_context():

@@ -66,7 +66,7 @@ def reader_values(n: int) -> dict[str, str]:
 def bench_compile(repeat: int) -> dict:
     from mjml import mjml2html
 
-    from mailer.services.rendering import _html_env, _ReaderPlaceholders, compile_email
+    from mailer.mail.rendering import _html_env, _ReaderPlaceholders, compile_email
 
     out = {}
     for n in (10, 50):
@@ -82,7 +82,7 @@ def bench_compile(repeat: int) -> dict:
 
 
 def bench_fill(readers: int) -> dict:
-    from mailer.services.rendering import FillTemplate, compile_email, escape_values
+    from mailer.mail.rendering import FillTemplate, compile_email, escape_values
 
     compiled = compile_email("digest", sample_context(10))
     html_t, text_t = FillTemplate(compiled.html), FillTemplate(compiled.text)
@@ -114,8 +114,8 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
         reader_topics,
         utcnow,
     )
-    from mailer.services import editions
-    from mailer.services.rendering import FillTemplate, escape_values
+    from mailer.editions import control as editions
+    from mailer.mail.rendering import FillTemplate, escape_values
 
     scratch = tempfile.mkdtemp(prefix="bench-render-")
     url = database_url or f"sqlite:///{scratch}/bench.db"
@@ -262,7 +262,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("mailer.services.editions").setLevel(logging.INFO)
+    logging.getLogger("mailer.editions.control").setLevel(logging.INFO)
 
     result = {"compile": bench_compile(args.repeat), "fill": bench_fill(min(args.readers, 100_000))}
     for key, value in {**result["compile"], **result["fill"]}.items():

@@ -71,8 +71,8 @@ def insert_readers(dbname: str, count: int) -> float:
 
 def make_content(app, articles: int) -> str:
     from mailer.extensions import db
-    from mailer.services.articles import upsert_article
-    from mailer.services.digests import save_digest
+    from mailer.content.articles import upsert_article
+    from mailer.content.digests import save_digest
 
     with app.app_context():
         for n in range(articles):
@@ -137,7 +137,7 @@ def sample_message(app, edition_id: int) -> bytes:
     from mailer.extensions import db
     from mailer.models import Delivery, Reader
     from mailer.runtime import runtime
-    from mailer.services.delivery import ReaderRow, SkeletonCache, recipient_for
+    from mailer.delivery.lane import ReaderRow, SkeletonCache, recipient_for
 
     with app.app_context():
         rt = runtime()
@@ -219,7 +219,7 @@ def main() -> None:
 
         from mailer.extensions import db
         from mailer.models import Delivery, Edition
-        from mailer.services.editions import start_edition
+        from mailer.editions.control import start_edition
 
         def watch_backends(from_zero: bool) -> None:
             for (pid,) in db.session.execute(text(

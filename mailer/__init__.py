@@ -11,7 +11,7 @@ from mailer import database
 from mailer.config import load_settings
 from mailer.extensions import csrf, db, limiter, login_manager, migrate
 from mailer.runtime import build_runtime
-from mailer.tasks import CeleryDispatcher, celery_init_app
+from mailer.jobs import CeleryDispatcher, celery_init_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def create_app(**overrides: Any) -> Flask:
     app.extensions["dispatch"] = CeleryDispatcher(
         celery_app, settings.queue_name, settings.redis_url or "")
 
-    from mailer.cli import register_cli
+    from mailer.cli.commands import register_cli
     from mailer.web import register_web
 
     register_web(app)

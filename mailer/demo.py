@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from mailer.models import Digest, Topic, utcnow
 from mailer.models.base import DbSession
-from mailer.services.articles import upsert_article
-from mailer.services.digests import save_digest
+from mailer.content.articles import upsert_article
+from mailer.content.digests import save_digest
 
 SITE = "https://news.example.org"
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from flask import current_app
 
 from mailer.config import Settings
-from mailer.senders import Sender, make_sender
-from mailer.services.delivery import SkeletonCache
-from mailer.services.messages import DkimSigner, domain_of
-from mailer.services.ratelimit import RateLimiter, make_rate_limiter
-from mailer.services.tokens import Tokens
+from mailer.mail.senders import Sender, make_sender
+from mailer.delivery.lane import SkeletonCache
+from mailer.mail.messages import DkimSigner, domain_of
+from mailer.delivery.ratelimit import RateLimiter, make_rate_limiter
+from mailer.common.tokens import Tokens
 
 
 @dataclass

@@ -17,8 +17,8 @@ from mailer import create_app
 from mailer.extensions import db
 from mailer.models import Base
 from mailer.runtime import Runtime
-from mailer.senders import MemorySender
-from mailer.tasks import RecordingDispatcher
+from mailer.mail.senders import MemorySender
+from mailer.jobs import RecordingDispatcher
 from tests.support import services
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

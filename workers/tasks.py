@@ -15,9 +15,11 @@ from flask import current_app
 
 from mailer.extensions import db
 from mailer.runtime import runtime
-from mailer.services import delivery, editions, transactional
-from mailer.services.rendering import TemplateError
-from mailer.tasks import CONFIRMATIONS_TASK, rearm_wake
+from mailer.delivery import lane as delivery
+from mailer.editions import control as editions
+from mailer.readers import confirmations as transactional
+from mailer.mail.rendering import TemplateError
+from mailer.jobs import CONFIRMATIONS_TASK, rearm_wake
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ def send_lane(edition_id: int) -> dict[str, int | str]:
 
 @shared_task(name="mailer.poll_feed", ignore_result=True)
 def poll_feed(feed_id: int) -> int:
-    from mailer.services import feeds
+    from mailer.content import feeds
 
     result = feeds.poll_feed(db.session, feed_id)
     return result.imported if result else -1
@@ -86,7 +88,8 @@ def poll_feed(feed_id: int) -> int:
 @shared_task(name="mailer.tick", ignore_result=True)
 def tick() -> dict[str, object]:
     """Every few seconds from beat: repair the ledger, start due digests and feeds."""
-    from mailer.services import feeds, scheduler
+    from mailer.content import feeds
+    from mailer.editions import due as scheduler
 
     report = delivery.sweep(db.session, runtime().settings)
     started = scheduler.run_due(db.session, runtime().settings)

@@ -141,7 +141,7 @@ def main() -> int:
 
         from mailer import create_app
         from mailer.extensions import db
-        from mailer.services.editors import create_editor
+        from mailer.console.editors import create_editor
 
         instance = Path(tempfile.mkdtemp(prefix="bench-console-"))
         app = create_app(instance_path=instance, database_url=url, broker_url="memory://",

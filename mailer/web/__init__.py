@@ -9,8 +9,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from mailer.services.errors import ValidationError
-from mailer.services.tokens import TokenError
+from mailer.common.errors import ValidationError
+from mailer.common.tokens import TokenError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def register_web(app: Flask) -> None:
     from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
     from mailer.web.api import api
     from mailer.web.digests_api import digests_api
-    from mailer.web.editions_public import archive
+    from mailer.web.archive import archive
     from mailer.web.public import public
     from mailer.web.webhooks import webhooks
 

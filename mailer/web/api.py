@@ -10,13 +10,13 @@ from sqlalchemy import select
 from mailer.extensions import csrf, db
 from mailer.models import Article, Digest, Topic
 from mailer.runtime import runtime
-from mailer.services import articles as article_service
-from mailer.services import digests as digest_service
-from mailer.services import editions as edition_service
-from mailer.services import subscriptions
-from mailer.services.api_tokens import check_token
-from mailer.services.errors import ValidationError
-from mailer.services.validation import clean_int
+from mailer.content import articles as article_service
+from mailer.content import digests as digest_service
+from mailer.editions import control as edition_service
+from mailer.readers import subscriptions
+from mailer.console.api_tokens import check_token
+from mailer.common.errors import ValidationError
+from mailer.common.validation import clean_int
 from mailer.web.openapi import openapi_document
 
 api = Blueprint("api", __name__)

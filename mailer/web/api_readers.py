@@ -6,8 +6,8 @@ from __future__ import annotations
 from flask import Response, jsonify, request, stream_with_context
 
 from mailer.extensions import db
-from mailer.services import readers_io
-from mailer.services.errors import ValidationError
+from mailer.readers import import_export as readers_io
+from mailer.common.errors import ValidationError
 from mailer.web.api import api
 
 

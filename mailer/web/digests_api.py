@@ -9,13 +9,13 @@ from sqlalchemy import select
 from mailer.extensions import csrf, db
 from mailer.models import Feed
 from mailer.runtime import runtime
-from mailer.services import digests as digest_service
-from mailer.services import editions as edition_service
-from mailer.services import feeds as feed_service
-from mailer.services import previews
-from mailer.services.digests import MAX_ID
-from mailer.services.errors import NotFound
-from mailer.services.validation import clean_url
+from mailer.content import digests as digest_service
+from mailer.editions import control as edition_service
+from mailer.content import feeds as feed_service
+from mailer.editions import previews
+from mailer.content.digests import MAX_ID
+from mailer.common.errors import NotFound
+from mailer.common.validation import clean_url
 from mailer.web.api import authenticate, body
 
 digests_api = Blueprint("digests_api", __name__)

@@ -36,10 +36,12 @@ from mailer.models import (
     Topic,
 )
 from mailer.runtime import runtime
-from mailer.services import address_change, privacy, subscriptions
-from mailer.services.errors import ValidationError
-from mailer.services.tokens import Purpose, TokenError
-from mailer.services.validation import clean_email
+from mailer.readers import address_change
+from mailer.readers import privacy
+from mailer.readers import subscriptions
+from mailer.common.errors import ValidationError
+from mailer.common.tokens import Purpose, TokenError
+from mailer.common.validation import clean_email
 
 public = Blueprint("public", __name__)
 

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 
 from mailer.extensions import db
 from mailer.runtime import runtime
-from mailer.services import tracking as service
+from mailer.editions import tracking as service
 
 tracking = Blueprint("tracking", __name__)
 

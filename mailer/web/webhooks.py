@@ -20,8 +20,9 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from mailer.extensions import csrf, db
 from mailer.runtime import runtime
-from mailer.services import bounces, sns
-from mailer.services.errors import ValidationError
+from mailer.delivery import bounces
+from mailer.delivery import sns
+from mailer.common.errors import ValidationError
 
 log = logging.getLogger(__name__)
 

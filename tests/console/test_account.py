@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailer.services.editors import authenticate
+from mailer.console.editors import authenticate
 from tests.console.conftest import PASSWORD, Console, login, new_client
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mailer.models import ApiToken
-from mailer.services.api_tokens import check_token
+from mailer.console.api_tokens import check_token
 from tests.console.conftest import PASSWORD, csrf_from, login, new_client
 
 
@@ -94,7 +94,7 @@ def test_api_token_shown_once_and_revoked(editor, session):
 
 
 def test_editor_cannot_revoke_someone_elses_token(editor, admin, session):
-    from mailer.services.api_tokens import create_token
+    from mailer.console.api_tokens import create_token
 
     create_token(session, "admin's", editor_id=admin.editor.id)
     row = session.scalar(select(ApiToken).where(ApiToken.name == "admin's"))

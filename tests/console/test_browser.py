@@ -20,8 +20,9 @@ import pytest
 
 from mailer import create_app
 from mailer.extensions import db
-from mailer.services import articles, subscriptions
-from mailer.services.editors import create_editor
+from mailer.content import articles
+from mailer.readers import subscriptions
+from mailer.console.editors import create_editor
 from tests.support import processes, services
 from tests.support.a11y import audit
 from tests.support.smtp import SmtpServer, free_port

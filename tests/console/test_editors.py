@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from mailer.models import Editor, Role
-from mailer.services.editors import authenticate
+from mailer.console.editors import authenticate
 from tests.console.conftest import PASSWORD, login, new_client
 
 

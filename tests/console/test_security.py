@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 from werkzeug.routing import Rule
 
 from mailer.models import Base, EditionLink, Role
-from mailer.services import tracking
+from mailer.editions import tracking
 from tests.console.world import build_world
 
 # Pages a viewer may not open (they only serve changes); the login page sends

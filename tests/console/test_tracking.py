@@ -10,7 +10,8 @@ from email import policy
 from sqlalchemy import func, select
 
 from mailer.models import Delivery, EditionLink, ReaderEvent, utcnow
-from mailer.services import stats, tracking
+from mailer.console import stats
+from mailer.editions import tracking
 from tests.console.world import build_world, send_edition
 from tests.support import factories
 
@@ -120,7 +121,7 @@ def test_tracking_is_off_by_default(session, rt, sender):
 
 def test_unsubscribe_after_an_edition_is_attributed_to_it(client, session, rt, sender):
     world = build_world(session, rt, tracking=False)
-    from mailer.services import subscriptions
+    from mailer.readers import subscriptions
 
     subscriptions.unsubscribe(session, world.reader_id, source="page")
     event = session.scalar(select(ReaderEvent).where(ReaderEvent.kind == "unsubscribed"))

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from mailer.models import ApiToken, Edition, EditionLink, ReaderEvent
 from mailer.runtime import Runtime
-from mailer.services import delivery, editions
-from mailer.services.api_tokens import create_token
+from mailer.delivery import lane as delivery
+from mailer.editions import control as editions
+from mailer.console.api_tokens import create_token
 from tests.support import factories
 
 

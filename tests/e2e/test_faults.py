@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select
 from mailer import create_app
 from mailer.extensions import db
 from mailer.models import Delivery, Reader, ReaderEvent, ReaderStatus, Suppression, utcnow
-from mailer.services.subscriptions import email_hash
+from mailer.readers.subscriptions import email_hash
 from tests.support import processes, services
 from tests.support.smtp import Handler, SmtpServer, free_port
 from tests.support.stack import Stack

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import update
 
 from mailer.models import Reader, utcnow
-from mailer.senders import Outcome, Result
-from mailer.services import subscriptions, transactional
-from mailer.tasks import CeleryDispatcher
+from mailer.mail.senders import Outcome, Result
+from mailer.readers import subscriptions
+from mailer.readers import confirmations as transactional
+from mailer.jobs import CeleryDispatcher
 from tests.support import services
 
 

@@ -15,9 +15,11 @@ from mailer.models import (
     ReaderStatus,
     utcnow,
 )
-from mailer.senders import Outcome, Result
-from mailer.services import delivery, editions, subscriptions
-from mailer.services.errors import Conflict
+from mailer.mail.senders import Outcome, Result
+from mailer.delivery import lane as delivery
+from mailer.editions import control as editions
+from mailer.readers import subscriptions
+from mailer.common.errors import Conflict
 from tests.support import factories
 
 
@@ -215,7 +217,7 @@ def test_next_edition_skips_articles_already_sent(session, rt, sender, dispatch)
 
 
 def test_a_451_slows_that_domain_down(session, rt, sender, dispatch):
-    from mailer.services.ratelimit import LocalRateLimiter
+    from mailer.delivery.ratelimit import LocalRateLimiter
 
     edition = planned_edition(session, rt, readers=3)
     first = session.scalar(select(Reader.email).order_by(Reader.id))
@@ -228,7 +230,7 @@ def test_a_451_slows_that_domain_down(session, rt, sender, dispatch):
 
 
 def test_a_capped_domain_defers_rows_instead_of_blocking_the_lane(session, rt, sender, dispatch):
-    from mailer.services.ratelimit import LocalRateLimiter
+    from mailer.delivery.ratelimit import LocalRateLimiter
 
     edition = planned_edition(session, rt, readers=3)
     domain = session.scalar(select(Reader.email)).rpartition("@")[2]

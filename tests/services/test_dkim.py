@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from mailer.models import Reader
 from mailer.runtime import build_runtime
-from mailer.services import delivery
-from mailer.services.messages import DkimSigner, MessageSkeleton, Recipient
+from mailer.delivery import lane as delivery
+from mailer.mail.messages import DkimSigner, MessageSkeleton, Recipient
 from tests.services.test_delivery import planned_edition
 
 

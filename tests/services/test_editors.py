@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.models import ApiToken, Editor, Role
-from mailer.services import editors
-from mailer.services.api_tokens import check_token, create_token
-from mailer.services.errors import ValidationError
+from mailer.console import editors
+from mailer.console.api_tokens import check_token, create_token
+from mailer.common.errors import ValidationError
 
 PASSWORD = "correct horse battery"
 

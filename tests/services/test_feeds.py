@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer.models import Article, Feed
-from mailer.services import feeds
+from mailer.content import feeds
 from tests.support import factories
 from tests.support.feedserver import FeedServer
 
@@ -196,7 +196,7 @@ def test_missing_feed_and_refused_schemes(session, server):
 
 
 def test_save_feed_rejects_unknown_topics(session):
-    from mailer.services.errors import ValidationError
+    from mailer.common.errors import ValidationError
 
     with pytest.raises(ValidationError, match="Unknown topic"):
         feeds.save_feed(session, {"url": "https://x.example.org/feed", "category_map": {"a": "nope"}})

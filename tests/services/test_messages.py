@@ -8,8 +8,8 @@ from email import policy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.services.messages import MessageSkeleton, Recipient, message_id
-from mailer.services.rendering import compile_email
+from mailer.mail.messages import MessageSkeleton, Recipient, message_id
+from mailer.mail.rendering import compile_email
 
 HTML = "<p>%%greeting%%</p><a href=\"%%unsubscribe_url%%\">bye</a> " + "x" * 200
 TEXT = "%%greeting%%\nUnsubscribe: %%unsubscribe_url%%\n" + "long line " * 30

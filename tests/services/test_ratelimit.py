@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from mailer.services import ratelimit
-from mailer.services.ratelimit import LocalRateLimiter, RedisRateLimiter, make_rate_limiter
+from mailer.delivery import ratelimit
+from mailer.delivery.ratelimit import LocalRateLimiter, RedisRateLimiter, make_rate_limiter
 from tests.support import services
 
 

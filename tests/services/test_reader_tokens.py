@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.services.tokens import Purpose, TokenError, Tokens
+from mailer.common.tokens import Purpose, TokenError, Tokens
 
 
 def test_compact_token_round_trips_and_is_single_purpose():

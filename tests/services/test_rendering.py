@@ -7,7 +7,7 @@ import random
 import re
 from datetime import UTC, datetime
 
-from mailer.services.rendering import CardDeck, FillTemplate, compile_email
+from mailer.mail.rendering import CardDeck, FillTemplate, compile_email
 
 
 def context(n: int) -> dict:

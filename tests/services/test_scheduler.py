@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.models import Digest, Edition, EditionStatus
-from mailer.services import digests, editions, scheduler
-from mailer.services.errors import ValidationError
-from mailer.services.schedules import next_run, parse_schedule
+from mailer.content import digests
+from mailer.editions import control as editions
+from mailer.editions import due as scheduler
+from mailer.common.errors import ValidationError
+from mailer.content.schedules import next_run, parse_schedule
 from tests.support import factories
 
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import event, select, update
 
 from mailer.models import Delivery, DeliveryStatus, EditionVariant, Reader, utcnow
-from mailer.services import editions
-from mailer.services.errors import Conflict
-from mailer.services.rendering import HTML_BUDGET_BYTES
+from mailer.editions import control as editions
+from mailer.common.errors import Conflict
+from mailer.mail.rendering import HTML_BUDGET_BYTES
 from tests.support import factories
 
 
@@ -247,7 +247,7 @@ def test_concurrent_prepare_plans_once(app, session, rt, dispatch):
 
 
 def test_templates_without_card_markers_compile_per_selection(session, rt, dispatch, monkeypatch):
-    from mailer.services import rendering
+    from mailer.mail import rendering
 
     def no_markers(self, name, context):
         raise rendering.TemplateError("template has no card markers")

@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import select
 
 from mailer.models import Reader, ReaderStatus, utcnow
-from mailer.services import subscriptions
-from mailer.services.errors import ValidationError
-from mailer.services.tokens import Purpose, TokenError
+from mailer.readers import subscriptions
+from mailer.common.errors import ValidationError
+from mailer.common.tokens import Purpose, TokenError
 from tests.support import factories
 
 
@@ -104,7 +104,7 @@ def test_resubscribe_after_unsubscribe_requires_confirmation(session, dispatch):
 
 def test_confirmation_task_run_twice_sends_one_email(session, rt, sender, dispatch):
     """Brokers deliver at least once: a re-delivered task must not mail again."""
-    from mailer.services import transactional
+    from mailer.readers import confirmations as transactional
 
     result = subscriptions.subscribe(session, email="twice@example.com")
     first = transactional.send_confirmation(session, rt.settings, rt.tokens, sender, result.reader_id)

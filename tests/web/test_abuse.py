@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from mailer import create_app
 from mailer.extensions import db, limiter
 from mailer.models import Reader, ReaderStatus
-from mailer.services.tokens import Purpose
-from mailer.tasks import RecordingDispatcher
+from mailer.common.tokens import Purpose
+from mailer.jobs import RecordingDispatcher
 from tests.support import factories
 from tests.web.conftest import csrf_from
 

@@ -8,7 +8,7 @@ import feedparser
 from sqlalchemy import update
 
 from mailer.models import Edition
-from mailer.services import editions
+from mailer.editions import control as editions
 from tests.support import factories
 
 

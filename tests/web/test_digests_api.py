@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer.models import Delivery, Edition, EditionStatus
-from mailer.senders import SmtpSender, SmtpTarget
-from mailer.services import editions, previews
+from mailer.mail.senders import SmtpSender, SmtpTarget
+from mailer.editions import control as editions
+from mailer.editions import previews
 from tests.support import factories
 from tests.support.smtp import SmtpServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.services import previews
+from mailer.editions import previews
 from tests.support import factories
 
 pytestmark = pytest.mark.browser

@@ -5,7 +5,7 @@ import re
 from sqlalchemy import select
 
 from mailer.models import Reader, ReaderStatus
-from mailer.services.tokens import Purpose
+from mailer.common.tokens import Purpose
 from tests.support import factories
 
 

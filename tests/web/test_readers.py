@@ -8,8 +8,10 @@ import json
 from sqlalchemy import func, select
 
 from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
-from mailer.services import address_change, readers_io, subscriptions
-from mailer.services.tokens import Purpose
+from mailer.readers import address_change
+from mailer.readers import import_export as readers_io
+from mailer.readers import subscriptions
+from mailer.common.tokens import Purpose
 from tests.support import factories
 from tests.web.conftest import csrf_from
 
@@ -101,7 +103,7 @@ def test_address_change_reconfirms_the_new_address(client, session, rt, dispatch
     assert reader.email == "old@example.org" and reader.pending_email == "New@example.org"
     assert dispatch.names() == ["mailer.send_email_change"]
 
-    from mailer.services import transactional
+    from mailer.readers import confirmations as transactional
     outcome = transactional.send_email_change(session, rt.settings, rt.tokens, sender, reader.id)
     assert outcome is not None and sender.messages[0][1] == "New@example.org"
     body = sender.messages[0][2].decode()

@@ -9,7 +9,7 @@ import io
 from sqlalchemy import func, select
 
 from mailer.models import Reader, ReaderStatus
-from mailer.services import readers_io
+from mailer.readers import import_export as readers_io
 from tests.support import factories
 
 GOOD = (
@@ -63,7 +63,7 @@ def test_a_broken_row_imports_nothing_and_names_the_line(session, dispatch):
 def test_files_that_are_not_csv_are_refused(session, dispatch):
     import pytest
 
-    from mailer.services.errors import ValidationError
+    from mailer.common.errors import ValidationError
 
     for data in (b"\xff\xfe\x00bad", b"name\nAnn\n", b"email,shoe_size\na@example.org,9\n", b""):
         with pytest.raises(ValidationError):

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from mailer.models import Reader, ReaderStatus
-from mailer.services import sns
-from mailer.services.errors import ValidationError
+from mailer.delivery import sns
+from mailer.common.errors import ValidationError
 from tests.support import factories
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"

@@ -9,7 +9,7 @@ from email import policy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailer.services.transactional import build_message
+from mailer.readers.confirmations import build_message
 
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID")
 names = st.one_of(st.text(max_size=80),

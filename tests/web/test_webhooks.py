@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
-from mailer.services import bounces
-from mailer.services.subscriptions import email_hash
+from mailer.delivery import bounces
+from mailer.readers.subscriptions import email_hash
 from tests.support import factories
 
 SECRET = "hook-secret-123"

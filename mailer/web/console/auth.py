@@ -14,11 +14,11 @@ from werkzeug.wrappers import Response
 
 from mailer.extensions import db, limiter
 from mailer.models import ApiToken, Role, utcnow
-from mailer.services.api_tokens import create_token
-from mailer.services.editors import authenticate, change_own_password
-from mailer.services.errors import ValidationError
+from mailer.console.api_tokens import create_token
+from mailer.console.editors import authenticate, change_own_password
+from mailer.common.errors import ValidationError
 from mailer.web.console import console
-from mailer.web.console.forms import flash_error
+from mailer.web.console.helpers import flash_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")

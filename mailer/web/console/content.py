@@ -8,12 +8,12 @@ from werkzeug.wrappers import Response
 
 from mailer.extensions import db
 from mailer.models import Article, Feed, Topic
-from mailer.services import stats
-from mailer.services.articles import upsert_article
-from mailer.services.errors import ValidationError
+from mailer.console import stats
+from mailer.content.articles import upsert_article
+from mailer.common.errors import ValidationError
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
-from mailer.web.console.forms import PAGE_SIZE, flash_error, page_number, text_arg
+from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number, text_arg
 
 
 def _like(term: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import render_template, request
 
 from mailer.extensions import db
-from mailer.services import stats
+from mailer.console import stats
 from mailer.web.console import console
 from mailer.web.console.auth import viewer_required
 from mailer.web.console.charts import bar_chart, line_chart

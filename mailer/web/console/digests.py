@@ -14,15 +14,16 @@ from werkzeug.wrappers import Response
 from mailer.extensions import db
 from mailer.models import Digest, Edition, EditionStatus, Topic
 from mailer.runtime import runtime
-from mailer.senders import make_sender
-from mailer.services import console_preview, editions
-from mailer.services.digests import save_digest
-from mailer.services.errors import ValidationError
-from mailer.services.messages import domain_of
-from mailer.services.rendering import TemplateError, template_names
+from mailer.mail.senders import make_sender
+from mailer.editions import console_preview
+from mailer.editions import control as editions
+from mailer.content.digests import save_digest
+from mailer.common.errors import ValidationError
+from mailer.mail.messages import domain_of
+from mailer.mail.rendering import TemplateError, template_names
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
-from mailer.web.console.forms import flash_error
+from mailer.web.console.helpers import flash_error
 
 # Previews are shown in sandboxed iframes: our own pages may frame them, nothing
 # in them may run.

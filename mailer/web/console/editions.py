@@ -11,12 +11,12 @@ from werkzeug.wrappers import Response
 from mailer.extensions import db
 from mailer.models import DeliveryStatus, Edition
 from mailer.runtime import runtime
-from mailer.services import editions as service
-from mailer.services import stats
-from mailer.services.errors import ValidationError
+from mailer.editions import control as service
+from mailer.console import stats
+from mailer.common.errors import ValidationError
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
-from mailer.web.console.forms import PAGE_SIZE, flash_error, page_number
+from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number
 
 FINAL_STATES = ("done", "cancelled", "failed")
 

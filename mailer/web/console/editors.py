@@ -14,11 +14,11 @@ from werkzeug.wrappers import Response
 
 from mailer.extensions import db
 from mailer.models import Editor, Role
-from mailer.services import editors as accounts
-from mailer.services.errors import ValidationError
+from mailer.console import editors as accounts
+from mailer.common.errors import ValidationError
 from mailer.web.console import console
 from mailer.web.console.auth import admin_required
-from mailer.web.console.forms import flash_error
+from mailer.web.console.helpers import flash_error
 
 
 def _page(status: int = 200, form: dict[str, str] | None = None) -> tuple[str, int]:

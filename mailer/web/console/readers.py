@@ -11,7 +11,7 @@ from mailer.extensions import db
 from mailer.models import Delivery, Edition, Reader, ReaderEvent, ReaderStatus, Topic, reader_topics
 from mailer.web.console import console
 from mailer.web.console.auth import viewer_required
-from mailer.web.console.forms import PAGE_SIZE, page_number, text_arg
+from mailer.web.console.helpers import PAGE_SIZE, page_number, text_arg
 
 STATUSES = (ReaderStatus.PENDING, ReaderStatus.CONFIRMED, ReaderStatus.UNSUBSCRIBED,
             ReaderStatus.BOUNCED, ReaderStatus.COMPLAINED)

@@ -1,0 +1,91 @@
+"""Digest definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from mailer.models import Digest, utcnow
+from mailer.models.base import DbSession
+from mailer.common.errors import Conflict, NotFound, ValidationError
+from mailer.mail.rendering import template_names
+from mailer.content.schedules import next_run, parse_schedule
+from mailer.readers.subscriptions import topics_by_slug
+from mailer.common.validation import clean_int, clean_slugs, clean_text
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers: larger numbers cannot name a row
+
+
+def find_digest(session: DbSession, ref: object) -> Digest:
+    """A digest by id or by name."""
+    if isinstance(ref, bool) or not isinstance(ref, int | str) or ref == "":
+        raise ValidationError("digest must be a digest name or id.", {"digest": "required"})
+    conditions = [Digest.name == str(ref)]
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if not 0 < int(ref) <= MAX_ID:
+            raise NotFound(f"No digest named or numbered {ref!r}.")
+        conditions.append(Digest.id == int(ref))
+    digest = session.scalar(select(Digest).where(or_(*conditions)).order_by(Digest.id).limit(1))
+    if digest is None:
+        raise NotFound(f"No digest named or numbered {ref!r}.")
+    return digest
+
+
+def save_digest(
+    session: DbSession, data: Mapping[str, Any], digest: Digest | None = None
+) -> Digest:
+    """Create (digest None) or update a digest from plain values. Commits."""
+    if not isinstance(data, Mapping):
+        raise ValidationError("The body must be a JSON object.")
+    creating = digest is None
+    name = clean_text(data.get("name", digest.name if digest else None), "name", 200,
+                      required=True)
+    clash = session.scalar(select(Digest).where(Digest.name == name))
+    if clash is not None and clash is not digest:
+        raise Conflict(f"A digest named {name!r} exists already.", {"name": "already exists"})
+    target = digest or Digest(name=name)
+    target.name = name
+    if "topics" in data or creating:
+        target.topics = topics_by_slug(session, clean_slugs(data.get("topics")))
+    if "max_articles" in data or creating:
+        target.max_articles = clean_int(data.get("max_articles"), "max_articles", 1, 50, 10)
+    if "subject" in data:
+        target.subject = clean_text(data.get("subject"), "subject", 300)
+    if "template" in data:
+        template = clean_text(data.get("template"), "template", 64)
+        if template not in template_names():
+            raise ValidationError(f"Unknown template {template!r}.", {"template": "unknown"})
+        target.template = template
+    if "approval" in data:
+        if data.get("approval") not in ("auto", "draft"):
+            raise ValidationError("approval must be 'auto' or 'draft'.", {"approval": "invalid"})
+        target.approval = str(data["approval"])
+    if "schedule" in data or "timezone" in data:
+        schedule = clean_text(data.get("schedule", target.schedule), "schedule", 200)
+        tz = clean_text(data.get("timezone") or target.timezone or "UTC", "timezone", 64)
+        if schedule:
+            cron, tz = parse_schedule(schedule, tz)
+            target.next_run_at = next_run(cron, tz, utcnow())
+        else:
+            target.next_run_at = None
+        target.schedule, target.timezone = schedule, tz
+    if creating:
+        session.add(target)
+    session.commit()
+    return target
+
+
+def digest_json(digest: Digest) -> dict[str, Any]:
+    return {
+        "id": digest.id,
+        "name": digest.name,
+        "topics": [t.slug for t in digest.topics],
+        "schedule": digest.schedule,
+        "timezone": digest.timezone,
+        "max_articles": digest.max_articles,
+        "approval": digest.approval,
+        "template": digest.template,
+        "next_run_at": digest.next_run_at.isoformat() if digest.next_run_at else None,
+    }

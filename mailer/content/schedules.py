@@ -1,0 +1,76 @@
+"""Digest schedules: human phrases or cron lines, evaluated in a time zone."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+from mailer.common.errors import ValidationError
+
+_DAYS = {
+    "mon": 1, "monday": 1, "mondays": 1, "tue": 2, "tuesday": 2, "tuesdays": 2,
+    "wed": 3, "wednesday": 3, "wednesdays": 3, "thu": 4, "thursday": 4, "thursdays": 4,
+    "fri": 5, "friday": 5, "fridays": 5, "sat": 6, "saturday": 6, "saturdays": 6,
+    "sun": 0, "sunday": 0, "sundays": 0, "weekdays": -1,
+}
+_PHRASE = re.compile(r"^(?P<day>[a-z]+)\s+(?P<h>\d{1,2}):(?P<m>\d{2})(?:\s+(?P<tz>[A-Za-z_/+-]+))?$")
+
+
+def parse_schedule(text: str, default_tz: str = "UTC") -> tuple[str, str]:
+    """Return (cron line, time zone) for "daily 07:00 Europe/Berlin",
+    "mondays 08:00", "weekdays 06:30" or a 5-field cron line (+ optional zone)."""
+    raw = " ".join(text.strip().split())
+    match = _PHRASE.match(raw.lower()) if raw else None
+    tz = default_tz
+    if match:
+        tz = raw.split()[2] if match.group("tz") else default_tz
+        hour, minute = int(match.group("h")), int(match.group("m"))
+        if hour > 23 or minute > 59:
+            raise ValidationError("Schedule time must be HH:MM.", {"schedule": "bad time"})
+        day = match.group("day")
+        if day == "daily":
+            cron = f"{minute} {hour} * * *"
+        elif day in _DAYS:
+            cron = f"{minute} {hour} * * " + ("1-5" if _DAYS[day] == -1 else str(_DAYS[day]))
+        else:
+            raise ValidationError(f"Unknown day {day!r} in schedule.", {"schedule": "bad day"})
+    else:
+        fields = raw.split()
+        if len(fields) == 6:
+            tz = fields.pop()
+        cron = " ".join(fields)
+        if len(fields) != 5 or not croniter.is_valid(cron):
+            raise ValidationError(
+                "Schedule must be like 'daily 07:00 Europe/Berlin', 'mondays 08:00' "
+                "or a cron line.",
+                {"schedule": "invalid"},
+            )
+    check_timezone(tz)
+    return cron, tz
+
+
+def check_timezone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"Unknown time zone {tz!r}.", {"timezone": "unknown"}) from exc
+
+
+def next_run(cron: str, tz: str, after: datetime) -> datetime:
+    """The first slot strictly after `after` (aware), correct across DST changes.
+
+    Wall-clock times the autumn change repeats (02:30 happens twice in Berlin)
+    fire once, at their first occurrence; times the spring change skips
+    (02:30 does not exist) fire at the first instant after the gap."""
+    zone = ZoneInfo(tz)
+    iterator = croniter(cron, after.astimezone(zone))
+    for _ in range(1000):
+        nxt: datetime = iterator.get_next(datetime)
+        local = nxt.astimezone(zone)
+        if local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset():
+            continue  # the second pass through a repeated wall-clock time
+        return nxt.astimezone(ZoneInfo("UTC"))
+    raise ValidationError("Schedule never fires.", {"schedule": "never fires"})

@@ -1,0 +1,78 @@
+"""Changing a reader's address: the new address must confirm before it is used.
+
+The request parks the new address in `readers.pending_email` and emails a
+CHANGE_EMAIL link to it (at most one such email per reader per hour). The link
+carries the reader id and the new address; it works once, because confirming
+clears `pending_email`, and only for the address most recently asked for.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
+from mailer.models.base import DbSession
+from mailer.common.errors import ValidationError
+from mailer.readers.subscriptions import email_key, is_suppressed
+from mailer.common.tokens import Purpose, TokenError, Tokens
+from mailer.common.validation import clean_email
+from mailer.jobs import enqueue_on_commit
+
+CHANGE_EMAIL_INTERVAL = timedelta(hours=1)
+
+
+def request_change(session: DbSession, reader_id: int, new_email: object,
+                   now: datetime | None = None) -> bool:
+    """Ask to move `reader_id` to `new_email`. Returns whether an email was queued.
+    The caller answers the same either way. Commits."""
+    now = now or utcnow()
+    address = clean_email(new_email)
+    reader = session.get(Reader, reader_id)
+    if reader is None or reader.status != ReaderStatus.CONFIRMED:
+        raise ValidationError("Only an active subscription can change its address.", status=409)
+    if email_key(address) == reader.email_key:
+        raise ValidationError("That is already your address.", {"email": "unchanged"})
+    taken = session.scalar(select(Reader.id).where(Reader.email_key == email_key(address)))
+    if taken is not None or is_suppressed(session, address):
+        # Say nothing about other people's addresses; the change simply never happens.
+        session.rollback()
+        return False
+    reader.pending_email = address
+    session.add(ReaderEvent(reader_id=reader.id, kind="email-change-requested", detail={}))
+    claimed = session.execute(
+        update(Reader)
+        .where(Reader.id == reader.id)
+        .where((Reader.email_change_sent_at.is_(None))
+               | (Reader.email_change_sent_at < now - CHANGE_EMAIL_INTERVAL))
+        .values(email_change_sent_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if claimed:
+        enqueue_on_commit(session, "mailer.send_email_change", reader.id)
+    session.commit()
+    return bool(claimed)
+
+
+def change_token(tokens: Tokens, reader: Reader) -> str:
+    return tokens.make(Purpose.CHANGE_EMAIL, {"r": reader.id, "e": email_key(reader.pending_email or "")})
+
+
+def confirm_change(session: DbSession, tokens: Tokens, token: str) -> Reader:
+    """Apply the change the link was made for. Commits."""
+    data = tokens.load(Purpose.CHANGE_EMAIL, token)
+    reader = session.get(Reader, data.get("r")) if isinstance(data.get("r"), int) else None
+    if (reader is None or not reader.pending_email
+            or email_key(reader.pending_email) != data.get("e")
+            or reader.status != ReaderStatus.CONFIRMED):
+        raise TokenError("This link is no longer valid.")
+    new = reader.pending_email
+    if session.scalar(select(Reader.id).where(Reader.email_key == email_key(new))) is not None:
+        reader.pending_email = None
+        session.commit()
+        raise ValidationError("That address is already subscribed; nothing was changed.", status=409)
+    reader.email, reader.email_key, reader.pending_email = new, email_key(new), None
+    session.add(ReaderEvent(reader_id=reader.id, kind="email-changed", detail={}))
+    session.commit()
+    return reader

@@ -1,0 +1,364 @@
+"""A reader's life: subscribe, confirm (double opt-in), change, unsubscribe."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import JSON, Select, String, Table, bindparam, insert, literal, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+
+from mailer.database import on_postgres
+from mailer.models import (
+    Frequency,
+    Reader,
+    ReaderEvent,
+    ReaderStatus,
+    Suppression,
+    Topic,
+    reader_topics,
+    utcnow,
+)
+from mailer.models.base import DbSession, UTCDateTime
+from mailer.common.errors import ValidationError
+from mailer.common.tokens import Purpose, TokenError, Tokens
+from mailer.common.validation import clean_email, clean_slugs, clean_text
+from mailer.jobs import CONFIRMATIONS_TASK, wake_on_commit
+
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+
+
+def email_key(email: str) -> str:
+    return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    return hashlib.sha256(email_key(email).encode()).hexdigest()
+
+
+def is_suppressed(session: DbSession, email: str) -> bool:
+    return (
+        session.scalar(select(Suppression.id).where(Suppression.email_hash == email_hash(email)))
+        is not None
+    )
+
+
+def suppress(session: DbSession, email: str, reason: str) -> None:
+    """Never mail this address again (idempotent)."""
+    if not is_suppressed(session, email):
+        session.add(Suppression(email_hash=email_hash(email), reason=reason))
+
+
+def topics_by_slug(session: DbSession, slugs: list[str], field: str = "topics") -> list[Topic]:
+    if not slugs:
+        return []
+    found = list(session.scalars(select(Topic).where(Topic.slug.in_(slugs))))
+    missing = sorted(set(slugs) - {t.slug for t in found})
+    if missing:
+        raise ValidationError(
+            f"Unknown topic(s): {', '.join(missing)}.", {field: f"unknown: {', '.join(missing)}"}
+        )
+    return found
+
+
+def clean_frequency(raw: object) -> str:
+    if raw in (None, ""):
+        return Frequency.IMMEDIATE
+    if raw not in Frequency.ALL:
+        raise ValidationError(
+            f"frequency must be one of {', '.join(Frequency.ALL)}.", {"frequency": "invalid"}
+        )
+    return str(raw)
+
+
+@dataclass
+class SubscribeResult:
+    reader_id: int | None
+    confirmation_queued: bool
+    created: bool
+
+
+def subscribe(
+    session: DbSession,
+    *,
+    email: object,
+    name: object = "",
+    topics: object = None,
+    frequency: object = None,
+    source: str = "form",
+    ip: str = "",
+    confirmed: bool = False,
+    now: datetime | None = None,
+) -> SubscribeResult:
+    """Sign a reader up. The caller answers the same whatever happened here
+    (no address enumeration). Commits."""
+    now = now or utcnow()
+    address = clean_email(email)
+    clean_name = clean_text(name, "name", 200)
+    freq = clean_frequency(frequency)
+    chosen = topics_by_slug(session, clean_slugs(topics))
+    source = clean_text(source, "source", 200)
+
+    if on_postgres(session) and not confirmed:
+        fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
+                                      source, ip, now)
+        if fresh is not None:
+            if fresh.reader_id is not None:
+                wake_on_commit(session, CONFIRMATIONS_TASK)
+            session.commit()
+            return fresh
+        # The address is known: the general path below decides what to do.
+
+    # One round trip answers both questions: suppressed? known (and which row)?
+    suppressed_q = select(Suppression.id).where(Suppression.email_hash == email_hash(address)).exists()
+    known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
+    suppressed, known_id = session.execute(select(suppressed_q, known_q)).one()
+    if suppressed:
+        # Erased, bounced or complained: never re-added, and we say nothing.
+        session.commit()
+        return SubscribeResult(None, False, False)
+
+    if known_id is None:
+        # The hot path of a signup: plain INSERTs (no unit-of-work bookkeeping).
+        # Only a SELECT ran before it, so a rollback on a duplicate loses nothing.
+        try:
+            readers = cast(Table, Reader.__table__)
+            reader_id = session.execute(
+                insert(readers).returning(readers.c.id),
+                {
+                    "email": address, "email_key": email_key(address), "name": clean_name,
+                    "frequency": freq,
+                    "status": ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
+                    "confirm_nonce": secrets.token_hex(8), "consent_at": now,
+                    "consent_source": source, "consent_ip": ip[:64],
+                    "confirmed_at": now if confirmed else None,
+                    # A brand-new row has sent nothing yet: it takes the hour's slot.
+                    "confirmation_sent_at": None if confirmed else now,
+                    "created_at": now,
+                },
+            ).scalar_one()
+        except IntegrityError:
+            # The same address was posted twice at once: the other request won.
+            session.rollback()
+            return subscribe(session, email=address, name=clean_name, topics=topics,
+                             frequency=freq, source=source, ip=ip, confirmed=confirmed, now=now)
+        if chosen:
+            session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
+                                                    for t in chosen])
+        session.execute(insert(cast(Table, ReaderEvent.__table__)), {
+            "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
+            "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
+        if not confirmed:
+            wake_on_commit(session, CONFIRMATIONS_TASK)
+        session.commit()
+        return SubscribeResult(reader_id, not confirmed, True)
+
+    reader = session.get(Reader, known_id)
+    if reader is None:  # erased between the two statements
+        session.commit()
+        return SubscribeResult(None, False, False)
+    reader_id = reader.id
+    if reader.status == ReaderStatus.CONFIRMED:
+        session.commit()
+        return SubscribeResult(reader_id, False, False)
+    elif confirmed:
+        reader.status = ReaderStatus.CONFIRMED
+        reader.confirmed_at = now
+        reader.consent_at, reader.consent_source = now, source
+        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={"source": source}))
+    elif reader.status in (ReaderStatus.UNSUBSCRIBED, ReaderStatus.PENDING):
+        # Coming back (or asking again): keep what they chose, send a fresh link.
+        if reader.status == ReaderStatus.UNSUBSCRIBED:
+            reader.status = ReaderStatus.PENDING
+            reader.confirm_nonce = secrets.token_hex(8)
+            reader.consent_at, reader.consent_source, reader.consent_ip = now, source, ip[:64]
+            if chosen:
+                reader.topics = chosen
+    else:  # bounced or complained: do not mail
+        session.commit()
+        return SubscribeResult(reader_id, False, False)
+
+    queued = False
+    if not confirmed:
+        queued = _claim_confirmation_slot(session, reader.id, now)
+        if queued:
+            wake_on_commit(session, CONFIRMATIONS_TASK)
+    session.commit()
+    return SubscribeResult(reader_id, queued, False)
+
+
+
+@functools.cache
+def _new_reader_statement() -> Select[Any]:
+    """Built once per process: constructing this CTE costs more CPU than running it."""
+    readers = cast(Table, Reader.__table__)
+    events = cast(Table, ReaderEvent.__table__)
+    now = bindparam("now", type_=UTCDateTime())
+    suppressed = select(Suppression.id).where(Suppression.email_hash == bindparam("hash")).exists()
+    row = select(
+        bindparam("email", type_=String), bindparam("email_key", type_=String),
+        bindparam("name", type_=String), bindparam("frequency", type_=String),
+        literal(ReaderStatus.PENDING, String), bindparam("nonce", type_=String), now,
+        bindparam("source", type_=String), bindparam("ip", type_=String),
+        # A brand-new row has sent nothing yet: it takes the hour's confirmation slot.
+        now, now,
+    ).where(~suppressed)
+    new_reader = (
+        pg_insert(readers)
+        .from_select(["email", "email_key", "name", "frequency", "status", "confirm_nonce",
+                      "consent_at", "consent_source", "consent_ip", "confirmation_sent_at",
+                      "created_at"], row)
+        .on_conflict_do_nothing(index_elements=["email_key"])
+        .returning(readers.c.id)
+        .cte("new_reader")
+    )
+    topic_rows = (
+        insert(reader_topics)
+        .from_select(["reader_id", "topic_id"],
+                     select(new_reader.c.id, Topic.id)
+                     .select_from(new_reader.join(Topic, true()))  # each chosen topic
+                     .where(Topic.id.in_(bindparam("topic_ids", expanding=True))))
+        .cte("new_topics")
+    )
+    event_rows = (
+        insert(events)
+        .from_select(["reader_id", "kind", "created_at", "note", "detail"], select(
+            new_reader.c.id, literal("subscribed", String), now, literal("", String),
+            bindparam("detail", type_=JSON)))
+        .cte("new_event")
+    )
+    return select(select(new_reader.c.id).scalar_subquery(), suppressed).add_cte(
+        topic_rows, event_rows)
+
+
+def _insert_new_reader_pg(session: DbSession, address: str, name: str, frequency: str,
+                          topic_ids: list[int], source: str, ip: str,
+                          now: datetime) -> SubscribeResult | None:
+    """The hot path of a signup on PostgreSQL: one statement inserts a new reader,
+    their topics and the consent event, unless the address is suppressed or known.
+
+    Returns the result for a new or suppressed address; None when the address is
+    already a reader (nothing was written). ON CONFLICT waits for a concurrent
+    insert of the same address, so two posts at once make one reader.
+    """
+    reader_id, was_suppressed = session.execute(_new_reader_statement(), {
+        "email": address, "email_key": email_key(address), "hash": email_hash(address),
+        "name": name, "frequency": frequency, "nonce": secrets.token_hex(8), "now": now,
+        "source": source, "ip": ip[:64], "topic_ids": topic_ids,
+        "detail": {"source": source, "ip": ip[:64], "confirmed": False},
+    }).one()
+    if reader_id is not None:
+        return SubscribeResult(reader_id, True, True)
+    if was_suppressed:
+        # Erased, bounced or complained: never re-added, and we say nothing.
+        return SubscribeResult(None, False, False)
+    return None
+
+
+def _claim_confirmation_slot(session: DbSession, reader_id: int, now: datetime) -> bool:
+    """At most one confirmation email per address per hour, however often the
+    form is posted, even by concurrent requests (a conditional UPDATE)."""
+    result = session.execute(
+        update(Reader)
+        .where(Reader.id == reader_id)
+        .where(
+            (Reader.confirmation_sent_at.is_(None))
+            | (Reader.confirmation_sent_at < now - CONFIRMATION_INTERVAL)
+        )
+        .values(confirmation_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def confirmation_token(tokens: Tokens, reader: Reader) -> str:
+    return tokens.make(Purpose.CONFIRM, {"r": reader.id, "n": reader.confirm_nonce})
+
+
+@dataclass
+class Confirmation:
+    reader: Reader
+    already: bool  # the link had been used before: nothing changed
+
+
+def confirm(session: DbSession, tokens: Tokens, token: str) -> Confirmation:
+    """Confirm from the emailed link. Each link works once: confirming rotates the
+    nonce, so a second click (or a leaked link) changes nothing and grants nothing
+    beyond an "already confirmed" page. Commits."""
+    data = tokens.load(Purpose.CONFIRM, token)
+    reader = session.get(Reader, data.get("r")) if isinstance(data.get("r"), int) else None
+    if reader is None:
+        raise TokenError("This confirmation link is no longer valid.")
+    if reader.confirm_nonce != data.get("n"):
+        if reader.status == ReaderStatus.CONFIRMED:
+            return Confirmation(reader, already=True)
+        raise TokenError("This confirmation link is no longer valid.")
+    if reader.status != ReaderStatus.PENDING:
+        raise TokenError("This confirmation link is no longer valid.")
+    reader.status = ReaderStatus.CONFIRMED
+    reader.confirmed_at = utcnow()
+    reader.confirm_nonce = secrets.token_hex(8)
+    session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
+    session.commit()
+    return Confirmation(reader, already=False)
+
+
+def unsubscribe(
+    session: DbSession, reader_id: int, *, source: str, edition_id: int | None = None
+) -> Reader | None:
+    """Effective when this returns (committed). Idempotent."""
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        return None
+    if reader.status in (ReaderStatus.CONFIRMED, ReaderStatus.PENDING):
+        reader.status = ReaderStatus.UNSUBSCRIBED
+        reader.unsubscribed_at = utcnow()
+        reader.confirm_nonce = secrets.token_hex(8)  # old confirm links stop working
+        session.add(ReaderEvent(reader_id=reader.id, edition_id=edition_id,
+                                kind="unsubscribed", detail={"source": source}))
+    session.commit()
+    return reader
+
+
+def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> str | None:
+    """The one-click path: one conditional UPDATE (plus its event), committed before
+    this returns. Returns the reader's address, or None for an unknown reader."""
+    readers = cast(Table, Reader.__table__)
+    now = utcnow()
+    email = session.execute(
+        update(readers)
+        .where(readers.c.id == reader_id,
+               readers.c.status.in_([ReaderStatus.CONFIRMED, ReaderStatus.PENDING]))
+        .values(status=ReaderStatus.UNSUBSCRIBED, unsubscribed_at=now,
+                confirm_nonce=secrets.token_hex(8))  # old confirm links stop working
+        .returning(readers.c.email)
+    ).scalar()
+    if email is None:  # already unsubscribed (harmless) or no such reader
+        email = session.execute(select(readers.c.email).where(readers.c.id == reader_id)).scalar()
+    else:
+        session.execute(insert(cast(Table, ReaderEvent.__table__)), {
+            "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
+            "detail": {"source": source}})
+    session.commit()
+    return email
+
+
+def update_preferences(
+    session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object
+) -> Reader:
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        raise ValidationError("Unknown reader.", status=404)
+    reader.name = clean_text(name, "name", 200)
+    reader.topics = topics_by_slug(session, clean_slugs(topics))
+    reader.frequency = clean_frequency(frequency)
+    session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
+                            detail={"frequency": reader.frequency,
+                                    "topics": [t.slug for t in reader.topics]}))
+    session.commit()
+    return reader

@@ -1,1 +1,0 @@
-"""Business logic. Services take plain arguments and a session, never `flask.request`."""

@@ -1,0 +1,87 @@
+"""The public archive: sent editions as web pages, and an Atom feed of them."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from flask import Blueprint, Response, abort, render_template, request
+from sqlalchemy import select
+
+from mailer.extensions import db
+from mailer.models import Article, Edition, EditionStatus, utcnow
+from mailer.runtime import runtime
+from mailer.editions.control import web_variant
+from mailer.mail.rendering import FillTemplate
+
+archive = Blueprint("archive", __name__)
+
+PUBLIC_STATES = (EditionStatus.DONE, EditionStatus.SENDING)
+PAGE_SIZE = 50
+ATOM = "http://www.w3.org/2005/Atom"
+
+
+def _public_editions(limit: int, offset: int = 0) -> list[Edition]:
+    return list(db.session.scalars(
+        select(Edition)
+        .where(Edition.status.in_(PUBLIC_STATES), Edition.test_only.is_(False), Edition.planned > 0)
+        .order_by(Edition.created_at.desc(), Edition.id.desc())
+        .limit(limit).offset(offset)
+    ))
+
+
+@archive.get("/archive")
+def index() -> str:
+    page = request.args.get("page", "1")
+    number = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
+    editions = _public_editions(PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
+    return render_template("archive.html", editions=editions[:PAGE_SIZE], page=number,
+                           more=len(editions) > PAGE_SIZE)
+
+
+@archive.get("/archive/<int:edition_id>")
+def edition(edition_id: int) -> Response:
+    row = db.session.get(Edition, edition_id)
+    if row is None or row.test_only or row.status not in PUBLIC_STATES:
+        abort(404)
+    variant = web_variant(db.session, row)
+    if variant is None:
+        abort(404)
+    base = runtime().settings.base_url
+    html = FillTemplate(variant.html).fill({
+        "name": "", "email": "", "greeting": "Hello,",
+        "unsubscribe_url": f"{base}/subscribe", "preferences_url": f"{base}/subscribe",
+    })
+    return Response(html, mimetype="text/html")
+
+
+def _stamp(edition: Edition) -> str:
+    when = edition.started_at or edition.created_at
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@archive.get("/archive.atom")
+def atom() -> Response:
+    base = runtime().settings.base_url
+    editions = _public_editions(PAGE_SIZE)
+    feed = ET.Element("feed", xmlns=ATOM)
+    ET.SubElement(feed, "id").text = f"{base}/archive"
+    ET.SubElement(feed, "title").text = "Past editions"
+    ET.SubElement(feed, "updated").text = (
+        _stamp(editions[0]) if editions else utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"))
+    ET.SubElement(feed, "link", rel="self", href=f"{base}/archive.atom")
+    ET.SubElement(feed, "link", rel="alternate", type="text/html", href=f"{base}/archive")
+    ids = {a for e in editions for a in (e.article_ids or [])}
+    titles = dict(db.session.execute(select(Article.id, Article.title).where(Article.id.in_(ids))).all()) \
+        if ids else {}
+    for row in editions:
+        entry = ET.SubElement(feed, "entry")
+        url = f"{base}/archive/{row.id}"
+        ET.SubElement(entry, "id").text = url
+        ET.SubElement(entry, "title").text = row.subject or row.digest.name
+        ET.SubElement(entry, "updated").text = _stamp(row)
+        ET.SubElement(entry, "link", rel="alternate", type="text/html", href=url)
+        ET.SubElement(ET.SubElement(entry, "author"), "name").text = row.digest.name
+        listed = [titles[a] for a in (row.article_ids or []) if a in titles]
+        ET.SubElement(entry, "summary").text = "; ".join(listed) or row.digest.name
+    body = b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8")
+    return Response(body, mimetype="application/atom+xml")
