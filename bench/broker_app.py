@@ -7,8 +7,8 @@ import time
 
 from celery import Celery
 
+from mailer.celery_setup import celery_config
 from mailer.config import load_settings
-from mailer.jobs import celery_config
 
 settings = load_settings()
 app = Celery("bench")

@@ -42,12 +42,10 @@ def main() -> None:
         })
         from flask_migrate import upgrade
 
-        from mailer import create_app
+        from mailer import create_app, delivery, editions
         from mailer.extensions import db
-        from mailer.runtime import runtime
-        from mailer.delivery import lane as delivery
-        from mailer.editions import control as editions
         from mailer.jobs import RecordingDispatcher
+        from mailer.runtime import runtime
 
         app = create_app(ratelimit=False)
         with app.app_context():

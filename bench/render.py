@@ -99,8 +99,10 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
     from flask_migrate import upgrade
     from sqlalchemy import insert, select, update
 
-    from mailer import create_app
+    from mailer import create_app, editions
+    from mailer.editions import compile as edition_compile
     from mailer.extensions import db
+    from mailer.mail.rendering import FillTemplate, escape_values
     from mailer.models import (
         Article,
         Delivery,
@@ -114,8 +116,6 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
         reader_topics,
         utcnow,
     )
-    from mailer.editions import control as editions
-    from mailer.mail.rendering import FillTemplate, escape_values
 
     scratch = tempfile.mkdtemp(prefix="bench-render-")
     url = database_url or f"sqlite:///{scratch}/bench.db"
@@ -179,7 +179,7 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
             # Time the rendering the planner did: one MJML compile of every card
             # (CardDeck), then each distinct selection assembled from its cards.
             t0 = time.perf_counter()
-            compiler = editions.SelectionCompiler(s, settings, edition, union)
+            compiler = edition_compile.SelectionCompiler(s, settings, edition, union)
             deck_seconds = time.perf_counter() - t0
             for sel in selections:
                 compiler.compile(sel)
@@ -188,7 +188,7 @@ def bench_plan(readers: int, topics: int, articles: int, database_url: str | Non
             # For comparison: one full Jinja + MJML compile per distinct selection.
             t0 = time.perf_counter()
             for sel in selections:
-                editions.compile_selection(s, settings, edition, sel)
+                edition_compile.compile_selection(s, settings, edition, sel)
             reference_seconds = time.perf_counter() - t0
             templates = {v.id: (FillTemplate(v.html), FillTemplate(v.text)) for v in variants}
             deliveries = s.execute(select(Delivery.reader_id, Delivery.variant_id)
@@ -262,7 +262,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("mailer.editions.control").setLevel(logging.INFO)
+    logging.getLogger("mailer.editions.prepare").setLevel(logging.INFO)
 
     result = {"compile": bench_compile(args.repeat), "fill": bench_fill(min(args.readers, 100_000))}
     for key, value in {**result["compile"], **result["fill"]}.items():

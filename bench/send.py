@@ -70,9 +70,9 @@ def insert_readers(dbname: str, count: int) -> float:
 
 
 def make_content(app, articles: int) -> str:
-    from mailer.extensions import db
     from mailer.content.articles import upsert_article
     from mailer.content.digests import save_digest
+    from mailer.extensions import db
 
     with app.app_context():
         for n in range(articles):
@@ -134,10 +134,10 @@ def sample_message(app, edition_id: int) -> bytes:
     """One real message of this edition, rendered exactly as the worker does."""
     from sqlalchemy import select
 
+    from mailer.delivery.lane import ReaderRow, SkeletonCache, recipient_for
     from mailer.extensions import db
     from mailer.models import Delivery, Reader
     from mailer.runtime import runtime
-    from mailer.delivery.lane import ReaderRow, SkeletonCache, recipient_for
 
     with app.app_context():
         rt = runtime()
@@ -217,9 +217,9 @@ def main() -> None:
 
         from sqlalchemy import func, select, text
 
+        from mailer.editions.control import start_edition
         from mailer.extensions import db
         from mailer.models import Delivery, Edition
-        from mailer.editions.control import start_edition
 
         def watch_backends(from_zero: bool) -> None:
             for (pid,) in db.session.execute(text(

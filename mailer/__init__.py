@@ -1,68 +1,8 @@
-"""The Flask application: readers' pages, the JSON API, the CLI and the Celery glue."""
+"""A self-hosted newsletter and digest mailer for news publishers.
 
-from __future__ import annotations
+`flask --app mailer` finds `create_app` here; the package map is in docs/architecture.md.
+"""
 
-from pathlib import Path
-from typing import Any
+from mailer.app import create_app
 
-from flask import Flask
-
-from mailer import database
-from mailer.config import load_settings
-from mailer.extensions import csrf, db, limiter, login_manager, migrate
-from mailer.runtime import build_runtime
-from mailer.jobs import CeleryDispatcher, celery_init_app
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def create_app(**overrides: Any) -> Flask:
-    """Build the app. `overrides` replace settings (tests); the environment
-    supplies everything else."""
-    testing = bool(overrides.pop("testing", False))
-    ratelimit = bool(overrides.pop("ratelimit", True))
-    settings = load_settings(**overrides)
-    app = Flask(
-        __name__,
-        instance_path=str(settings.instance_path),
-        template_folder=str(ROOT / "templates" / "web"),
-        static_folder=str(ROOT / "mailer" / "static"),
-    )
-    app.config.update(
-        TESTING=testing,
-        SECRET_KEY=settings.secret_key,
-        SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(settings.database_url),
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
-        REMEMBER_COOKIE_HTTPONLY=True,
-        REMEMBER_COOKIE_SAMESITE="Lax",
-        WTF_CSRF_TIME_LIMIT=None,
-        MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
-        RATELIMIT_HEADERS_ENABLED=False,  # each answer would cost another Redis round trip (bench/web)
-        RATELIMIT_ENABLED=ratelimit,
-    )
-    db.init_app(app)
-    with app.app_context():
-        database.install_idle_ping(db.engine)  # creates the engine; connects nothing
-    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
-    csrf.init_app(app)
-    limiter.init_app(app)
-    login_manager.init_app(app)
-    from mailer.web import _load_editor
-
-    login_manager.user_loader(_load_editor)
-
-    app.extensions["mailer"] = build_runtime(settings)
-    celery_app = celery_init_app(app, settings)
-    app.extensions["dispatch"] = CeleryDispatcher(
-        celery_app, settings.queue_name, settings.redis_url or "")
-
-    from mailer.cli.commands import register_cli
-    from mailer.web import register_web
-
-    register_web(app)
-    register_cli(app)
-    return app
+__all__ = ["create_app"]

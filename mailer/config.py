@@ -63,6 +63,12 @@ class Settings:
     ledger_sync_commit: bool = False
     tracking: bool = False  # MAILER_TRACKING=1: open pixel and click redirects in emails
     tick_seconds: float = 10.0
+    # Per client IP (flask-limiter syntax); the web bench raises them.
+    signup_rate_limit: str = "20 per minute;200 per hour"
+    form_rate_limit: str = "60 per minute;600 per hour"
+    # Every successful signup answer takes at least this long, whatever state the
+    # address was in, so timing does not tell a new address from a known one.
+    signup_min_seconds: float = 0.03
 
     @property
     def outbox_path(self) -> Path:
@@ -153,6 +159,9 @@ def load_settings(**overrides: object) -> Settings:
         ledger_sync_commit=_env("MAILER_LEDGER_SYNC_COMMIT", "0") in ("1", "true", "yes"),
         tracking=_env("MAILER_TRACKING", "0") in ("1", "true", "yes"),
         tick_seconds=_env_float("MAILER_TICK_SECONDS", 10.0),
+        signup_rate_limit=_env("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour"),
+        form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),
+        signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -9,10 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from mailer.content import save_digest, upsert_article
 from mailer.models import Digest, Topic, utcnow
 from mailer.models.base import DbSession
-from mailer.content.articles import upsert_article
-from mailer.content.digests import save_digest
 
 SITE = "https://news.example.org"
 

@@ -1,4 +1,4 @@
-"""Celery glue: the Celery app lives in the Flask app, tasks are sent by name.
+"""Publishing work for the workers: task names, and publish-after-commit helpers.
 
 `mailer` never imports `workers`. Code that wants work done calls
 `enqueue_on_commit(name, *ids)`: the message is published only after the
@@ -15,15 +15,14 @@ each. The beat tick wakes the same tasks, so nothing waits on a lost message.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
-from celery import Celery, Task
-from flask import Flask, current_app, has_app_context
+from celery import Celery
+from flask import current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from mailer.config import Settings
 from mailer.models.base import DbSession
 
 log = logging.getLogger(__name__)
@@ -33,71 +32,36 @@ WAKE_KEY = "mailer_pending_wakes"
 # How long a wake stays "pending" if its task never clears it (a lost message):
 # after this, the next wake publishes again.
 WAKE_TTL_MS = 10_000
-# Drains every confirmation email the database says is due (see wake_on_commit).
-CONFIRMATIONS_TASK = "mailer.send_confirmations"
 
 
-def celery_init_app(app: Flask, settings: Settings) -> Celery:
-    class FlaskTask(Task):  # type: ignore[misc]
-        def __call__(self, *args: object, **kwargs: object) -> object:
-            with app.app_context():
-                return self.run(*args, **kwargs)
+class TaskName(StrEnum):
+    """Every task the workers run, by the name it is published under. The only
+    place these names are written: publishers and `workers/tasks.py` use this."""
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
-    celery_app.config_from_object(celery_config(settings))
-    celery_app.set_default()
-    app.extensions["celery"] = celery_app
-    return celery_app
-
-
-def celery_config(settings: Settings) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "broker_url": settings.broker_url,
-        "broker_connection_retry_on_startup": True,
-        "task_default_queue": settings.queue_name,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-        "task_ignore_result": True,
-        "result_backend": None,
-        # Tasks are idempotent (the ledger decides what is left to do), so a
-        # task whose worker died may safely run again.
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        "worker_hijack_root_logger": False,
-        "beat_schedule_filename": str(settings.instance_path / "celerybeat-schedule"),
-        "beat_schedule": {
-            # One fixed entry; the schedules themselves live in the database.
-            "tick": {"task": "mailer.tick", "schedule": timedelta(seconds=settings.tick_seconds)},
-        },
-    }
-    if settings.uses_embedded_broker:
-        folder = settings.instance_path / "broker"
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        config["broker_transport_options"] = {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-            "polling_interval": 0.1,
-        }
-    elif settings.broker_url.startswith(("redis://", "rediss://")):
-        # Lane tasks are short (seconds); a lost one is re-found by the sweeper.
-        config["broker_transport_options"] = {"visibility_timeout": 600}
-    return config
+    # Drains every confirmation email the database says is due (see wake_on_commit).
+    SEND_CONFIRMATIONS = "mailer.send_confirmations"
+    SEND_EMAIL_CHANGE = "mailer.send_email_change"
+    PREPARE_EDITION = "mailer.prepare_edition"
+    SEND_LANE = "mailer.send_lane"
+    POLL_FEED = "mailer.poll_feed"
+    TICK = "mailer.tick"
 
 
-def enqueue_on_commit(session: DbSession, name: str, *args: Any) -> None:
+def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:
     """Publish task `name(*args)` once `session` commits; drop it on rollback."""
-    session.info.setdefault(PENDING_KEY, []).append((name, args))
+    session.info.setdefault(PENDING_KEY, []).append((str(name), args))
 
 
-def wake_on_commit(session: DbSession, name: str) -> None:
+def start_lanes_on_commit(session: DbSession, edition_id: int, lanes: int) -> None:
+    """Queue an edition's send lanes (at least one) for after the commit."""
+    for _ in range(max(1, lanes)):
+        enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
+
+
+def wake_on_commit(session: DbSession, name: TaskName) -> None:
     """Once `session` commits, make sure a `name()` task (one that drains rows
     the transaction wrote) is on its way; coalesced with any already pending."""
-    session.info.setdefault(WAKE_KEY, set()).add(name)
+    session.info.setdefault(WAKE_KEY, set()).add(str(name))
 
 
 @event.listens_for(Session, "after_commit")

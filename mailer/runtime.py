@@ -6,17 +6,17 @@ Held in `app.extensions["mailer"]`; views and tasks fetch them with `runtime()`.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 
+from mailer.common import Tokens
 from mailer.config import Settings
-from mailer.mail.senders import Sender, make_sender
-from mailer.delivery.lane import SkeletonCache
-from mailer.mail.messages import DkimSigner, domain_of
-from mailer.delivery.ratelimit import RateLimiter, make_rate_limiter
-from mailer.common.tokens import Tokens
+from mailer.delivery import RateLimiter, SkeletonCache, make_rate_limiter
+from mailer.mail import DkimSigner, Sender, domain_of, make_sender
 
 
 @dataclass
@@ -40,6 +40,19 @@ class Runtime:
             )
             self._local.sender = sender
         return sender
+
+    @contextmanager
+    def one_off_sender(self) -> Iterator[Sender]:
+        """A sender for a few messages from a web request, closed afterwards."""
+        if self.sender_override is not None:
+            yield self.sender_override
+            return
+        sender = make_sender(self.settings.smtp_url, self.settings.outbox_path,
+                             helo=domain_of(self.settings.mail_from))
+        try:
+            yield sender
+        finally:
+            sender.close()
 
     def skeletons(self) -> SkeletonCache:
         cache = getattr(self._local, "skeletons", None)

@@ -3,8 +3,9 @@ database per test, recorded task dispatch and an in-memory sender for unit tests
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,10 @@ from sqlalchemy.orm import Session
 
 from mailer import create_app
 from mailer.extensions import db
+from mailer.jobs import RecordingDispatcher
+from mailer.mail.senders import MemorySender
 from mailer.models import Base
 from mailer.runtime import Runtime
-from mailer.mail.senders import MemorySender
-from mailer.jobs import RecordingDispatcher
 from tests.support import services
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -50,6 +51,7 @@ def base_app(backend_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         api_token="test-token",
         base_url="http://mailer.test",
         mail_from="Test News <news@mailer.test>",
+        signup_min_seconds=0.0,  # the constant-time padding is production behaviour
     )
     with app.app_context():
         upgrade()  # the real migrations, not create_all: they are under test too
@@ -69,6 +71,19 @@ def app(base_app: Flask) -> Iterator[Flask]:
             else:
                 for table in reversed(Base.metadata.sorted_tables):
                     conn.execute(table.delete())
+
+
+@pytest.fixture
+def settings_override(app: Flask) -> Iterator[Callable[..., None]]:
+    """Change settings of the shared app for one test: `settings_override(name=value)`."""
+    rt: Runtime = app.extensions["mailer"]
+    original = rt.settings
+
+    def apply(**changes: object) -> None:
+        rt.settings = dataclasses.replace(rt.settings, **changes)  # type: ignore[arg-type]
+
+    yield apply
+    rt.settings = original
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Every task is idempotent; the ledger in the database decides what is left to do,
 so a task run twice (broker re-delivery) or never (broker lost it; the sweeper
-re-enqueues) does no harm.
+re-enqueues) does no harm. Task names come from `mailer.jobs.TaskName`.
 """
 
 from __future__ import annotations
@@ -13,38 +13,34 @@ from functools import partial
 from celery import shared_task
 from flask import current_app
 
+from mailer import content, delivery, editions, readers
 from mailer.extensions import db
+from mailer.jobs import TaskName, rearm_wake
+from mailer.mail import TemplateError
 from mailer.runtime import runtime
-from mailer.delivery import lane as delivery
-from mailer.editions import control as editions
-from mailer.readers import confirmations as transactional
-from mailer.mail.rendering import TemplateError
-from mailer.jobs import CONFIRMATIONS_TASK, rearm_wake
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=CONFIRMATIONS_TASK, ignore_result=True)
+@shared_task(name=TaskName.SEND_CONFIRMATIONS, ignore_result=True)
 def send_confirmations() -> dict[str, int]:
     """Woken by signups (coalesced) and by the tick: sends what the rows say is due."""
     rt = runtime()
-    report = transactional.send_due_confirmations(
+    report = readers.send_due_confirmations(
         db.session, rt.settings, rt.tokens, rt.sender(),
-        rearm=partial(rearm_wake, CONFIRMATIONS_TASK),
+        rearm=partial(rearm_wake, TaskName.SEND_CONFIRMATIONS),
     )
     if report.not_sent:
         log.warning("%s confirmation email(s) not sent this round", report.not_sent)
     if report.more:  # the time budget ran out: hand over to a fresh task
-        current_app.extensions["dispatch"].wake(CONFIRMATIONS_TASK)
+        current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
     return {"sent": report.sent, "not_sent": report.not_sent}
 
 
-@shared_task(name="mailer.send_email_change", ignore_result=True)
+@shared_task(name=TaskName.SEND_EMAIL_CHANGE, ignore_result=True)
 def send_email_change(reader_id: int) -> str:
     rt = runtime()
-    outcome = transactional.send_email_change(
-        db.session, rt.settings, rt.tokens, rt.sender(), reader_id
-    )
+    outcome = readers.send_email_change(db.session, rt.settings, rt.tokens, rt.sender(), reader_id)
     if outcome is None:
         return "no change waiting"
     if not outcome.sent:
@@ -52,7 +48,7 @@ def send_email_change(reader_id: int) -> str:
     return outcome.result
 
 
-@shared_task(name="mailer.prepare_edition", ignore_result=True)
+@shared_task(name=TaskName.PREPARE_EDITION, ignore_result=True)
 def prepare_edition(edition_id: int) -> int:
     try:
         return editions.prepare_edition(db.session, runtime().settings, edition_id)
@@ -62,7 +58,7 @@ def prepare_edition(edition_id: int) -> int:
         return 0
 
 
-@shared_task(name="mailer.send_lane", ignore_result=True)
+@shared_task(name=TaskName.SEND_LANE, ignore_result=True)
 def send_lane(edition_id: int) -> dict[str, int | str]:
     rt = runtime()
     report = delivery.run_lane(
@@ -77,26 +73,22 @@ def send_lane(edition_id: int) -> dict[str, int | str]:
     return {"sent": report.sent, "claimed": report.claimed, "stopped": report.stopped}
 
 
-@shared_task(name="mailer.poll_feed", ignore_result=True)
+@shared_task(name=TaskName.POLL_FEED, ignore_result=True)
 def poll_feed(feed_id: int) -> int:
-    from mailer.content import feeds
-
-    result = feeds.poll_feed(db.session, feed_id)
+    result = content.poll_feed(db.session, feed_id)
     return result.imported if result else -1
 
 
-@shared_task(name="mailer.tick", ignore_result=True)
+@shared_task(name=TaskName.TICK, ignore_result=True)
 def tick() -> dict[str, object]:
     """Every few seconds from beat: repair the ledger, start due digests and feeds."""
-    from mailer.content import feeds
-    from mailer.editions import due as scheduler
-
-    report = delivery.sweep(db.session, runtime().settings)
-    started = scheduler.run_due(db.session, runtime().settings)
-    polled = feeds.queue_due_feeds(db.session)
+    settings = runtime().settings
+    report = delivery.sweep(db.session, settings)
+    started = editions.run_due(db.session, settings)
+    polled = content.queue_due_feeds(db.session)
     # Confirmations whose wake-up was lost (broker outage, dead worker).
-    waiting = transactional.confirmations_due(db.session, older_than=30, limit=1)
+    waiting = readers.confirmations_due(db.session, older_than=30, limit=1)
     if waiting:
-        current_app.extensions["dispatch"].wake(CONFIRMATIONS_TASK)
+        current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting)}

@@ -140,8 +140,8 @@ def main() -> int:
         from flask_migrate import upgrade
 
         from mailer import create_app
-        from mailer.extensions import db
         from mailer.console.editors import create_editor
+        from mailer.extensions import db
 
         instance = Path(tempfile.mkdtemp(prefix="bench-console-"))
         app = create_app(instance_path=instance, database_url=url, broker_url="memory://",

@@ -1,1 +1,1 @@
-"""TODO"""
+"""The `flask --app mailer …` commands (and the `mailer` console script)."""

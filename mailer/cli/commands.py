@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
 from sqlalchemy import select
 
-from mailer.extensions import db
+from mailer import delivery, editions
 from mailer.cli.feeds import register_feed_commands
-from mailer.models import Editor, Role
 from mailer.cli.readers import register_reader_commands
+from mailer.common import ValidationError
+from mailer.console import create_token
+from mailer.extensions import db
+from mailer.models import Editor, Role
 from mailer.runtime import runtime
-from mailer.delivery import lane as delivery
-from mailer.editions import control as editions
-from mailer.console.api_tokens import create_token
-from mailer.common.errors import ValidationError
 
 
 def _fail(exc: ValidationError) -> None:
@@ -73,7 +70,7 @@ def register_cli(app: Flask) -> None:
     @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
     def create_editor(email: str, role: str, password: str) -> None:
         """Create an editor account for the console."""
-        from mailer.console.editors import create_editor as create
+        from mailer.console import create_editor as create
 
         try:
             editor = create(db.session, email, password, role)
@@ -153,7 +150,7 @@ def register_cli(app: Flask) -> None:
     @click.argument("json_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     def add_article(json_file: Path) -> None:
         """Add or update articles from a JSON file (an object or a list of objects)."""
-        from mailer.content.articles import upsert_article
+        from mailer.content import upsert_article
 
         try:
             data = json.loads(json_file.read_text(encoding="utf-8"))
@@ -177,11 +174,3 @@ def register_cli(app: Flask) -> None:
         """Repair the ledger now (beat does this every few seconds)."""
         report = delivery.sweep(db.session, runtime().settings)
         click.echo(f"{report}")
-
-
-def main() -> None:
-    """The `mailer` console script: the same commands as `flask --app mailer`."""
-    from mailer import create_app
-
-    cli = FlaskGroup(create_app=lambda: create_app())
-    sys.exit(cli.main())

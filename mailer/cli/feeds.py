@@ -8,10 +8,18 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from mailer.common import ValidationError
+from mailer.content import (
+    MAX_FEED_BYTES,
+    FeedError,
+    check_topics,
+    import_items,
+    parse_feed,
+    poll_feed,
+    save_feed,
+)
 from mailer.extensions import db
 from mailer.models import Feed
-from mailer.content import feeds
-from mailer.common.errors import ValidationError
 
 
 def _category_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -49,10 +57,10 @@ def register_feed_commands(app: Flask) -> None:
         if poll_minutes:
             data["poll_minutes"] = poll_minutes
         try:
-            feed = feeds.save_feed(db.session, data)
+            feed = save_feed(db.session, data)
         except ValidationError as exc:
             raise click.ClickException(exc.message) from exc
-        result = feeds.poll_feed(db.session, feed.id)
+        result = poll_feed(db.session, feed.id)
         db.session.refresh(feed)
         if result is None:
             raise click.ClickException(f"feed {feed.id} {source}: {feed.last_error}")
@@ -72,15 +80,15 @@ def register_feed_commands(app: Flask) -> None:
 
 
 def _import_file(path: Path, topic: str, mapping: dict[str, str]) -> None:
-    if path.stat().st_size > feeds.MAX_FEED_BYTES:
-        raise click.ClickException(f"{path}: larger than the {feeds.MAX_FEED_BYTES // 1024} KB limit")
+    if path.stat().st_size > MAX_FEED_BYTES:
+        raise click.ClickException(f"{path}: larger than the {MAX_FEED_BYTES // 1024} KB limit")
     try:
-        feeds.check_topics(db.session, [*([topic] if topic else []), *mapping.values()])
-        parsed = feeds.parse(path.read_bytes())
-        result = feeds.import_items(db.session, parsed.items, feed=None, topics=[topic] if topic else [],
+        check_topics(db.session, [*([topic] if topic else []), *mapping.values()])
+        parsed = parse_feed(path.read_bytes())
+        result = import_items(db.session, parsed.items, feed=None, topics=[topic] if topic else [],
                                     category_map=mapping)
         db.session.commit()
-    except (feeds.FeedError, ValidationError) as exc:
+    except (FeedError, ValidationError) as exc:
         db.session.rollback()
         raise click.ClickException(f"{path}: {getattr(exc, 'message', exc)}; nothing imported") from exc
     click.echo(f"{path}: {result.imported} item(s) imported, {result.created} new")

@@ -8,9 +8,9 @@ from typing import BinaryIO, TextIO
 import click
 from flask import Flask
 
+from mailer import readers as readers_service
+from mailer.common import ValidationError
 from mailer.extensions import db
-from mailer.readers import import_export as readers_io
-from mailer.common.errors import ValidationError
 
 
 def register_reader_commands(app: Flask) -> None:
@@ -22,7 +22,7 @@ def register_reader_commands(app: Flask) -> None:
         """Import readers from a CSV file (columns email,name,topics,frequency).
         Nothing is written unless every row is valid."""
         try:
-            report = readers_io.import_readers(db.session, file.read(), consent=consent,
+            report = readers_service.import_readers(db.session, file.read(), consent=consent,
                                                source=f"cli-import{':consent' if consent else ''}")
         except ValidationError as exc:
             raise click.ClickException(exc.message) from exc
@@ -37,7 +37,7 @@ def register_reader_commands(app: Flask) -> None:
     @click.argument("file", type=click.File("w", encoding="utf-8", lazy=True), default="-")
     def export_readers(file: TextIO) -> None:
         """Write every reader as CSV to FILE (default: standard output)."""
-        for chunk in readers_io.export_readers(db.session):
+        for chunk in readers_service.export_readers(db.session):
             file.write(chunk)
         if file is not sys.stdout:
             file.close()

@@ -1,1 +1,18 @@
-"""TODO"""
+"""What every domain shares: service errors, input validation and signed tokens.
+"""
+
+from mailer.common.errors import Conflict, NotFound, ValidationError
+from mailer.common.tokens import Purpose, TokenError, Tokens
+from mailer.common.validation import clean_email, clean_int, clean_url
+
+__all__ = [
+    "Conflict",
+    "NotFound",
+    "Purpose",
+    "TokenError",
+    "Tokens",
+    "ValidationError",
+    "clean_email",
+    "clean_int",
+    "clean_url",
+]

@@ -8,6 +8,7 @@ that changes whenever the reader's status does (so old links stop working).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -22,6 +23,7 @@ class Purpose:
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
     CHANGE_EMAIL = "change-email"
+    TRACK = "track"  # open pixel and click links: (edition, reader) signed per message
 
 
 MAX_AGE = {
@@ -29,6 +31,7 @@ MAX_AGE = {
     Purpose.CHANGE_EMAIL: 48 * 3600,
     Purpose.UNSUBSCRIBE: None,  # must work from any old email
     Purpose.PREFERENCES: None,
+    Purpose.TRACK: None,
 }
 
 
@@ -46,6 +49,14 @@ class TokenError(Exception):
 _COMPACT_RE = re.compile(r"r([0-9a-f]{1,15})\.([A-Za-z0-9_-]{22})")
 
 
+@functools.lru_cache(maxsize=64)
+def purpose_key(secret_key: str, purpose: str) -> bytes:
+    """The one key derivation of every HMAC we sign: a key per purpose, so a
+    value signed for one purpose fails for any other."""
+    return hmac.new(secret_key.encode(), f"mailer.reader-token.{purpose}".encode(),
+                    hashlib.sha256).digest()
+
+
 @dataclass
 class Tokens:
     secret_key: str
@@ -55,8 +66,7 @@ class Tokens:
         mac = self._macs.get(purpose)
         if mac is None:
             # One key per purpose: a token made for one purpose fails for any other.
-            key = hmac.new(self.secret_key.encode(), f"mailer.reader-token.{purpose}".encode(),
-                           hashlib.sha256).digest()
+            key = purpose_key(self.secret_key, purpose)
             mac = self._macs[purpose] = hmac.new(key, digestmod=hashlib.sha256)
         return mac
 
@@ -105,3 +115,68 @@ class Tokens:
         if not isinstance(reader_id, int):
             raise TokenError("This link is not valid.")
         return reader_id
+
+
+# Tracking tokens: `%%track%%` in an edition's HTML is filled per reader with
+# `<reader>.<mac>`, the mac signing (edition, reader): one HMAC per message.
+_CLICK_RE = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})(?:\.([0-9]{1,12})\.([0-9a-f]{16}))?\.?")
+_OPEN_RE = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})\.([0-9a-f]{16})")
+
+
+_OPEN_RE = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})\.([0-9a-f]{16})")
+
+
+def _mac(secret: str, edition_id: int, reader_id: int) -> str:
+    msg = f"{edition_id}:{reader_id}".encode()
+    return hmac.new(purpose_key(secret, Purpose.TRACK), msg, hashlib.sha256).hexdigest()[:16]
+
+
+def track_value(secret: str, edition_id: int, reader_id: int) -> str:
+    """The per-reader value of `%%track%%` in an edition's HTML."""
+    return f"{reader_id}.{_mac(secret, edition_id, reader_id)}"
+
+
+def open_url(base_url: str, edition_id: int, reader_id: int, secret: str) -> str:
+    return f"{base_url}/t/o/{edition_id}.{track_value(secret, edition_id, reader_id)}.gif"
+
+
+def click_url(base_url: str, edition_id: int, link_id: int, reader_id: int, secret: str) -> str:
+    return f"{base_url}/t/c/{edition_id}.{link_id}.{track_value(secret, edition_id, reader_id)}"
+
+
+@dataclass(frozen=True)
+class ClickToken:
+    edition_id: int
+    link_id: int
+    reader_id: int
+    signed: bool  # the mac matches (edition, reader): the hit may be counted
+
+
+@dataclass(frozen=True)
+class OpenToken:
+    edition_id: int
+    reader_id: int
+    signed: bool
+
+
+def parse_click(secret: str, token: str) -> ClickToken | None:
+    """`<edition>.<link>.<reader>.<mac>`; the archive's copy has no reader part
+    (`<edition>.<link>.`): its links still lead to their stored URL, uncounted."""
+    match = _CLICK_RE.fullmatch(token) if len(token) <= 80 else None
+    if match is None:
+        return None
+    edition_id, link_id = int(match.group(1)), int(match.group(2))
+    if match.group(3) is None:
+        return ClickToken(edition_id, link_id, 0, False)
+    reader_id = int(match.group(3))
+    good = hmac.compare_digest(match.group(4), _mac(secret, edition_id, reader_id))
+    return ClickToken(edition_id, link_id, reader_id, good)
+
+
+def parse_open(secret: str, token: str) -> OpenToken | None:
+    match = _OPEN_RE.fullmatch(token) if len(token) <= 80 else None
+    if match is None:
+        return None
+    edition_id, reader_id = int(match.group(1)), int(match.group(2))
+    good = hmac.compare_digest(match.group(3), _mac(secret, edition_id, reader_id))
+    return OpenToken(edition_id, reader_id, good)

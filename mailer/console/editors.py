@@ -12,10 +12,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from mailer.models import ApiToken, Editor, Role, utcnow
-from mailer.models.base import DbSession
 from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.common.validation import clean_email
+from mailer.models import ApiToken, Editor, Role, utcnow
+from mailer.models.base import DbSession
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1000  # scrypt hashes whatever it gets; a megabyte "password" is an attack

@@ -9,10 +9,7 @@ import nh3
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from mailer.models import Article, Topic, utcnow
-from mailer.models.base import DbSession
 from mailer.common.errors import Conflict, ValidationError
-from mailer.readers.subscriptions import topics_by_slug
 from mailer.common.validation import (
     clean_datetime,
     clean_long_text,
@@ -21,6 +18,9 @@ from mailer.common.validation import (
     clean_text,
     clean_url,
 )
+from mailer.models import Article, Topic, utcnow
+from mailer.models.base import DbSession
+from mailer.readers.subscriptions import topics_by_slug
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "cite", "code", "em", "figcaption", "figure",

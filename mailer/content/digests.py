@@ -7,13 +7,13 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
+from mailer.common.errors import Conflict, NotFound, ValidationError
+from mailer.common.validation import clean_int, clean_slugs, clean_text
+from mailer.content.schedules import next_run, parse_schedule
+from mailer.mail.rendering import digest_layouts
 from mailer.models import Digest, utcnow
 from mailer.models.base import DbSession
-from mailer.common.errors import Conflict, NotFound, ValidationError
-from mailer.mail.rendering import template_names
-from mailer.content.schedules import next_run, parse_schedule
 from mailer.readers.subscriptions import topics_by_slug
-from mailer.common.validation import clean_int, clean_slugs, clean_text
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers: larger numbers cannot name a row
 
@@ -55,7 +55,7 @@ def save_digest(
         target.subject = clean_text(data.get("subject"), "subject", 300)
     if "template" in data:
         template = clean_text(data.get("template"), "template", 64)
-        if template not in template_names():
+        if template not in digest_layouts():
             raise ValidationError(f"Unknown template {template!r}.", {"template": "unknown"})
         target.template = template
     if "approval" in data:

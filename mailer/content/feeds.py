@@ -24,12 +24,12 @@ from xml.sax import SAXException
 import feedparser
 from sqlalchemy import select, update
 
-from mailer.models import Feed, Topic, utcnow
-from mailer.models.base import DbSession
-from mailer.content.articles import upsert_article
 from mailer.common.errors import ValidationError
 from mailer.common.validation import clean_int, clean_slug, clean_url
-from mailer.jobs import enqueue_on_commit
+from mailer.content.articles import upsert_article
+from mailer.jobs import TaskName, enqueue_on_commit
+from mailer.models import Feed, Topic, utcnow
+from mailer.models.base import DbSession
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class ParsedFeed:
     items: list[dict[str, Any]]
 
 
-def parse(body: bytes, content_type: str = "") -> ParsedFeed:
+def parse_feed(body: bytes, content_type: str = "") -> ParsedFeed:
     """Entries of an RSS 2.0 or Atom document as plain dicts; FeedError if unusable."""
     if len(body) > MAX_FEED_BYTES:
         raise FeedError(f"feed is larger than the {MAX_FEED_BYTES // 1024} KB limit")
@@ -243,7 +243,7 @@ def poll_feed(session: DbSession, feed_id: int, *, timeout: float = FETCH_TIMEOU
         if fetched.body is None:
             result = ImportResult(0, 0, not_modified=True)
         else:
-            parsed = parse(fetched.body, fetched.content_type)
+            parsed = parse_feed(fetched.body, fetched.content_type)
             result = import_items(session, parsed.items, feed=feed)
             if parsed.title:
                 feed.title = parsed.title[:500]
@@ -292,7 +292,7 @@ def queue_due_feeds(session: DbSession, now: datetime | None = None) -> list[int
         ).rowcount  # type: ignore[attr-defined]
         if won:
             claimed.append(feed_id)
-            enqueue_on_commit(session, "mailer.poll_feed", feed_id)
+            enqueue_on_commit(session, TaskName.POLL_FEED, feed_id)
     session.commit()
     return claimed
 

@@ -1,1 +1,28 @@
-"""TODO"""
+"""Delivery: the ledger, send lanes, the sweeper, send-rate limits, bounces and SNS.
+"""
+
+from mailer.delivery.bounces import (
+    apply_events,
+    confirm_sns_subscription,
+    parse_generic,
+    parse_json,
+    parse_ses,
+)
+from mailer.delivery.lane import SkeletonCache, run_lane
+from mailer.delivery.ratelimit import RateLimiter, make_rate_limiter
+from mailer.delivery.sns import verify_sns_message
+from mailer.delivery.sweeper import sweep
+
+__all__ = [
+    "RateLimiter",
+    "SkeletonCache",
+    "apply_events",
+    "confirm_sns_subscription",
+    "make_rate_limiter",
+    "parse_generic",
+    "parse_json",
+    "parse_ses",
+    "run_lane",
+    "sweep",
+    "verify_sns_message",
+]

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
-from mailer.models.base import DbSession
 from mailer.common.errors import ValidationError
 from mailer.delivery.sns import is_sns_url
+from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
+from mailer.models.base import DbSession
 from mailer.readers.subscriptions import is_suppressed, suppress
 
 HARD_BOUNCE = "hard_bounce"

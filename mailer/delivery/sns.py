@@ -101,7 +101,7 @@ def _certificate(url: str, fetch: Callable[[str], bytes]) -> bytes:
     return pem
 
 
-def verify(envelope: Mapping[str, Any], allowed_topics: Iterable[str],
+def verify_sns_message(envelope: Mapping[str, Any], allowed_topics: Iterable[str],
            fetch: Callable[[str], bytes] | None = None) -> None:
     """Raise SignatureError unless `envelope` is signed by SNS for an allowed topic."""
     from cryptography import x509

@@ -1,1 +1,39 @@
-"""TODO"""
+"""Editions of a digest: choosing articles, compiling once per selection, planning the
+ledger, controlling the send, progress, previews, tracking and the due-digest scheduler.
+"""
+
+from mailer.editions.compile import web_variant
+from mailer.editions.control import (
+    approve_edition,
+    cancel_edition,
+    fail_edition,
+    pause_edition,
+    resume_edition,
+    start_edition,
+)
+from mailer.editions.due import run_due
+from mailer.editions.prepare import prepare_edition
+from mailer.editions.previews import Preview, preview_digest, preview_edition, preview_page, test_send
+from mailer.editions.progress import progress, status_counts
+from mailer.editions.tracking import record_open, resolve_click
+
+__all__ = [
+    "Preview",
+    "approve_edition",
+    "cancel_edition",
+    "fail_edition",
+    "pause_edition",
+    "prepare_edition",
+    "preview_digest",
+    "preview_edition",
+    "preview_page",
+    "progress",
+    "record_open",
+    "resolve_click",
+    "resume_edition",
+    "run_due",
+    "start_edition",
+    "status_counts",
+    "test_send",
+    "web_variant",
+]

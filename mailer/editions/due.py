@@ -14,12 +14,12 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from mailer.common.errors import ValidationError
 from mailer.config import Settings
+from mailer.content.schedules import next_run, parse_schedule
+from mailer.editions.control import start_edition
 from mailer.models import Digest, ReaderEvent, utcnow
 from mailer.models.base import DbSession
-from mailer.editions.control import start_edition
-from mailer.common.errors import ValidationError
-from mailer.content.schedules import next_run, parse_schedule
 
 log = logging.getLogger(__name__)
 

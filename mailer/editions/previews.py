@@ -14,17 +14,18 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mailer.config import Settings
-from mailer.models import Article, Edition, EditionVariant, utcnow
-from mailer.models.base import DbSession
-from mailer.mail.senders import Sender
-from mailer.editions import planning
-from mailer.content.digests import MAX_ID, find_digest
-from mailer.editions.control import compile_selection, select_articles, web_variant
 from mailer.common.errors import NotFound, ValidationError
+from mailer.common.validation import clean_email
+from mailer.config import Settings
+from mailer.content.digests import MAX_ID, find_digest
+from mailer.editions import planning
+from mailer.editions.compile import compile_selection, web_variant
+from mailer.editions.selection import select_articles
 from mailer.mail.messages import MessageSkeleton, Recipient
 from mailer.mail.rendering import GMAIL_CLIP_BYTES, FillTemplate
-from mailer.common.validation import clean_email
+from mailer.mail.senders import Sender
+from mailer.models import Article, Edition, EditionVariant, utcnow
+from mailer.models.base import DbSession
 
 WIDTHS = {"desktop": 600, "mobile": 375}
 MAX_TEST_ADDRESSES = 10
@@ -150,7 +151,8 @@ def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id:
     """Send the digest's preview to a few addresses, marked as a test.
     Returns {address: result}. No ledger rows: test copies are not deliveries."""
     if isinstance(addresses, str):
-        addresses = [a for a in addresses.replace(";", ",").split(",") if a.strip()]
+        addresses = [a.strip() for a in addresses.replace(";", ",").replace("\n", ",").split(",")
+                     if a.strip()]
     if not isinstance(addresses, list) or not addresses:
         raise ValidationError("Give one or more addresses to send the test to.",
                               {"addresses": "required"})

@@ -14,16 +14,14 @@ Hits from prefetchers and link scanners are kept apart (kinds `open-filtered`,
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
 
+from mailer.common.tokens import parse_click, parse_open
 from mailer.models import Article, Delivery, EditionLink, ReaderEvent, utcnow
 from mailer.models.base import DbSession
 
@@ -43,66 +41,6 @@ BOT_AGENTS = ("bot", "crawler", "spider", "preview", "python-requests", "python-
 PREFETCH_HEADERS = ("Purpose", "Sec-Purpose", "X-Purpose", "X-Moz")
 
 _HREF_RE = re.compile(r'href="([^"]*)"', re.IGNORECASE)
-_CLICK_RE = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})(?:\.([0-9]{1,12})\.([0-9a-f]{16}))?\.?")
-_OPEN_RE = re.compile(r"([0-9]{1,12})\.([0-9]{1,12})\.([0-9a-f]{16})")
-
-
-def _mac(secret: str, edition_id: int, reader_id: int) -> str:
-    msg = f"track:{edition_id}:{reader_id}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()[:16]
-
-
-def track_value(secret: str, edition_id: int, reader_id: int) -> str:
-    """The per-reader value of `%%track%%` in an edition's HTML."""
-    return f"{reader_id}.{_mac(secret, edition_id, reader_id)}"
-
-
-def open_url(base_url: str, edition_id: int, reader_id: int, secret: str) -> str:
-    return f"{base_url}/t/o/{edition_id}.{track_value(secret, edition_id, reader_id)}.gif"
-
-
-def click_url(base_url: str, edition_id: int, link_id: int, reader_id: int, secret: str) -> str:
-    return f"{base_url}/t/c/{edition_id}.{link_id}.{track_value(secret, edition_id, reader_id)}"
-
-
-@dataclass(frozen=True)
-class ClickToken:
-    edition_id: int
-    link_id: int
-    reader_id: int
-    signed: bool  # the mac matches (edition, reader): the hit may be counted
-
-
-@dataclass(frozen=True)
-class OpenToken:
-    edition_id: int
-    reader_id: int
-    signed: bool
-
-
-def parse_click(secret: str, token: str) -> ClickToken | None:
-    """`<edition>.<link>.<reader>.<mac>`; the archive's copy has no reader part
-    (`<edition>.<link>.`): its links still lead to their stored URL, uncounted."""
-    match = _CLICK_RE.fullmatch(token) if len(token) <= 80 else None
-    if match is None:
-        return None
-    edition_id, link_id = int(match.group(1)), int(match.group(2))
-    if match.group(3) is None:
-        return ClickToken(edition_id, link_id, 0, False)
-    reader_id = int(match.group(3))
-    good = hmac.compare_digest(match.group(4), _mac(secret, edition_id, reader_id))
-    return ClickToken(edition_id, link_id, reader_id, good)
-
-
-def parse_open(secret: str, token: str) -> OpenToken | None:
-    match = _OPEN_RE.fullmatch(token) if len(token) <= 80 else None
-    if match is None:
-        return None
-    edition_id, reader_id = int(match.group(1)), int(match.group(2))
-    good = hmac.compare_digest(match.group(3), _mac(secret, edition_id, reader_id))
-    return OpenToken(edition_id, reader_id, good)
-
-
 def rewrite_links(html_text: str, edition_id: int, session: DbSession, base_url: str) -> str:
     """Register the edition's links and point them at the click endpoint; add the
     open pixel. Links holding reader placeholders (unsubscribe, preferences) and

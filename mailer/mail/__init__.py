@@ -1,1 +1,27 @@
-"""TODO"""
+"""Email bytes: templates compiled with MJML, MIME skeletons filled per reader, DKIM, and the
+senders that hand messages to SMTP relays or the outbox folder.
+
+This package knows nothing of the database, Flask or Celery.
+"""
+
+from mailer.mail.messages import DkimSigner, domain_of
+from mailer.mail.rendering import (
+    CompiledEmail,
+    FillTemplate,
+    TemplateError,
+    digest_layouts,
+    template_names,
+)
+from mailer.mail.senders import Sender, make_sender
+
+__all__ = [
+    "CompiledEmail",
+    "DkimSigner",
+    "FillTemplate",
+    "Sender",
+    "TemplateError",
+    "digest_layouts",
+    "domain_of",
+    "make_sender",
+    "template_names",
+]

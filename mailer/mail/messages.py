@@ -22,8 +22,8 @@ from email import policy
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
+from mailer.common.tokens import track_value
 from mailer.mail.rendering import FillTemplate, escape_values
-from mailer.editions.tracking import track_value
 
 CRLF = "\r\n"
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")

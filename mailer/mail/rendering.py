@@ -74,8 +74,18 @@ class CompiledEmail:
     text: str
 
 
+# Template sets of one-off emails (confirmations, address changes, automations,
+# alerts): never offered or accepted as a digest's layout.
+TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email"})
+
+
 def template_names() -> list[str]:
     return sorted(p.name for p in TEMPLATE_ROOT.iterdir() if (p / "body.mjml").exists())
+
+
+def digest_layouts() -> list[str]:
+    """The template sets a digest may use as its layout."""
+    return [name for name in template_names() if name not in TRANSACTIONAL_TEMPLATES]
 
 
 def compile_email(name: str, context: Mapping[str, Any]) -> CompiledEmail:

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
-from mailer.models.base import DbSession
 from mailer.common.errors import ValidationError
-from mailer.readers.subscriptions import email_key, is_suppressed
 from mailer.common.tokens import Purpose, TokenError, Tokens
 from mailer.common.validation import clean_email
-from mailer.jobs import enqueue_on_commit
+from mailer.jobs import TaskName, enqueue_on_commit
+from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
+from mailer.models.base import DbSession
+from mailer.readers.subscriptions import email_key, is_suppressed
 
 CHANGE_EMAIL_INTERVAL = timedelta(hours=1)
 
@@ -50,7 +50,7 @@ def request_change(session: DbSession, reader_id: int, new_email: object,
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if claimed:
-        enqueue_on_commit(session, "mailer.send_email_change", reader.id)
+        enqueue_on_commit(session, TaskName.SEND_EMAIL_CHANGE, reader.id)
     session.commit()
     return bool(claimed)
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from mailer.common.tokens import Tokens
 from mailer.config import Settings
-from mailer.models import Reader, ReaderStatus, utcnow
-from mailer.models.base import DbSession
-from mailer.mail.senders import Outcome, Result, Sender
-from mailer.readers.address_change import change_token
 from mailer.mail.messages import domain_of, header_safe
 from mailer.mail.rendering import FillTemplate, compile_email, escape_values
+from mailer.mail.senders import Outcome, Result, Sender
+from mailer.models import Reader, ReaderStatus, utcnow
+from mailer.models.base import DbSession
+from mailer.readers.address_change import change_token
 from mailer.readers.subscriptions import confirmation_token
-from mailer.common.tokens import Tokens
 
 
 @functools.lru_cache(maxsize=16)

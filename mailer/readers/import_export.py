@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from mailer.common.errors import ValidationError
+from mailer.common.validation import clean_email, clean_slug, clean_text
+from mailer.jobs import TaskName, wake_on_commit
 from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression, Topic, utcnow
 from mailer.models.base import DbSession
-from mailer.common.errors import ValidationError
 from mailer.readers.subscriptions import clean_frequency, email_hash, email_key
-from mailer.common.validation import clean_email, clean_slug, clean_text
-from mailer.jobs import CONFIRMATIONS_TASK, wake_on_commit
 
 COLUMNS = ("email", "name", "topics", "frequency")
 EXPORT_COLUMNS = ("email", "name", "topics", "frequency", "status", "consent_at",
@@ -162,7 +162,7 @@ def import_readers(session: DbSession, data: bytes | str, *, consent: bool,
                                 detail={"source": source[:200], "consent": consent})
                     for r in new_readers)
     if not consent and new_readers:
-        wake_on_commit(session, CONFIRMATIONS_TASK)
+        wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
     session.commit()
     report.created = len(new_readers)
     return report

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from mailer.common.errors import NotFound
 from mailer.models import Delivery, Reader, ReaderEvent
 from mailer.models.base import DbSession
-from mailer.common.errors import NotFound
 from mailer.readers.subscriptions import suppress
 
 

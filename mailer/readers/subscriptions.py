@@ -13,7 +13,11 @@ from sqlalchemy import JSON, Select, String, Table, bindparam, insert, literal, 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
+from mailer.common.errors import ValidationError
+from mailer.common.tokens import Purpose, TokenError, Tokens
+from mailer.common.validation import clean_email, clean_slugs, clean_text
 from mailer.database import on_postgres
+from mailer.jobs import TaskName, wake_on_commit
 from mailer.models import (
     Frequency,
     Reader,
@@ -25,10 +29,6 @@ from mailer.models import (
     utcnow,
 )
 from mailer.models.base import DbSession, UTCDateTime
-from mailer.common.errors import ValidationError
-from mailer.common.tokens import Purpose, TokenError, Tokens
-from mailer.common.validation import clean_email, clean_slugs, clean_text
-from mailer.jobs import CONFIRMATIONS_TASK, wake_on_commit
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 
@@ -109,7 +109,7 @@ def subscribe(
                                       source, ip, now)
         if fresh is not None:
             if fresh.reader_id is not None:
-                wake_on_commit(session, CONFIRMATIONS_TASK)
+                wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
             session.commit()
             return fresh
         # The address is known: the general path below decides what to do.
@@ -154,7 +154,7 @@ def subscribe(
             "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
             "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
         if not confirmed:
-            wake_on_commit(session, CONFIRMATIONS_TASK)
+            wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
         session.commit()
         return SubscribeResult(reader_id, not confirmed, True)
 
@@ -187,7 +187,7 @@ def subscribe(
     if not confirmed:
         queued = _claim_confirmation_slot(session, reader.id, now)
         if queued:
-            wake_on_commit(session, CONFIRMATIONS_TASK)
+            wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
     session.commit()
     return SubscribeResult(reader_id, queued, False)
 

@@ -7,16 +7,15 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
+from mailer import content as content_service
+from mailer.common import ValidationError, clean_int
+from mailer.console import check_token
+from mailer.content import digest_json, save_digest
+from mailer.editions import cancel_edition, pause_edition, progress, resume_edition, start_edition
 from mailer.extensions import csrf, db
 from mailer.models import Article, Digest, Topic
+from mailer.readers import subscribe
 from mailer.runtime import runtime
-from mailer.content import articles as article_service
-from mailer.content import digests as digest_service
-from mailer.editions import control as edition_service
-from mailer.readers import subscriptions
-from mailer.console.api_tokens import check_token
-from mailer.common.errors import ValidationError
-from mailer.common.validation import clean_int
 from mailer.web.openapi import openapi_document
 
 api = Blueprint("api", __name__)
@@ -51,8 +50,8 @@ def openapi() -> Response:
 
 @api.post("/articles")
 def create_article() -> tuple[Response, int]:
-    article, created = article_service.upsert_article(db.session, body())
-    return jsonify(article_service.article_json(article)), 201 if created else 200
+    article, created = content_service.upsert_article(db.session, body())
+    return jsonify(content_service.article_json(article)), 201 if created else 200
 
 
 @api.get("/articles")
@@ -61,7 +60,7 @@ def list_articles() -> Response:
     rows = db.session.scalars(
         select(Article).order_by(Article.published_at.desc(), Article.id.desc()).limit(limit)
     )
-    return jsonify(articles=[article_service.article_json(a) for a in rows])
+    return jsonify(articles=[content_service.article_json(a) for a in rows])
 
 
 @api.get("/topics")
@@ -73,7 +72,7 @@ def list_topics() -> Response:
 @api.post("/topics")
 def create_topic() -> tuple[Response, int]:
     data = body()
-    topic = article_service.create_topic(db.session, data.get("slug"), data.get("name"))
+    topic = content_service.create_topic(db.session, data.get("slug"), data.get("name"))
     return jsonify(id=topic.id, slug=topic.slug, name=topic.name), 201
 
 
@@ -83,7 +82,7 @@ def create_subscriber() -> tuple[Response, int]:
     confirmed = data.get("confirmed", False)
     if not isinstance(confirmed, bool):
         raise ValidationError("confirmed must be true or false.", {"confirmed": "not a boolean"})
-    result = subscriptions.subscribe(
+    result = subscribe(
         db.session,
         email=data.get("email"),
         name=data.get("name"),
@@ -100,13 +99,13 @@ def create_subscriber() -> tuple[Response, int]:
 @api.get("/digests")
 def list_digests() -> Response:
     rows = db.session.scalars(select(Digest).order_by(Digest.id))
-    return jsonify(digests=[digest_service.digest_json(d) for d in rows])
+    return jsonify(digests=[digest_json(d) for d in rows])
 
 
 @api.post("/digests")
 def create_digest() -> tuple[Response, int]:
-    digest = digest_service.save_digest(db.session, body())
-    return jsonify(digest_service.digest_json(digest)), 201
+    digest = save_digest(db.session, body())
+    return jsonify(digest_json(digest)), 201
 
 
 @api.post("/editions")
@@ -114,28 +113,28 @@ def create_edition() -> tuple[Response, int]:
     data = body()
     if "digest" not in data:
         raise ValidationError("digest is required (a digest name or id).", {"digest": "required"})
-    edition = edition_service.start_edition(db.session, data["digest"], created_by="api")
-    return jsonify(edition_service.progress(db.session, edition.id)), 202
+    edition = start_edition(db.session, data["digest"], created_by="api")
+    return jsonify(progress(db.session, edition.id)), 202
 
 
 @api.get("/editions/<int:edition_id>")
 def get_edition(edition_id: int) -> Response:
-    return jsonify(edition_service.progress(db.session, edition_id))
+    return jsonify(progress(db.session, edition_id))
 
 
 @api.post("/editions/<int:edition_id>/pause")
 def pause(edition_id: int) -> Response:
-    edition_service.pause_edition(db.session, edition_id)
-    return jsonify(edition_service.progress(db.session, edition_id))
+    pause_edition(db.session, edition_id)
+    return jsonify(progress(db.session, edition_id))
 
 
 @api.post("/editions/<int:edition_id>/resume")
 def resume(edition_id: int) -> Response:
-    edition_service.resume_edition(db.session, runtime().settings, edition_id)
-    return jsonify(edition_service.progress(db.session, edition_id))
+    resume_edition(db.session, runtime().settings, edition_id)
+    return jsonify(progress(db.session, edition_id))
 
 
 @api.post("/editions/<int:edition_id>/cancel")
 def cancel(edition_id: int) -> Response:
-    edition_service.cancel_edition(db.session, edition_id)
-    return jsonify(edition_service.progress(db.session, edition_id))
+    cancel_edition(db.session, edition_id)
+    return jsonify(progress(db.session, edition_id))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request, stream_with_context
 
+from mailer.common import ValidationError
 from mailer.extensions import db
-from mailer.readers import import_export as readers_io
-from mailer.common.errors import ValidationError
+from mailer.readers import export_readers, import_readers
 from mailer.web.api import api
 
 
@@ -20,7 +20,7 @@ def import_subscribers() -> tuple[Response, int]:
     consent_raw = request.args.get("consent", "false").lower()
     if consent_raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ValidationError("consent must be true or false.", {"consent": "not a boolean"})
-    report = readers_io.import_readers(db.session, request.get_data(cache=False),
+    report = import_readers(db.session, request.get_data(cache=False),
                                        consent=consent_raw in ("true", "1", "yes"), source="api-import")
     if not report.ok:
         return jsonify(error=f"{len(report.errors)} row(s) are not valid; nothing was imported.",
@@ -31,6 +31,6 @@ def import_subscribers() -> tuple[Response, int]:
 
 @api.get("/subscribers/export")
 def export_subscribers() -> Response:
-    return Response(stream_with_context(readers_io.export_readers(db.session)),
+    return Response(stream_with_context(export_readers(db.session)),
                     mimetype="text/csv",
                     headers={"Content-Disposition": 'attachment; filename="readers.csv"'})

@@ -7,11 +7,11 @@ from xml.etree import ElementTree as ET
 from flask import Blueprint, Response, abort, render_template, request
 from sqlalchemy import select
 
+from mailer.editions import web_variant
 from mailer.extensions import db
+from mailer.mail import FillTemplate
 from mailer.models import Article, Edition, EditionStatus, utcnow
 from mailer.runtime import runtime
-from mailer.editions.control import web_variant
-from mailer.mail.rendering import FillTemplate
 
 archive = Blueprint("archive", __name__)
 

@@ -13,7 +13,6 @@ therefore cannot subscribe anyone, and the page cannot be framed
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from flask import (
@@ -24,10 +23,10 @@ from flask import (
     request,
     url_for,
 )
-from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy import select, text
-from sqlalchemy.exc import DataError
 
+from mailer import readers as readers_service
+from mailer.common import Purpose, TokenError, ValidationError, clean_email
 from mailer.extensions import csrf, db, limiter
 from mailer.models import (
     Frequency,
@@ -35,13 +34,8 @@ from mailer.models import (
     ReaderStatus,
     Topic,
 )
+from mailer.readers import confirm_change, erase_reader, export_reader, request_change
 from mailer.runtime import runtime
-from mailer.readers import address_change
-from mailer.readers import privacy
-from mailer.readers import subscriptions
-from mailer.common.errors import ValidationError
-from mailer.common.tokens import Purpose, TokenError
-from mailer.common.validation import clean_email
 
 public = Blueprint("public", __name__)
 
@@ -52,21 +46,11 @@ FREQUENCY_LABELS = {"immediate": "With every edition", "daily": "At most daily",
 
 
 def signup_limit() -> str:
-    # Per client IP. The bench raises it; production keeps the default.
-    return os.environ.get("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour")
+    return runtime().settings.signup_rate_limit
 
 
 def form_limit() -> str:
-    return os.environ.get("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour")
-
-
-def signup_min_seconds() -> float:
-    """Every successful signup answer takes at least this long, whatever state the
-    address was in, so timing does not tell a new address from a known one."""
-    try:
-        return max(0.0, float(os.environ.get("MAILER_SIGNUP_MIN_SECONDS", "0.03")))
-    except ValueError:
-        return 0.03
+    return runtime().settings.form_rate_limit
 
 
 def _topics() -> list[Topic]:
@@ -86,42 +70,6 @@ def _subscribe_form(values: dict[str, object], errors: dict[str, str], message: 
                            message=message, frequencies=FREQUENCY_LABELS), status
 
 
-@public.app_errorhandler(429)
-def too_many_requests(exc: RateLimitExceeded) -> Response:
-    # Rate-limit headers are off (a Redis round trip per answer); only a 429 says when
-    # to come back, from the window of the limit that was hit.
-    retry = None
-    current = limiter.current_limit
-    if current is not None:
-        retry = max(1, int(current.reset_at - time.time()))
-    elif getattr(exc, "limit", None) is not None:
-        retry = exc.limit.limit.get_expiry()
-    if request.path.startswith("/api/"):
-        response = jsonify(error="too many requests; try again later", fields={})
-    else:
-        response = Response(render_template(
-            "message.html", title="Please slow down",
-            message="We received many requests from your connection in a short time. "
-                    "Please wait a minute and try again."), mimetype="text/html")
-    response.status_code = 429
-    if retry:
-        response.headers["Retry-After"] = str(int(retry))
-    return response
-
-
-@public.app_errorhandler(OverflowError)
-@public.app_errorhandler(DataError)
-def value_out_of_range(exc: Exception) -> tuple[Response | str, int]:
-    """A number or value the database cannot hold (e.g. an id of 2**80): bad input,
-    not a server error. Safety net for every route; the session is rolled back at
-    the end of the request."""
-    db.session.rollback()
-    message = "A value in the request is out of range."
-    if request.path.startswith("/api/"):
-        return jsonify(error=message, fields={}), 400
-    return render_template("message.html", title="Something is not right", message=message), 400
-
-
 @public.get("/")
 def index() -> tuple[str, int]:
     return _subscribe_form({}, {})
@@ -138,7 +86,7 @@ def subscribe() -> tuple[str, int]:
     started = time.monotonic()
     values = _form_values()
     try:
-        subscriptions.subscribe(
+        readers_service.subscribe(
             db.session,
             email=values["email"],
             name=values["name"],
@@ -152,7 +100,7 @@ def subscribe() -> tuple[str, int]:
         return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422)
     # The same answer for new, pending, confirmed and suppressed addresses, and in
     # roughly the same time: no enumeration.
-    remaining = signup_min_seconds() - (time.monotonic() - started)
+    remaining = runtime().settings.signup_min_seconds - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)
     return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
@@ -186,7 +134,7 @@ def snippet() -> Response:
 
 @public.get("/confirm/<token>")
 def confirm(token: str) -> str:
-    result = subscriptions.confirm(db.session, runtime().tokens, token)
+    result = readers_service.confirm(db.session, runtime().tokens, token)
     if result.already:
         # A used link grants nothing more: no preferences link here.
         return render_template("message.html", title="Already confirmed",
@@ -201,7 +149,7 @@ def confirm(token: str) -> str:
 
 @public.get("/change-email/<token>")
 def change_email(token: str) -> str:
-    reader = address_change.confirm_change(db.session, runtime().tokens, token)
+    reader = confirm_change(db.session, runtime().tokens, token)
     prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id})
     return render_template("message.html", title="Address changed",
                            message=f"Your digests now go to {reader.email}.",
@@ -227,7 +175,7 @@ def unsubscribe_page(token: str) -> str:
 @csrf.exempt  # RFC 8058 one-click: the signed token is the authorisation
 def unsubscribe(token: str) -> tuple[str, int] | str:
     reader_id = runtime().tokens.reader_id(Purpose.UNSUBSCRIBE, token)
-    email = subscriptions.unsubscribe_by_link(
+    email = readers_service.unsubscribe_by_link(
         db.session, reader_id,
         source="one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page",
     )
@@ -248,7 +196,7 @@ def _preferences_reader(token: str) -> Reader:
 @public.get("/preferences/<token>/data.json")
 def preferences_data(token: str) -> Response:
     reader = _preferences_reader(token)
-    body = json.dumps(privacy.export_reader(db.session, reader.id), indent=2, ensure_ascii=False)
+    body = json.dumps(export_reader(db.session, reader.id), indent=2, ensure_ascii=False)
     return Response(body, mimetype="application/json", headers={
         "Content-Disposition": 'attachment; filename="my-newsletter-data.json"',
         "Cache-Control": "no-store"})
@@ -267,21 +215,21 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
                 if request.form.get("confirm_erase") != "yes":
                     raise ValidationError("Tick the box to confirm that you want everything deleted.",
                                           {"confirm_erase": "required"})
-                privacy.erase_reader(db.session, reader.id)
+                erase_reader(db.session, reader.id)
                 return render_template("message.html", title="Your data is deleted",
                                        message="We deleted your subscription and everything we "
                                                "knew about you. We keep only a one-way fingerprint "
                                                "of the address so that it is never added again.")
             if action == "resubscribe":
-                subscriptions.subscribe(db.session, email=reader.email, name=reader.name,
+                readers_service.subscribe(db.session, email=reader.email, name=reader.name,
                                         source="preferences", ip=request.remote_addr or "")
                 message = "We sent you a new confirmation link."
             elif action == "change-email":
-                address_change.request_change(db.session, reader.id, request.form.get("new_email"))
+                request_change(db.session, reader.id, request.form.get("new_email"))
                 message = ("If the new address can receive our newsletter, we sent a confirmation "
                            "link to it. Until you click it, digests keep going to your current address.")
             elif action == "save":
-                subscriptions.update_preferences(
+                readers_service.update_preferences(
                     db.session, reader.id,
                     name=request.form.get("name", ""),
                     topics=request.form.getlist("topics"),

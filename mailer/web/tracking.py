@@ -7,9 +7,9 @@ import base64
 from flask import Blueprint, Response, abort, redirect, request
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from mailer.editions import record_open, resolve_click
 from mailer.extensions import db
 from mailer.runtime import runtime
-from mailer.editions import tracking as service
 
 tracking = Blueprint("tracking", __name__)
 
@@ -20,7 +20,7 @@ NO_STORE = {"Cache-Control": "no-store, private, max-age=0", "Pragma": "no-cache
 
 @tracking.get("/t/o/<token>.gif", merge_slashes=False)
 def open_pixel(token: str) -> Response:
-    service.record_open(db.session, runtime().settings.secret_key, token,
+    record_open(db.session, runtime().settings.secret_key, token,
                         method=request.method, headers=dict(request.headers))
     # Always the same answer: the pixel tells nobody whether a token was good.
     return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
@@ -29,7 +29,7 @@ def open_pixel(token: str) -> Response:
 # No slash merging: `/t/c//evil.example` is a 404 here, never a redirect of any kind.
 @tracking.get("/t/c/<path:token>", merge_slashes=False)
 def click(token: str) -> WerkzeugResponse:
-    url = service.resolve_click(db.session, runtime().settings.secret_key, token,
+    url = resolve_click(db.session, runtime().settings.secret_key, token,
                                 method=request.method, headers=dict(request.headers))
     if url is None:
         abort(404, "This link is not known.")

@@ -6,7 +6,7 @@ MAILER_BOUNCE_WEBHOOK_SECRET, given as `Authorization: Bearer <secret>`, an
 `X-Webhook-Secret` header, the password of HTTP basic auth (how SNS sends it:
 `https://user:<secret>@host/webhooks/ses`) or a `secret` query parameter.
 `/webhooks/ses` also accepts, without a secret, messages whose SNS signature
-checks out for a topic listed in MAILER_SNS_TOPIC_ARNS (services/sns.py).
+checks out for a topic listed in MAILER_SNS_TOPIC_ARNS (services/py).
 Configured with neither, both endpoints refuse everything.
 """
 
@@ -18,11 +18,17 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from mailer.common import ValidationError
+from mailer.delivery import (
+    apply_events,
+    confirm_sns_subscription,
+    parse_generic,
+    parse_json,
+    parse_ses,
+    verify_sns_message,
+)
 from mailer.extensions import csrf, db
 from mailer.runtime import runtime
-from mailer.delivery import bounces
-from mailer.delivery import sns
-from mailer.common.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +70,22 @@ def invalid(exc: ValidationError) -> tuple[Response, int]:
 
 @webhooks.post("/bounces")
 def generic() -> tuple[Response, int]:
-    events = bounces.parse_generic(bounces.parse_json(request.get_data()))
-    counts = bounces.apply_events(db.session, events, "webhook")
+    events = parse_generic(parse_json(request.get_data()))
+    counts = apply_events(db.session, events, "webhook")
     return jsonify(status="ok", **counts), 200
 
 
 @webhooks.post("/ses")
 def ses() -> tuple[Response, int]:
     # SNS posts JSON with Content-Type text/plain: read the raw body.
-    envelope = bounces.parse_json(request.get_data())
+    envelope = parse_json(request.get_data())
     if not isinstance(envelope, dict):
         raise ValidationError("The body must be a JSON object.", {"body": "not an object"})
     if g.get("sns_signature_required"):
-        sns.verify(envelope, runtime().settings.sns_topic_arns)
+        verify_sns_message(envelope, runtime().settings.sns_topic_arns)
     kind = envelope.get("Type") or request.headers.get("x-amz-sns-message-type")
     if kind == "SubscriptionConfirmation":
-        topic = bounces.confirm_sns_subscription(envelope)
+        topic = confirm_sns_subscription(envelope)
         log.info("confirmed the SNS subscription to %s", topic)
         return jsonify(status="subscription confirmed", topic=topic), 200
     if kind == "UnsubscribeConfirmation":
@@ -89,6 +95,6 @@ def ses() -> tuple[Response, int]:
                               {"Type": "unsupported"})
     message: Any = envelope.get("Message")
     if isinstance(message, str):
-        message = bounces.parse_json(message.encode())
-    counts = bounces.apply_events(db.session, bounces.parse_ses(message), "ses")
+        message = parse_json(message.encode())
+    counts = apply_events(db.session, parse_ses(message), "ses")
     return jsonify(status="ok", **counts), 200

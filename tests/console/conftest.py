@@ -10,8 +10,8 @@ from flask import Flask, g, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from mailer.models import Editor, Role
 from mailer.console.editors import create_editor
+from mailer.models import Editor, Role
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

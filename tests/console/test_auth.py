@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailer.models import ApiToken
 from mailer.console.api_tokens import check_token
+from mailer.models import ApiToken
 from tests.console.conftest import PASSWORD, csrf_from, login, new_client
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from mailer import create_app
-from mailer.extensions import db
-from mailer.content import articles
-from mailer.readers import subscriptions
 from mailer.console.editors import create_editor
+from mailer.content import articles
+from mailer.extensions import db
+from mailer.readers import subscriptions
 from tests.support import processes, services
 from tests.support.a11y import audit
 from tests.support.smtp import SmtpServer, free_port

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from mailer.models import Editor, Role
 from mailer.console.editors import authenticate
+from mailer.models import Editor, Role
 from tests.console.conftest import PASSWORD, login, new_client
 
 

@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 import pytest
 from sqlalchemy import select
 
-from mailer.models import Article, Digest, Edition, ReaderEvent
-from mailer.editions import control as editions
+from mailer import editions
 from mailer.console.settings_checks import check_dkim, check_smtp
+from mailer.models import Article, Digest, Edition, ReaderEvent
 from mailer.web.console.charts import bar_chart, line_chart
 from tests.console.world import build_world
 from tests.support import factories
@@ -237,8 +237,8 @@ def test_charts_are_valid_svg_with_escaped_labels():
 
 
 def test_finished_editions_keep_their_counts(session, world, rt):
-    from mailer.models import EditionFigures
     from mailer.console import stats
+    from mailer.models import EditionFigures
 
     assert session.get(EditionFigures, world.edition_id) is None
     figures = stats.edition_stats(session, [world.edition_id])[0]

@@ -9,9 +9,10 @@ from email import policy
 
 from sqlalchemy import func, select
 
-from mailer.models import Delivery, EditionLink, ReaderEvent, utcnow
+from mailer.common import tokens
 from mailer.console import stats
 from mailer.editions import tracking
+from mailer.models import Delivery, EditionLink, ReaderEvent, utcnow
 from tests.console.world import build_world, send_edition
 from tests.support import factories
 
@@ -89,7 +90,7 @@ def test_scanner_agent_counts_after_the_window(session, rt, sender):
     build_world(session, rt, tracking=True)
     delivery = session.scalars(select(Delivery)).first()
     secret = rt.settings.secret_key
-    token = f"{delivery.edition_id}.{tracking.track_value(secret, delivery.edition_id, delivery.reader_id)}"
+    token = f"{delivery.edition_id}.{tokens.track_value(secret, delivery.edition_id, delivery.reader_id)}"
     agent = {"User-Agent": "Microsoft Office/16.0"}
     late = delivery.sent_at + tracking.SCANNER_WINDOW + timedelta(seconds=1)
     assert tracking.record_open(session, secret, token, method="GET", headers=agent,

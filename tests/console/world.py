@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailer import delivery, editions
+from mailer.console.api_tokens import create_token
 from mailer.models import ApiToken, Edition, EditionLink, ReaderEvent
 from mailer.runtime import Runtime
-from mailer.delivery import lane as delivery
-from mailer.editions import control as editions
-from mailer.console.api_tokens import create_token
 from tests.support import factories
 
 

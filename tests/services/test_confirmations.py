@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from mailer.models import Reader, utcnow
-from mailer.mail.senders import Outcome, Result
-from mailer.readers import subscriptions
-from mailer.readers import confirmations as transactional
 from mailer.jobs import CeleryDispatcher
+from mailer.mail.senders import Outcome, Result
+from mailer.models import Reader, utcnow
+from mailer.readers import confirmations as transactional
+from mailer.readers import subscriptions
 from tests.support import services
 
 

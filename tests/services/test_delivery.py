@@ -7,6 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select, update
 
+from mailer import delivery, editions
+from mailer.common.errors import Conflict
+from mailer.mail.senders import Outcome, Result
 from mailer.models import (
     Delivery,
     Edition,
@@ -15,11 +18,7 @@ from mailer.models import (
     ReaderStatus,
     utcnow,
 )
-from mailer.mail.senders import Outcome, Result
-from mailer.delivery import lane as delivery
-from mailer.editions import control as editions
 from mailer.readers import subscriptions
-from mailer.common.errors import Conflict
 from tests.support import factories
 
 

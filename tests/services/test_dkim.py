@@ -13,10 +13,10 @@ import dkim
 import pytest
 from sqlalchemy import select
 
+from mailer import delivery
+from mailer.mail.messages import DkimSigner, MessageSkeleton, Recipient
 from mailer.models import Reader
 from mailer.runtime import build_runtime
-from mailer.delivery import lane as delivery
-from mailer.mail.messages import DkimSigner, MessageSkeleton, Recipient
 from tests.services.test_delivery import planned_edition
 
 

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.models import ApiToken, Editor, Role
+from mailer.common.errors import ValidationError
 from mailer.console import editors
 from mailer.console.api_tokens import check_token, create_token
-from mailer.common.errors import ValidationError
+from mailer.models import ApiToken, Editor, Role
 
 PASSWORD = "correct horse battery"
 

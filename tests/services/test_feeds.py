@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer.models import Article, Feed
 from mailer.content import feeds
+from mailer.models import Article, Feed
 from tests.support import factories
 from tests.support.feedserver import FeedServer
 

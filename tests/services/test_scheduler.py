@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.models import Digest, Edition, EditionStatus
-from mailer.content import digests
-from mailer.editions import control as editions
-from mailer.editions import due as scheduler
+from mailer import editions
 from mailer.common.errors import ValidationError
+from mailer.content import digests
 from mailer.content.schedules import next_run, parse_schedule
+from mailer.editions import due as scheduler
+from mailer.models import Digest, Edition, EditionStatus
 from tests.support import factories
 
 

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, select, update
 
-from mailer.models import Delivery, DeliveryStatus, EditionVariant, Reader, utcnow
-from mailer.editions import control as editions
+from mailer import editions
 from mailer.common.errors import Conflict
 from mailer.mail.rendering import HTML_BUDGET_BYTES
+from mailer.models import Delivery, DeliveryStatus, EditionVariant, Reader, utcnow
 from tests.support import factories
 
 

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from mailer.models import Reader, ReaderStatus, utcnow
-from mailer.readers import subscriptions
 from mailer.common.errors import ValidationError
 from mailer.common.tokens import Purpose, TokenError
+from mailer.models import Reader, ReaderStatus, utcnow
+from mailer.readers import subscriptions
 from tests.support import factories
 
 

@@ -10,10 +10,10 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from mailer import create_app
-from mailer.extensions import db, limiter
-from mailer.models import Reader, ReaderStatus
 from mailer.common.tokens import Purpose
+from mailer.extensions import db, limiter
 from mailer.jobs import RecordingDispatcher
+from mailer.models import Reader, ReaderStatus
 from tests.support import factories
 from tests.web.conftest import csrf_from
 

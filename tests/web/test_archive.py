@@ -7,8 +7,8 @@ import io
 import feedparser
 from sqlalchemy import update
 
+from mailer import editions
 from mailer.models import Edition
-from mailer.editions import control as editions
 from tests.support import factories
 
 

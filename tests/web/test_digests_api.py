@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from mailer.models import Delivery, Edition, EditionStatus
-from mailer.mail.senders import SmtpSender, SmtpTarget
-from mailer.editions import control as editions
+from mailer import editions
 from mailer.editions import previews
+from mailer.mail.senders import SmtpSender, SmtpTarget
+from mailer.models import Delivery, Edition, EditionStatus
 from tests.support import factories
 from tests.support.smtp import SmtpServer
 

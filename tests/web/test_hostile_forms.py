@@ -8,8 +8,8 @@ from urllib.parse import quote_from_bytes
 
 from sqlalchemy import select
 
-from mailer.models import Reader
 from mailer.common.tokens import Purpose
+from mailer.models import Reader
 from tests.support import factories
 from tests.web.conftest import csrf_from
 

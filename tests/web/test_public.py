@@ -4,8 +4,8 @@ import re
 
 from sqlalchemy import select
 
-from mailer.models import Reader, ReaderStatus
 from mailer.common.tokens import Purpose
+from mailer.models import Reader, ReaderStatus
 from tests.support import factories
 
 

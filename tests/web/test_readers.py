@@ -7,11 +7,10 @@ import json
 
 from sqlalchemy import func, select
 
-from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
-from mailer.readers import address_change
-from mailer.readers import import_export as readers_io
-from mailer.readers import subscriptions
 from mailer.common.tokens import Purpose
+from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
+from mailer.readers import address_change, subscriptions
+from mailer.readers import import_export as readers_io
 from tests.support import factories
 from tests.web.conftest import csrf_from
 
@@ -166,14 +165,16 @@ def test_data_download_and_erasure(client, session, rt, dispatch):
     assert session.scalar(select(func.count(Reader.id))) == 0
 
 
-def test_every_signup_answer_is_padded_to_the_same_minimum(client, session, monkeypatch, dispatch):
+def test_every_signup_answer_is_padded_to_the_same_minimum(client, session, monkeypatch, dispatch, settings_override):
     """Behaviour, not timing: each successful answer waits out the rest of the
     configured minimum, whatever state the address was in."""
-    import mailer.web.public as public_module
+    import importlib
+
+    public_module = importlib.import_module("mailer.web.public")
 
     waits: list[float] = []
     monkeypatch.setattr(public_module.time, "sleep", waits.append)
-    monkeypatch.setenv("MAILER_SIGNUP_MIN_SECONDS", "30")
+    settings_override(signup_min_seconds=30.0)
     factories.reader(session, "known@example.org")
     token = csrf_from(client.get("/subscribe").get_data(as_text=True))
     for email in ("fresh@example.org", "known@example.org"):

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from mailer.models import Reader, ReaderStatus
-from mailer.delivery import sns
 from mailer.common.errors import ValidationError
+from mailer.delivery import sns
+from mailer.models import Reader, ReaderStatus
 from tests.support import factories
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:ses-bounces"
@@ -61,8 +61,8 @@ BOUNCE = {"notificationType": "Bounce", "bounce": {
 
 @pytest.mark.parametrize("version", ["1", "2"])
 def test_a_correctly_signed_message_verifies(signing_key, fetched, version):
-    sns.verify(signed(signing_key[0], BOUNCE, version), [TOPIC])
-    sns.verify(signed(signing_key[0], BOUNCE, version), [TOPIC])
+    sns.verify_sns_message(signed(signing_key[0], BOUNCE, version), [TOPIC])
+    sns.verify_sns_message(signed(signing_key[0], BOUNCE, version), [TOPIC])
     assert fetched == [CERT_URL]  # the certificate is fetched once, then kept
 
 
@@ -80,7 +80,7 @@ def test_a_correctly_signed_message_verifies(signing_key, fetched, version):
 ])
 def test_tampered_or_foreign_messages_are_refused(signing_key, fetched, changes, field):
     with pytest.raises(ValidationError) as info:
-        sns.verify(signed(signing_key[0], BOUNCE, **changes), [TOPIC])
+        sns.verify_sns_message(signed(signing_key[0], BOUNCE, **changes), [TOPIC])
     assert info.value.status == 403 and field in info.value.fields
 
 

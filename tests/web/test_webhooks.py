@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
 from mailer.delivery import bounces
+from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
 from mailer.readers.subscriptions import email_hash
 from tests.support import factories
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -12,11 +13,10 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from mailer.common import ValidationError
+from mailer.console import authenticate, change_own_password, create_token
 from mailer.extensions import db, limiter
-from mailer.models import ApiToken, Role, utcnow
-from mailer.console.api_tokens import create_token
-from mailer.console.editors import authenticate, change_own_password
-from mailer.common.errors import ValidationError
+from mailer.models import ApiToken, Editor, Role, utcnow
 from mailer.web.console import console
 from mailer.web.console.helpers import flash_error
 
@@ -160,3 +160,18 @@ def account_password() -> Response | tuple[str, int]:
     login_user(editor)
     flash("Your password is changed; other sessions of this account are logged out.")
     return redirect(url_for("console.account"))
+
+
+def load_editor(editor_id: str) -> object | None:
+    number, _, fingerprint = editor_id.partition(".")
+    if not number.isdigit() or len(number) > 18:
+        return None
+    editor = db.session.get(Editor, int(number))
+    # Flask-Login checks is_active only at login: without this, a deactivated
+    # editor's open session would keep working. A session from before the last
+    # password change carries an old fingerprint and ends too.
+    if editor is None or not editor.active:
+        return None
+    if not hmac.compare_digest(fingerprint, editor.session_fingerprint()):
+        return None
+    return editor

@@ -6,11 +6,11 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
+from mailer.common import ValidationError
+from mailer.console import article_stats
+from mailer.content import upsert_article
 from mailer.extensions import db
 from mailer.models import Article, Feed, Topic
-from mailer.console import stats
-from mailer.content.articles import upsert_article
-from mailer.common.errors import ValidationError
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number, text_arg
@@ -47,7 +47,7 @@ def article_edit(article_id: int) -> str:
     article = _article(article_id)
     topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
     return render_template("console/article.html", article=article, topics=topics,
-                           figures=stats.article_stats(db.session, article.id))
+                           figures=article_stats(db.session, article.id))
 
 
 @console.post("/articles/<int:article_id>")
@@ -72,7 +72,7 @@ def article_save(article_id: int) -> Response | tuple[str, int]:
         flash_error(exc)
         topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
         return render_template("console/article.html", article=_article(article_id),
-                               topics=topics, figures=stats.article_stats(db.session, article_id)
+                               topics=topics, figures=article_stats(db.session, article_id)
                                ), exc.status
     flash("Article saved.")
     return redirect(url_for("console.article_edit", article_id=article_id))

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from mailer.console import EditionStats, activity_series, reader_counts, reader_growth, recent_editions
 from mailer.extensions import db
-from mailer.console import stats
 from mailer.web.console import console
 from mailer.web.console.auth import viewer_required
 from mailer.web.console.charts import bar_chart, line_chart
 
 
-def _edition_label(s: stats.EditionStats) -> str:
+def _edition_label(s: EditionStats) -> str:
     return f"#{s.id}"
 
 
 @console.get("/")
 @viewer_required
 def dashboard() -> str:
-    counts = stats.reader_counts(db.session)
-    growth = stats.reader_growth(db.session, days=30)
-    recent = stats.recent_editions(db.session, limit=10)
+    counts = reader_counts(db.session)
+    growth = reader_growth(db.session, days=30)
+    recent = recent_editions(db.session, limit=10)
     growth_chart = line_chart("New readers per day, last 30 days",
                               [d.strftime("%d %b") for d, _ in growth],
                               {"readers": [n for _, n in growth]})
@@ -39,14 +39,14 @@ def reports() -> str:
         days = min(max(int(request.args.get("days", 30)), 7), 365)
     except ValueError:
         days = 30
-    series = stats.activity_series(db.session, days=days)
+    series = activity_series(db.session, days=days)
     labels = [d.strftime("%d %b") for d, _ in series["sends"]]
     over_time = line_chart(f"Sends and reader actions per day, last {days} days", labels,
                            {name: [n for _, n in values] for name, values in series.items()})
     actions = line_chart("Opens, clicks, unsubscribes and bounces per day", labels,
                          {name: [n for _, n in values] for name, values in series.items()
                           if name != "sends"})
-    recent = stats.recent_editions(db.session, limit=20)
+    recent = recent_editions(db.session, limit=20)
     per_edition = bar_chart("Sends per edition",
                             [(_edition_label(s), {"sends": s.sent}) for s in reversed(recent)])
     per_edition_actions = bar_chart(

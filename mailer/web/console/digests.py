@@ -11,16 +11,13 @@ from markupsafe import escape
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from mailer.common import ValidationError
+from mailer.content import save_digest
+from mailer.editions import preview_digest, start_edition, test_send
 from mailer.extensions import db
+from mailer.mail import TemplateError, digest_layouts
 from mailer.models import Digest, Edition, EditionStatus, Topic
 from mailer.runtime import runtime
-from mailer.mail.senders import make_sender
-from mailer.editions import console_preview
-from mailer.editions import control as editions
-from mailer.content.digests import save_digest
-from mailer.common.errors import ValidationError
-from mailer.mail.messages import domain_of
-from mailer.mail.rendering import TemplateError, template_names
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.helpers import flash_error
@@ -32,9 +29,6 @@ PREVIEW_HEADERS = {
                                "style-src 'unsafe-inline'; frame-ancestors 'self'",
     "X-Frame-Options": "SAMEORIGIN",
 }
-
-
-TRANSACTIONAL = ("confirm",)  # one-off emails, not digest layouts
 
 
 def _digest(digest_id: int) -> Digest:
@@ -66,7 +60,7 @@ def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
         recent = db.session.scalars(select(Edition).where(Edition.digest_id == digest.id)
                                     .order_by(Edition.id.desc()).limit(10)).all()
     return render_template("console/digest.html", digest=digest, topics=topics,
-                           templates=[t for t in template_names() if t not in TRANSACTIONAL],
+                           templates=digest_layouts(),
                            drafts=drafts, recent=recent), status
 
 
@@ -125,7 +119,7 @@ def digest_preview(digest_id: int) -> str:
     preview = None
     error = ""
     try:
-        preview = console_preview.build_preview(db.session, runtime().settings, digest)
+        preview = preview_digest(db.session, runtime().settings, digest.id)
     except TemplateError as exc:
         error = str(exc)
     return render_template("console/preview.html", digest=digest, preview=preview, error=error)
@@ -134,14 +128,14 @@ def digest_preview(digest_id: int) -> str:
 @console.get("/digests/<int:digest_id>/preview.html")
 @viewer_required
 def digest_preview_html(digest_id: int) -> Response:
-    preview = console_preview.build_preview(db.session, runtime().settings, _digest(digest_id))
+    preview = preview_digest(db.session, runtime().settings, _digest(digest_id).id)
     return Response(preview.html, mimetype="text/html", headers=PREVIEW_HEADERS)
 
 
 @console.get("/digests/<int:digest_id>/preview.txt")
 @viewer_required
 def digest_preview_text(digest_id: int) -> Response:
-    preview = console_preview.build_preview(db.session, runtime().settings, _digest(digest_id))
+    preview = preview_digest(db.session, runtime().settings, _digest(digest_id).id)
     return Response(preview.text, mimetype="text/plain", headers=PREVIEW_HEADERS)
 
 
@@ -149,7 +143,7 @@ def digest_preview_text(digest_id: int) -> Response:
 @viewer_required
 def digest_preview_text_framed(digest_id: int) -> Response:
     """The text part as an escaped <pre>, for the preview frame."""
-    preview = console_preview.build_preview(db.session, runtime().settings, _digest(digest_id))
+    preview = preview_digest(db.session, runtime().settings, _digest(digest_id).id)
     page = ('<!doctype html><meta charset="utf-8"><pre style="white-space:pre-wrap;'
             'font:14px/1.45 monospace;margin:12px">' + str(escape(preview.text)) + "</pre>")
     return Response(page, mimetype="text/html", headers=PREVIEW_HEADERS)
@@ -160,22 +154,15 @@ def digest_preview_text_framed(digest_id: int) -> Response:
 def digest_test_send(digest_id: int) -> Response:
     digest = _digest(digest_id)
     rt = runtime()
-    try:
-        addresses = console_preview.parse_addresses(str(request.form.get("addresses", ""))[:2000])
-    except ValidationError as exc:
-        flash_error(exc)
-        return redirect(url_for("console.digest_preview", digest_id=digest_id))
-    settings = rt.settings
-    sender = rt.sender_override or make_sender(settings.smtp_url, settings.outbox_path,
-                                               helo=domain_of(settings.mail_from))
-    try:
-        accepted = console_preview.send_test(db.session, settings, sender, digest, addresses)
-    except ValidationError as exc:
-        flash_error(exc)
-        return redirect(url_for("console.digest_preview", digest_id=digest_id))
-    finally:
-        if sender is not rt.sender_override:
-            sender.close()
+    raw = str(request.form.get("addresses", ""))[:2000]
+    with rt.one_off_sender() as sender:
+        try:
+            results = test_send(db.session, rt.settings, sender, digest.id, raw)
+        except ValidationError as exc:
+            flash_error(exc)
+            return redirect(url_for("console.digest_preview", digest_id=digest_id))
+    addresses = list(results)
+    accepted = sum(1 for outcome in results.values() if outcome == "sent")
     flash(f"Test sent: {accepted} of {len(addresses)} accepted by the mail server.",
           "ok" if accepted == len(addresses) else "error")
     return redirect(url_for("console.digest_preview", digest_id=digest_id))
@@ -186,7 +173,7 @@ def digest_test_send(digest_id: int) -> Response:
 def digest_send(digest_id: int) -> Response:
     digest = _digest(digest_id)
     try:
-        edition = editions.start_edition(db.session, digest.id, created_by=current_user.email)
+        edition = start_edition(db.session, digest.id, created_by=current_user.email)
     except ValidationError as exc:
         db.session.rollback()
         flash_error(exc)

@@ -8,12 +8,12 @@ from flask import flash, jsonify, redirect, render_template, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from mailer import editions as editions_service
+from mailer.common import ValidationError
+from mailer.console import FINAL_EDITION_STATES, delivery_counts, edition_stats, link_stats
 from mailer.extensions import db
 from mailer.models import DeliveryStatus, Edition
 from mailer.runtime import runtime
-from mailer.editions import control as service
-from mailer.console import stats
-from mailer.common.errors import ValidationError
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number
@@ -23,10 +23,10 @@ FINAL_STATES = ("done", "cancelled", "failed")
 
 def progress_json(edition_id: int) -> dict[str, object]:
     edition = db.session.get(Edition, edition_id)
-    if edition is not None and edition.status in stats.FINAL_EDITION_STATES:
+    if edition is not None and edition.status in FINAL_EDITION_STATES:
         p = _final_progress(edition)  # counted once, then read from edition_figures
     else:
-        p = service.progress(db.session, edition_id)
+        p = editions_service.progress(db.session, edition_id)
     planned = int(p["planned"] or 0)  # type: ignore[call-overload]  # counters are ints
     done = planned - int(p["remaining"])  # type: ignore[call-overload]
     p["done"] = done
@@ -37,7 +37,7 @@ def progress_json(edition_id: int) -> dict[str, object]:
 
 
 def _final_progress(edition: Edition) -> dict[str, object]:
-    counts = stats.delivery_counts(db.session, [edition.id])[edition.id]
+    counts = delivery_counts(db.session, [edition.id])[edition.id]
     return {
         "id": edition.id, "digest": edition.digest.name, "digest_id": edition.digest_id,
         "status": edition.status, "subject": edition.subject,
@@ -58,7 +58,7 @@ def editions() -> str:
     page = page_number()
     ids = list(db.session.scalars(select(Edition.id).order_by(Edition.id.desc())
                                   .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
-    rows = stats.edition_stats(db.session, ids[:PAGE_SIZE])
+    rows = edition_stats(db.session, ids[:PAGE_SIZE])
     return render_template("console/editions.html", editions=rows, page=page,
                            more=len(ids) > PAGE_SIZE)
 
@@ -67,9 +67,9 @@ def editions() -> str:
 @viewer_required
 def edition(edition_id: int) -> str:
     row = db.get_or_404(Edition, edition_id, description="No such edition.")
-    figures = stats.edition_stats(db.session, [edition_id])[0]
+    figures = edition_stats(db.session, [edition_id])[0]
     return render_template("console/edition.html", edition=row, p=progress_json(edition_id),
-                           figures=figures, links=stats.link_stats(db.session, edition_id))
+                           figures=figures, links=link_stats(db.session, edition_id))
 
 
 @console.get("/editions/<int:edition_id>/progress.json")
@@ -92,25 +92,25 @@ def _control(edition_id: int, action: Callable[[], object], done: str) -> Respon
 @console.post("/editions/<int:edition_id>/pause")
 @editor_required
 def edition_pause(edition_id: int) -> Response:
-    return _control(edition_id, lambda: service.pause_edition(db.session, edition_id), "Paused.")
+    return _control(edition_id, lambda: editions_service.pause_edition(db.session, edition_id), "Paused.")
 
 
 @console.post("/editions/<int:edition_id>/resume")
 @editor_required
 def edition_resume(edition_id: int) -> Response:
-    return _control(edition_id, lambda: service.resume_edition(
+    return _control(edition_id, lambda: editions_service.resume_edition(
         db.session, runtime().settings, edition_id), "Resumed.")
 
 
 @console.post("/editions/<int:edition_id>/cancel")
 @editor_required
 def edition_cancel(edition_id: int) -> Response:
-    return _control(edition_id, lambda: service.cancel_edition(db.session, edition_id),
+    return _control(edition_id, lambda: editions_service.cancel_edition(db.session, edition_id),
                     "Cancelled: nothing more will be sent.")
 
 
 @console.post("/editions/<int:edition_id>/approve")
 @editor_required
 def edition_approve(edition_id: int) -> Response:
-    return _control(edition_id, lambda: service.approve_edition(db.session, edition_id),
+    return _control(edition_id, lambda: editions_service.approve_edition(db.session, edition_id),
                     "Approved: the edition is being prepared and sent.")

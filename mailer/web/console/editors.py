@@ -12,17 +12,17 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from mailer.common import ValidationError
+from mailer.console import create_editor, list_editors, set_active, set_password, set_role
 from mailer.extensions import db
 from mailer.models import Editor, Role
-from mailer.console import editors as accounts
-from mailer.common.errors import ValidationError
 from mailer.web.console import console
 from mailer.web.console.auth import admin_required
 from mailer.web.console.helpers import flash_error
 
 
 def _page(status: int = 200, form: dict[str, str] | None = None) -> tuple[str, int]:
-    return render_template("console/editors.html", editors=accounts.list_editors(db.session),
+    return render_template("console/editors.html", editors=list_editors(db.session),
                            roles=Role.ALL, form=form or {}), status
 
 
@@ -45,7 +45,7 @@ def editor_create() -> Response | tuple[str, int]:
     email = str(request.form.get("email", ""))[:400]
     role = str(request.form.get("role", Role.EDITOR))
     try:
-        editor = accounts.create_editor(db.session, email, str(request.form.get("password", "")),
+        editor = create_editor(db.session, email, str(request.form.get("password", "")),
                                         role)
     except ValidationError as exc:
         db.session.rollback()
@@ -70,21 +70,21 @@ def _apply(change: Callable[[], Editor], done: Callable[[Editor], str]) -> Respo
 @admin_required
 def editor_role(editor_id: int) -> Response | tuple[str, int]:
     role = str(request.form.get("role", ""))
-    return _apply(lambda: accounts.set_role(db.session, current_user.id, editor_id, role),
+    return _apply(lambda: set_role(db.session, current_user.id, editor_id, role),
                   lambda e: f"{e.email} is now {e.role}.")
 
 
 @console.post("/editors/<int:editor_id>/deactivate")
 @admin_required
 def editor_deactivate(editor_id: int) -> Response | tuple[str, int]:
-    return _apply(lambda: accounts.set_active(db.session, current_user.id, editor_id, False),
+    return _apply(lambda: set_active(db.session, current_user.id, editor_id, False),
                   lambda e: f"{e.email} deactivated: logged out, cannot log in, API tokens revoked.")
 
 
 @console.post("/editors/<int:editor_id>/reactivate")
 @admin_required
 def editor_reactivate(editor_id: int) -> Response | tuple[str, int]:
-    return _apply(lambda: accounts.set_active(db.session, current_user.id, editor_id, True),
+    return _apply(lambda: set_active(db.session, current_user.id, editor_id, True),
                   lambda e: f"{e.email} reactivated.")
 
 
@@ -92,5 +92,5 @@ def editor_reactivate(editor_id: int) -> Response | tuple[str, int]:
 @admin_required
 def editor_password(editor_id: int) -> Response | tuple[str, int]:
     password = str(request.form.get("password", ""))
-    return _apply(lambda: accounts.set_password(db.session, current_user.id, editor_id, password),
+    return _apply(lambda: set_password(db.session, current_user.id, editor_id, password),
                   lambda e: f"New password set for {e.email}.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import flash, request
 
-from mailer.common.errors import ValidationError
+from mailer.common import ValidationError
 
 PAGE_SIZE = 50
 

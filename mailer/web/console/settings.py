@@ -6,9 +6,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import render_template, request
 
+from mailer.console import CheckResult, check_dkim, check_smtp
+from mailer.mail import domain_of
 from mailer.runtime import runtime
-from mailer.mail.messages import domain_of
-from mailer.console.settings_checks import CheckResult, check_dkim, check_smtp
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
 

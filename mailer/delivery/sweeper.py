@@ -1,0 +1,90 @@
+"""The sweeper: repairs what dead workers and lost broker messages leave behind."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from mailer.config import Settings
+from mailer.delivery.ledger import finish_if_complete
+from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
+from mailer.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    utcnow,
+)
+from mailer.models.base import DbSession
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class SweepReport:
+    unknown: int = 0
+    released: int = 0
+    woken: list[int] = field(default_factory=list)
+    recompiled: list[int] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+
+
+def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -> SweepReport:
+    """Repair what dead workers and lost broker messages left behind.
+
+    - `sending` rows whose lease ran out: the worker died mid-transaction; the
+      message may have arrived, so `unknown` (shown to editors, never re-sent).
+    - `claimed` rows whose lease ran out: never started, back to `pending`.
+    - sending editions with due work and no recent activity: lanes re-enqueued
+      (a lost broker message only delays the send).
+    """
+    now = now or utcnow()
+    report = SweepReport()
+    stale = now - timedelta(seconds=settings.claim_lease_seconds)
+    report.unknown = session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stale)
+        .values(status=DeliveryStatus.UNKNOWN,
+                error="worker lost during the SMTP transaction; the message may have arrived")
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    report.released = session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.CLAIMED, Delivery.claimed_at < stale)
+        .values(status=DeliveryStatus.PENDING, claimed_by="")
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+
+    quiet = now - timedelta(seconds=max(5, settings.claim_lease_seconds // 2))
+    for edition in session.scalars(
+        select(Edition).where(Edition.status == EditionStatus.SENDING)
+    ).all():
+        due = session.scalar(
+            select(func.count()).select_from(Delivery).where(
+                Delivery.edition_id == edition.id,
+                (Delivery.status == DeliveryStatus.PENDING)
+                | ((Delivery.status == DeliveryStatus.RETRY) & (Delivery.next_attempt_at <= now)),
+            )
+        )
+        if due and (edition.last_activity_at is None or edition.last_activity_at < quiet
+                    or report.released):
+            edition.last_activity_at = now
+            start_lanes_on_commit(session, edition.id, settings.send_lanes)
+            report.woken.append(edition.id)
+        elif not due and finish_if_complete(session, edition.id):
+            report.finished.append(edition.id)
+    for edition in session.scalars(
+        select(Edition).where(
+            Edition.status == EditionStatus.COMPILING,
+            Edition.created_at < now - timedelta(seconds=60),
+            (Edition.last_activity_at.is_(None)) | (Edition.last_activity_at < quiet),
+        )
+    ).all():
+        edition.last_activity_at = now
+        enqueue_on_commit(session, TaskName.PREPARE_EDITION, edition.id)
+        report.recompiled.append(edition.id)
+    session.commit()
+    return report
