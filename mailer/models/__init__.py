@@ -1,12 +1,12 @@
 """All tables. Import models from here."""
 
 from mailer.models.base import Base, db, utcnow
-from mailer.models.console import EditionFigures
 from mailer.models.content import Article, Digest, Feed, article_topics, digest_topics
 from mailer.models.editions import (
     Delivery,
     DeliveryStatus,
     Edition,
+    EditionFigures,
     EditionLink,
     EditionStatus,
     EditionVariant,

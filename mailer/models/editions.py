@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum, nonmember
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,7 +12,7 @@ from mailer.models.base import Base, utcnow
 from mailer.models.content import Digest
 
 
-class EditionStatus:
+class EditionStatus(StrEnum):
     DRAFT = "draft"  # waits for an editor's approval
     COMPILING = "compiling"
     SENDING = "sending"
@@ -19,10 +20,11 @@ class EditionStatus:
     CANCELLED = "cancelled"
     DONE = "done"
     FAILED = "failed"  # compile or planning failed; `error` says why
-    OPEN = (COMPILING, SENDING, PAUSED)
+    # still moving: a lane or the compiler may act on it
+    OPEN = nonmember(("compiling", "sending", "paused"))
 
 
-class DeliveryStatus:
+class DeliveryStatus(StrEnum):
     PENDING = "pending"  # planned, waiting for a worker
     CLAIMED = "claimed"  # taken by a worker; SMTP not started for it yet
     SENDING = "sending"  # SMTP transaction under way: may have reached the server
@@ -33,8 +35,8 @@ class DeliveryStatus:
     SKIPPED = "skipped"  # reader left or was suppressed after planning
     CANCELLED = "cancelled"
     # still to be done by a worker
-    OUTSTANDING = (PENDING, CLAIMED, SENDING, RETRY)
-    FINAL = (SENT, FAILED, UNKNOWN, SKIPPED, CANCELLED)
+    OUTSTANDING = nonmember(("pending", "claimed", "sending", "retry"))
+    FINAL = nonmember(("sent", "failed", "unknown", "skipped", "cancelled"))
 
 
 class Edition(Base):
@@ -132,3 +134,26 @@ class EditionLink(Base):
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
     url: Mapped[str] = mapped_column(String(2000))
+
+
+class EditionFigures(Base):
+    """Delivery counts of an edition that has finished (done, cancelled, failed):
+    they no longer change, so they are counted once instead of on every page view."""
+
+    __tablename__ = "edition_figures"
+
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
+    planned: Mapped[int] = mapped_column(default=0)
+    sent: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    unknown: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    cancelled: Mapped[int] = mapped_column(default=0)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Sends per day (charts).
+deliveries_sent_at = Index("ix_deliveries_sent_at", Delivery.sent_at)
+# Per-article figures.
+edition_links_article = Index("ix_edition_links_article_id", EditionLink.article_id)

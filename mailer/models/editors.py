@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from enum import StrEnum, nonmember
 
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,11 +12,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mailer.models.base import Base, utcnow
 
 
-class Role:
+class Role(StrEnum):
     ADMIN = "admin"
     EDITOR = "editor"
     VIEWER = "viewer"
-    ALL = (ADMIN, EDITOR, VIEWER)
+    ALL = nonmember(("admin", "editor", "viewer"))
 
 
 class Editor(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum, nonmember
 from typing import Any
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, text
@@ -19,7 +20,7 @@ reader_topics = Table(
 )
 
 
-class ReaderStatus:
+class ReaderStatus(StrEnum):
     PENDING = "pending"  # signed up, not yet confirmed
     CONFIRMED = "confirmed"
     UNSUBSCRIBED = "unsubscribed"
@@ -27,12 +28,12 @@ class ReaderStatus:
     COMPLAINED = "complained"
 
 
-class Frequency:
+class Frequency(StrEnum):
     IMMEDIATE = "immediate"  # every edition, as published
     DAILY = "daily"
     WEEKLY = "weekly"
     PAUSED = "paused"
-    ALL = (IMMEDIATE, DAILY, WEEKLY, PAUSED)
+    ALL = nonmember(("immediate", "daily", "weekly", "paused"))
 
 
 class Topic(Base):
@@ -110,3 +111,12 @@ class ReaderEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# Reader search is an email prefix: `email_key LIKE 'abc%'` needs pattern ops on
+# PostgreSQL when the database collation is not C.
+readers_email_prefix = Index("ix_readers_email_key_prefix", Reader.email_key,
+                             postgresql_ops={"email_key": "varchar_pattern_ops"})
+# Charts: events of a kind per day.
+reader_events_kind_time = Index("ix_reader_events_kind_created_at", ReaderEvent.kind,
+                                ReaderEvent.created_at)
