@@ -9,7 +9,7 @@ from flask import Flask, Response, request
 from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
 from mailer.web.api import api
 from mailer.web.archive import archive
-from mailer.web.console import console
+from mailer.web.console.blueprint import console
 from mailer.web.digests_api import digests_api
 from mailer.web.errors import register_error_handlers
 from mailer.web.public import public

@@ -7,11 +7,7 @@ editors may send anything but GET/HEAD. CSRF is checked globally by CSRFProtect.
 
 from __future__ import annotations
 
-from flask import Blueprint
-
-console = Blueprint("console", __name__)
-
-from mailer.web.console import (  # noqa: E402  (views register on the blueprint)
+from mailer.web.console import (  # the views register on the blueprint
     auth,
     content,
     dashboard,
@@ -22,6 +18,7 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     readers,
     settings,
 )
+from mailer.web.console.blueprint import console
 
 __all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
            "readers", "settings"]

@@ -17,7 +17,7 @@ from mailer.common import ValidationError
 from mailer.console import authenticate, change_own_password, create_token
 from mailer.extensions import db, limiter
 from mailer.models import ApiToken, Editor, Role, utcnow
-from mailer.web.console import console
+from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import flash_error
 
 F = TypeVar("F", bound=Callable[..., Any])

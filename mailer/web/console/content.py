@@ -11,8 +11,8 @@ from mailer.console import article_stats
 from mailer.content import upsert_article
 from mailer.extensions import db
 from mailer.models import Article, Feed, Topic
-from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
+from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number, text_arg
 
 

@@ -6,8 +6,8 @@ from flask import render_template, request
 
 from mailer.console import EditionStats, activity_series, reader_counts, reader_growth, recent_editions
 from mailer.extensions import db
-from mailer.web.console import console
 from mailer.web.console.auth import viewer_required
+from mailer.web.console.blueprint import console
 from mailer.web.console.charts import bar_chart, line_chart
 
 

@@ -18,8 +18,8 @@ from mailer.extensions import db
 from mailer.mail import TemplateError, digest_layouts
 from mailer.models import Digest, Edition, EditionStatus, Topic
 from mailer.runtime import runtime
-from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
+from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import flash_error
 
 # Previews are shown in sandboxed iframes: our own pages may frame them, nothing

@@ -14,8 +14,8 @@ from mailer.console import FINAL_EDITION_STATES, delivery_counts, edition_stats,
 from mailer.extensions import db
 from mailer.models import DeliveryStatus, Edition
 from mailer.runtime import runtime
-from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
+from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number
 
 FINAL_STATES = ("done", "cancelled", "failed")

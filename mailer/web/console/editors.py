@@ -16,8 +16,8 @@ from mailer.common import ValidationError
 from mailer.console import create_editor, list_editors, set_active, set_password, set_role
 from mailer.extensions import db
 from mailer.models import Editor, Role
-from mailer.web.console import console
 from mailer.web.console.auth import admin_required
+from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import flash_error
 
 

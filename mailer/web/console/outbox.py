@@ -11,8 +11,8 @@ from pathlib import Path
 from flask import abort, render_template
 
 from mailer.runtime import runtime
-from mailer.web.console import console
 from mailer.web.console.auth import viewer_required
+from mailer.web.console.blueprint import console
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.eml")
 LIST_LIMIT = 200

@@ -9,8 +9,8 @@ from sqlalchemy import exists, select
 
 from mailer.extensions import db
 from mailer.models import Delivery, Edition, Reader, ReaderEvent, ReaderStatus, Topic, reader_topics
-from mailer.web.console import console
 from mailer.web.console.auth import viewer_required
+from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, page_number, text_arg
 
 STATUSES = (ReaderStatus.PENDING, ReaderStatus.CONFIRMED, ReaderStatus.UNSUBSCRIBED,

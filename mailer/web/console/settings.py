@@ -9,8 +9,8 @@ from flask import render_template, request
 from mailer.console import CheckResult, check_dkim, check_smtp
 from mailer.mail import domain_of
 from mailer.runtime import runtime
-from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
+from mailer.web.console.blueprint import console
 
 
 def _masked(url: str) -> str:

@@ -17,7 +17,7 @@ from mailer import delivery
 from mailer.mail.messages import DkimSigner, MessageSkeleton, Recipient
 from mailer.models import Reader
 from mailer.runtime import build_runtime
-from tests.services.test_delivery import planned_edition
+from tests.delivery.test_lane_and_sweeper import planned_edition
 
 
 @pytest.fixture(scope="module")
