@@ -136,7 +136,7 @@ def article_pool(session: DbSession, digest: Digest, now: datetime) -> list[Pool
     return [PoolArticle(a, p, frozenset(topics[a])) for a, p in rows]
 
 
-def recent_editions(session: DbSession, digest: Digest, edition_id: int, now: datetime
+def editions_in_lookback(session: DbSession, digest: Digest, edition_id: int, now: datetime
                     ) -> dict[int, datetime]:
     """Editions of this digest other than `edition_id` inside the look-back window: id -> start."""
     rows = session.execute(
@@ -288,7 +288,7 @@ def due_selections(session: DbSession, digest: Digest, eligible: ColumnElement[b
     pool = article_pool(session, digest, now)
     if not pool:
         return []
-    recent = recent_editions(session, digest, 0, now)
+    recent = editions_in_lookback(session, digest, 0, now)
     groups = reader_groups(session, per_reader_rows(session, digest, 0, eligible, pool, recent, now))
     chosen = (choose(group, pool, recent, now - LOOKBACK, digest.max_articles) for group in groups)
     return [selection for selection in chosen if selection]

@@ -38,7 +38,7 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     cutoff = edition.created_at
     clock = _StageClock()
     pool = planning.article_pool(session, digest, cutoff)
-    recent = planning.recent_editions(session, digest, edition.id, cutoff)
+    recent = planning.editions_in_lookback(session, digest, edition.id, cutoff)
     rows = planning.per_reader_rows(session, digest, edition.id, eligible_readers(digest), pool,
                                     recent, cutoff)
     planning.materialize(session, rows)
