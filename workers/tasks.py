@@ -18,6 +18,7 @@ from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
 from mailer.runtime import runtime
+from workers import shutdown
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def send_lane(edition_id: int) -> dict[str, int | str]:
         tokens=rt.tokens,
         skeletons=rt.skeletons(),
         limiter=rt.limiter(),
+        should_stop=partial(shutdown.requested, rt.settings.instance_path / "run"),
     )
     return {"sent": report.sent, "claimed": report.claimed, "stopped": report.stopped}
 

@@ -98,9 +98,12 @@ def run_lane(
     limiter: RateLimiter | None = None,
     budget_seconds: float = 20.0,
     clock: Callable[[], float] = time.monotonic,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> LaneReport:
     """Send claimed chunks of one edition until it is done, paused, or this lane's
-    time budget runs out (then the lane re-enqueues itself, letting other work in)."""
+    time budget runs out (then the lane re-enqueues itself, letting other work in).
+    `should_stop` (a warm shutdown of the worker) is asked between messages: the
+    lane then hands back what it claimed and re-enqueues itself."""
     limiter = limiter or NoLimit()
     worker = worker_name()
     ledger = LedgerWriter(session, worker, settings)
@@ -148,9 +151,13 @@ def run_lane(
             ledger.skip(gone, "reader unsubscribed or suppressed after planning")
             session.commit()
             skip = set(gone)
+            stopping = False
             for delivery_id, reader_id, variant_id in rows:
                 if delivery_id in skip:
                     continue
+                if should_stop():
+                    stopping = True
+                    break
                 if clock() - last_heartbeat > settings.claim_lease_seconds / 3:
                     heartbeat(session, worker)
                     last_heartbeat = clock()
@@ -183,10 +190,11 @@ def run_lane(
                 update(Edition).where(Edition.id == edition_id).values(last_activity_at=utcnow())
             )
             session.commit()
-            if clock() - started > budget_seconds:
+            if stopping or clock() - started > budget_seconds:
                 enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
                 session.commit()
-                report.stopped = "time budget used; re-enqueued"
+                report.stopped = ("worker shutting down" if stopping else "time budget used") + \
+                    "; re-enqueued"
                 break
     finally:
         try:
