@@ -29,6 +29,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     String,
+    Subquery,
     Table,
     Text,
     and_,
@@ -159,7 +160,7 @@ def per_reader_rows(
     pool: Sequence[PoolArticle],
     recent: dict[int, datetime],
     now: datetime,
-):  # type: ignore[no-untyped-def]
+) -> Subquery:
     """One row per reader due for this edition: (reader_id, topic_sig, last_id, received_sig)."""
     digest_topics = [t.id for t in digest.topics]
     topic_pairs = select(reader_topics.c.reader_id, reader_topics.c.topic_id)
