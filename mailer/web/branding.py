@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask, has_request_context, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailer.extensions import db
@@ -16,9 +16,14 @@ from mailer.runtime import runtime
 log = logging.getLogger(__name__)
 
 
+_KEY = "mailer.publication"
+
+
 def current_publication() -> Publication:
-    cached = g.get("publication")
-    if cached is None:
+    """Once per request (kept in the WSGI environ, which dies with the request)."""
+    store: dict[str, object] = request.environ if has_request_context() else {}
+    cached = store.get(_KEY)
+    if not isinstance(cached, Publication):
         settings = runtime().settings
         try:
             cached = load_publication(db.session, settings)
@@ -27,7 +32,7 @@ def current_publication() -> Publication:
             log.warning("publication settings unavailable; using the environment defaults")
             db.session.rollback()
             cached = publication_defaults(settings)
-        g.publication = cached
+        store[_KEY] = cached
     return cached
 
 

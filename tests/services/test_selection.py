@@ -181,16 +181,18 @@ def test_planning_does_not_loop_over_readers(session, rt, dispatch):
     assert statements_for(3) == statements_for(60)
 
 
-def test_size_guard_caps_cards_and_records_truncation(session, rt, dispatch):
+@pytest.mark.parametrize("layout", ["digest", "cards"])
+def test_size_guard_caps_cards_and_records_truncation(session, rt, dispatch, layout):
     t = factories.topic(session)
     factories.reader(session, topics=[t])
     for n in range(50):
         a = factories.article(session, topics=[t], published_at=ago(minutes=n + 1),
                               title=f"A long headline number {n} " + "word " * 30)
         a.summary = "A summary that goes on and on. " * 10
-        a.image_url = f"https://img.example.org/{n}.jpg"
+        a.image_url = f"https://img.example.org/{n}/" + "long-image-path/" * 40 + "a.jpg"
+        a.url = f"https://news.example.org/{n}/" + "a-long-slug-of-words/" * 40
     session.commit()
-    d = factories.digest(session, topics=[t], max_articles=50)
+    d = factories.digest(session, topics=[t], max_articles=50, template=layout)
     edition, got = run(session, rt, d)
     variant = session.scalars(select(EditionVariant).where(EditionVariant.edition_id == edition.id)).one()
     assert variant.truncated > 0
