@@ -129,6 +129,24 @@ def _domain_rates(raw: str) -> dict[str, float]:
     return rates
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def missing_instance(cwd: Path | None = None) -> str | None:
+    """Why a command line run here would start a new, empty instance by accident:
+    no MAILER_INSTANCE_PATH or MAILER_DATABASE_URL, no `instance/` folder, and not
+    the project folder (where a fresh clone creates its instance). None if fine."""
+    cwd = (cwd or Path.cwd()).resolve()
+    load_dotenv(cwd / ".env", override=False)
+    if _env("MAILER_INSTANCE_PATH") or _env("MAILER_DATABASE_URL"):
+        return None
+    if (cwd / "instance").is_dir() or cwd == PROJECT_ROOT:
+        return None
+    return (f"No mailer instance here: expected the folder {cwd / 'instance'} (the SQLite "
+            f"database, outbox and secret key). Run the command from the project folder "
+            f"({PROJECT_ROOT}), or set MAILER_INSTANCE_PATH or MAILER_DATABASE_URL.")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings; `overrides` (used by tests) win over the environment."""
     load_dotenv(Path.cwd() / ".env", override=False)

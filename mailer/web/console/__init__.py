@@ -16,6 +16,7 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     content,
     dashboard,
     digests,
+    drafts,
     editions,
     editors,
     outbox,
@@ -23,5 +24,5 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     settings,
 )
 
-__all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
+__all__ = ["auth", "console", "content", "dashboard", "digests", "drafts", "editions", "editors", "outbox",
            "readers", "settings"]
