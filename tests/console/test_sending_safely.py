@@ -84,7 +84,7 @@ def test_digest_form_saves_intro_and_section_order(editor, session):
 
 
 def test_draft_stories_pin_move_drop_and_the_edition_follows(editor, session, rt, dispatch):
-    digest, articles = _digest_with_readers(session, readers=2, approval="draft")
+    digest, _articles = _digest_with_readers(session, readers=2, approval="draft")
     draft = editions.start_edition(session, digest.id, slot="2026-11-29T07:00Z")
     assert draft.status == "draft"
     newest_first = list(draft.article_ids)
@@ -120,7 +120,7 @@ def test_cli_send_prints_the_count_and_creates_nothing_for_nobody(app, session, 
     assert result.exit_code == 1 and "nothing to send (no confirmed readers)" in result.output
     assert "Traceback" not in result.output
     assert session.scalar(select(func.count()).select_from(Edition)) == 0
-    digest, _ = _digest_with_readers(session, readers=4)
+    _digest, _ = _digest_with_readers(session, readers=4)
     result = runner.invoke(args=["send", "Daily", "--no-wait"])  # not a terminal: no prompt
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Daily: this edition will reach 4 reader(s) with 3 story(ies).")
