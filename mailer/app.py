@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from flask.cli import ScriptInfo
 
 from mailer import database
 from mailer.celery_setup import celery_init_app
@@ -24,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(**overrides: Any) -> Flask:
     """Build the app. `overrides` replace settings (tests); the environment
     supplies everything else."""
-    if not overrides and click.get_current_context(silent=True) is not None:
-        # A command line run outside the project creates no stray instance folder.
+    context = click.get_current_context(silent=True)
+    if not overrides and context is not None and context.find_object(ScriptInfo) is not None:
+        # A `flask`/`mailer` command run outside the project creates no stray instance.
         problem = missing_instance()
         if problem:
             raise click.ClickException(problem)

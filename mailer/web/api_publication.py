@@ -3,6 +3,8 @@ the publication's name, logo, colour, website, postal address and language."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 
 from mailer.common import ValidationError
@@ -47,3 +49,37 @@ def put_publication() -> Response | tuple[Response, int]:
         raise ValidationError("The request body must be a JSON object.", {"body": "not a JSON object"})
     return jsonify(publication_json(update_publication(db.session, settings, data,
                                                        updated_by="api")))
+
+
+_PUBLICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 200, "minLength": 1},
+        "logo_url": {"type": "string", "format": "uri", "description": "http(s) or empty"},
+        "accent_color": {"type": "string", "pattern": "^(#[0-9a-fA-F]{6})?$"},
+        "website_url": {"type": "string", "format": "uri", "description": "http(s) or empty"},
+        "postal_address": {"type": "string", "maxLength": 500},
+        "language": {"type": "string", "description": "BCP 47 tag, e.g. en, de-CH"},
+        "from_name": {"type": "string", "maxLength": 200},
+        "footer_text": {"type": "string", "maxLength": 1000},
+    },
+    "additionalProperties": False,
+}
+
+
+def publication_paths() -> dict[str, Any]:
+    """The OpenAPI paths of this module (merged into /api/v1/openapi.json)."""
+    def answer(code: str, text: str) -> dict[str, Any]:
+        return {code: {"description": text, "content": {"application/json": {
+            "schema": _PUBLICATION_SCHEMA if code == "200" else {"$ref": "#/components/schemas/Error"}}}}}
+    return {"/publication": {
+        "get": {"summary": "The publication settings (effective values: saved over environment defaults)",
+                "responses": {**answer("200", "OK"), **answer("401", "No or bad token")}},
+        "put": {"summary": "Change publication settings (admin token); fields left out keep their "
+                           "value, null goes back to the environment default",
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": _PUBLICATION_SCHEMA}}},
+                "responses": {**answer("200", "OK"), **answer("400", "Not a JSON object"),
+                              **answer("401", "No or bad token"), **answer("403", "Not an admin"),
+                              **answer("422", "A field is refused (named in fields)")}},
+    }}

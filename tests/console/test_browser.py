@@ -178,8 +178,14 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     test_mail = site.smtp.handler.to("desk@example.org")
     assert len(test_mail) == 1 and str(test_mail[0].message["Subject"]).startswith("[Test]")
 
-    # Send now: the edition page's bar moves without a reload.
-    page.click('button:has-text("Send now")')
+    # Send now asks first, with the number of readers it will reach.
+    page.goto(page.url.split("/preview")[0])
+    page.click('a:has-text("Send now")')
+    expect(page.locator('#send-plan [data-field="readers"]')).to_have_text(f"{READERS:,}")
+    page.screenshot(path=str(site.shots / f"{site.name}-04a-send-confirm.png"), full_page=True)
+    assert audit(page) == [], "04a-send-confirm: " + str(audit(page))
+    # The edition page's bar moves without a reload.
+    page.click(f'button:has-text("Send to {READERS:,} readers")')
     expect(page.locator("h1")).to_contain_text("Edition #")
     edition_url = page.url
     page.wait_for_function(
