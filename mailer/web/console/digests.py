@@ -174,7 +174,7 @@ def digest_test_send(digest_id: int) -> Response:
 
 
 @console.get("/digests/<int:digest_id>/send")
-@editor_required
+@viewer_required
 def digest_send_confirm(digest_id: int) -> str:
     """"Send now" asks first: how many readers it will reach (a dry run), with a
     last test send."""
