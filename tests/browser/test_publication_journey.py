@@ -168,6 +168,10 @@ def test_branding_send_with_confirmation_and_the_email_at_two_widths(site, chrom
         assert "Read the story" in view.locator("body").inner_text()
         expect(view.locator("h1")).to_contain_text("Ferry timetable changes")
         shot(view, f"4-email-{width}")
+        if width == 375:  # dark mode: the reader's client asks for it, the email follows
+            view.emulate_media(color_scheme="dark")
+            assert view.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(18, 18, 18)"
+            shot(view, f"4-email-{width}-dark")
         view.close()
 
     # The archive copy: branded, and nobody's personal email.
