@@ -57,3 +57,18 @@ def test_pale_accent_is_not_used_for_text(session, rt):
     assert pub.accent == "#ffee00" and pub.ink_accent == "#9b1c1c"
     pub = update_publication(session, rt.settings, {"accent_color": "#0b3d91"})
     assert pub.ink_accent == "#0b3d91"
+
+
+def test_a_command_outside_the_project_names_the_missing_instance(tmp_path, monkeypatch):
+    from mailer.config import PROJECT_ROOT, missing_instance
+
+    for name in ("MAILER_INSTANCE_PATH", "MAILER_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    message = missing_instance(tmp_path)
+    assert message and str(tmp_path / "instance") in message and str(PROJECT_ROOT) in message
+    assert not (tmp_path / "instance").exists()
+    assert missing_instance(PROJECT_ROOT) is None
+    (tmp_path / "instance").mkdir()
+    assert missing_instance(tmp_path) is None
+    monkeypatch.setenv("MAILER_DATABASE_URL", "sqlite:///x.db")
+    assert missing_instance(tmp_path / "instance") is None
