@@ -42,9 +42,13 @@ def test_confirmation_page_says_why_nothing_would_go(editor, session):
     assert "Nothing to send: no confirmed readers" in page and "Send to" not in page
 
 
-def test_viewers_cannot_open_send_now(viewer, session):
+def test_viewers_see_the_reach_but_cannot_send(viewer, session):
     digest, _ = _digest_with_readers(session)
-    assert viewer.get(f"/console/digests/{digest.id}/send").status_code == 403
+    page = viewer.get(f"/console/digests/{digest.id}/send").get_data(as_text=True)
+    assert 'data-field="readers">3<' in page and 'disabled title="Viewers cannot send"' in page
+    r = viewer.post(f"/console/digests/{digest.id}/send", {"confirmed": "yes"})
+    assert r.status_code == 403
+    assert session.scalar(select(func.count()).select_from(Edition)) == 0
 
 
 def test_archived_digest_is_not_listed_scheduled_or_sent_and_keeps_editions(
