@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from mailer import editions
 from mailer.content import archive_digest
 from mailer.editions import run_due
-from mailer.models import Delivery, Edition, EditionVariant, utcnow
+from mailer.models import Article, Delivery, Edition, EditionVariant, utcnow
 from tests.support import factories
 
 
@@ -104,6 +104,12 @@ def test_draft_stories_pin_move_drop_and_the_edition_follows(editor, session, rt
     assert "action must be one of" in r.get_data(as_text=True)
     session.refresh(draft)
     assert draft.article_ids == [last, newest_first[1]] and draft.dropped_ids == [newest_first[0]]
+    preview = editor.get(f"/console/editions/{draft.id}/preview.html")
+    assert preview.status_code == 200 and "sandbox" in preview.headers["Content-Security-Policy"]
+    html = preview.get_data(as_text=True)
+    lead = session.get(Article, last).title
+    dropped = session.get(Article, newest_first[0]).title
+    assert f">{lead}</a></h1>" in html and dropped not in html
     editions.approve_edition(session, draft.id)
     assert editions.prepare_edition(session, rt.settings, draft.id) == 2
     variants = session.scalars(select(EditionVariant).where(EditionVariant.edition_id == draft.id)).all()

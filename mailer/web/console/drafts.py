@@ -7,10 +7,12 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
-from mailer.editions import curate_draft, set_edition_subject
+from mailer.editions import curate_draft, preview_edition, set_edition_subject
 from mailer.extensions import db
 from mailer.models import Article, Edition
+from mailer.runtime import runtime
 from mailer.web.console import console
+from mailer.web.console.digests import PREVIEW_HEADERS
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.helpers import flash_error
 
@@ -42,3 +44,13 @@ def draft_stories_change(edition_id: int) -> Response:
         db.session.rollback()
         flash_error(exc)
     return redirect(url_for("console.draft_stories", edition_id=edition_id))
+
+
+@console.get("/editions/<int:edition_id>/preview.html")
+@viewer_required
+def edition_preview_html(edition_id: int) -> Response:
+    """The edition's email as it stands (a draft: with the editor's order, drops and
+    subject), shown in a sandboxed frame."""
+    db.get_or_404(Edition, edition_id, description="No such edition.")
+    preview = preview_edition(db.session, runtime().settings, edition_id)
+    return Response(preview.html, mimetype="text/html", headers=PREVIEW_HEADERS)
