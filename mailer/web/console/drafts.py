@@ -12,8 +12,8 @@ from mailer.extensions import db
 from mailer.models import Article, Edition
 from mailer.runtime import runtime
 from mailer.web.console import console
-from mailer.web.console.digests import PREVIEW_HEADERS
 from mailer.web.console.auth import editor_required, viewer_required
+from mailer.web.console.digests import PREVIEW_HEADERS
 from mailer.web.console.helpers import flash_error
 
 
