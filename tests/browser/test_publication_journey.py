@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from mailer import editions
 from mailer.console.editors import create_editor
-from mailer.content import articles, save_digest
+from mailer.content import articles, find_digest, save_digest
 from mailer.extensions import db
 from mailer.models import utcnow
 from mailer.readers import subscriptions
@@ -179,3 +180,29 @@ def test_branding_send_with_confirmation_and_the_email_at_two_widths(site, chrom
     body = page.locator("body").inner_text()
     assert "Harbour Herald" in body and "Hello" not in body and "subscribed as" not in body
     page.screenshot(path=str(shots / f"{prefix}-5-archive.png"), full_page=True)
+
+    # A draft of the next edition: the editor makes another story the lead and drops one.
+    with site.app.app_context():
+        articles.upsert_article(db.session, {
+            "url": "https://news.example.org/harbour/new-1", "title": "Harbour master retires",
+            "summary": "After 31 years.", "topics": ["harbour"]})
+        articles.upsert_article(db.session, {
+            "url": "https://news.example.org/culture/new-2", "title": "Film club opens in the old cinema",
+            "summary": "Fridays at eight.", "topics": ["culture"]})
+        digest = find_digest(db.session, "Harbour Daily")
+        digest.approval = "draft"
+        db.session.commit()
+        draft = editions.start_edition(db.session, digest.id, slot="2026-11-30T07:00Z")
+        draft_id = draft.id
+        db.session.remove()
+    page.goto(f"{site.base_url}/console/editions/{draft_id}/stories")
+    items = page.locator("ol.stories > li")
+    expect(items.first).to_contain_text("Film club opens")
+    page.get_by_role("button", name="Make lead: Harbour master retires").click()
+    expect(items.first).to_contain_text("Harbour master retires")
+    expect(items.first.locator(".lead-badge")).to_have_text("Lead")
+    page.get_by_role("button", name="Drop: Film club opens in the old cinema").click()
+    expect(page.locator("[data-dropped]")).to_contain_text("Film club opens")
+    expect(page.frame_locator("iframe.draft-preview").locator("h1")).to_contain_text(
+        "Harbour master retires")
+    shot(page, "6-draft-stories")
