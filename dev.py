@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The two Quick start commands, for a fresh machine with Python 3.11+.
 
-    python3 dev.py run    set up, migrate, seed demo content, start web + worker + beat
+    python3 dev.py run    set up, migrate, seed demo content (empty database only),
+                          say where the console is, start web + worker + beat
     python3 dev.py test   set up and run the whole test suite (arguments go to pytest)
 
 Only the standard library is used here: this file creates the environment.
@@ -49,7 +50,9 @@ def run() -> None:
     env = ensure_env("")
     sh(BIN / "flask", "--app", "mailer", "db", "upgrade", env=env)
     sh(BIN / "flask", "--app", "mailer", "demo", env=env)
-    print("\nStarting web (http://127.0.0.1:5000/subscribe), worker and beat. Ctrl-C stops.\n")
+    print(flush=True)
+    sh(BIN / "flask", "--app", "mailer", "welcome", env=env)
+    print("\nStarting web, worker and beat. Ctrl-C stops.\n", flush=True)
     os.chdir(ROOT)
     os.execve(str(BIN / "honcho"), ["honcho", "start", "web", "worker", "beat"], env)  # noqa: S606
 

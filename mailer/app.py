@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
+from flask.cli import ScriptInfo
 
 from mailer import database
 from mailer.celery_setup import celery_init_app
 from mailer.cli.commands import register_cli
-from mailer.config import load_settings
+from mailer.config import load_settings, missing_instance
 from mailer.extensions import csrf, db, limiter, login_manager, migrate
 from mailer.jobs import CeleryDispatcher
 from mailer.runtime import build_runtime
@@ -23,6 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(**overrides: Any) -> Flask:
     """Build the app. `overrides` replace settings (tests); the environment
     supplies everything else."""
+    context = click.get_current_context(silent=True)
+    if not overrides and context is not None and context.find_object(ScriptInfo) is not None:
+        # A `flask`/`mailer` command run outside the project creates no stray instance.
+        problem = missing_instance()
+        if problem:
+            raise click.ClickException(problem)
     testing = bool(overrides.pop("testing", False))
     ratelimit = bool(overrides.pop("ratelimit", True))
     settings = load_settings(**overrides)

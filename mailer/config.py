@@ -69,6 +69,12 @@ class Settings:
     # Every successful signup answer takes at least this long, whatever state the
     # address was in, so timing does not tell a new address from a known one.
     signup_min_seconds: float = 0.03
+    # Defaults of the publication settings (console and API can change them).
+    publication_name: str = ""
+    postal_address: str = ""
+    website_url: str = ""
+    logo_url: str = ""
+    accent_color: str = ""
 
     @property
     def outbox_path(self) -> Path:
@@ -123,6 +129,24 @@ def _domain_rates(raw: str) -> dict[str, float]:
     return rates
 
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def missing_instance(cwd: Path | None = None) -> str | None:
+    """Why a command line run here would start a new, empty instance by accident:
+    no MAILER_INSTANCE_PATH or MAILER_DATABASE_URL, no `instance/` folder, and not
+    the project folder (where a fresh clone creates its instance). None if fine."""
+    cwd = (cwd or Path.cwd()).resolve()
+    load_dotenv(cwd / ".env", override=False)
+    if _env("MAILER_INSTANCE_PATH") or _env("MAILER_DATABASE_URL"):
+        return None
+    if (cwd / "instance").is_dir() or cwd == PROJECT_ROOT:
+        return None
+    return (f"No mailer instance here: expected the folder {cwd / 'instance'} (the SQLite "
+            f"database, outbox and secret key). Run the command from the project folder "
+            f"({PROJECT_ROOT}), or set MAILER_INSTANCE_PATH or MAILER_DATABASE_URL.")
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings; `overrides` (used by tests) win over the environment."""
     load_dotenv(Path.cwd() / ".env", override=False)
@@ -162,6 +186,11 @@ def load_settings(**overrides: object) -> Settings:
         signup_rate_limit=_env("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour"),
         form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),
         signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
+        publication_name=_env("MAILER_PUBLICATION_NAME"),
+        postal_address=_env("MAILER_POSTAL_ADDRESS").replace("\\n", "\n"),
+        website_url=_env("MAILER_WEBSITE_URL"),
+        logo_url=_env("MAILER_LOGO_URL"),
+        accent_color=_env("MAILER_ACCENT_COLOR"),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -10,10 +10,11 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from mailer.content import save_digest, upsert_article
-from mailer.models import Digest, Topic, utcnow
+from mailer.models import Article, Digest, Topic, utcnow
 from mailer.models.base import DbSession
 
 SITE = "https://news.example.org"
+AUTHORS = ["Maren Holt", "Tomas Berg", "Ada Quayle", "Jonas Fisher"]
 
 TOPICS = [
     ("local", "Local"),
@@ -62,8 +63,17 @@ ARTICLES = [
 ]
 
 
-def seed_demo(session: DbSession) -> dict[str, int]:
-    """Idempotent: running it again changes nothing that is already there."""
+def has_content(session: DbSession) -> bool:
+    return any(session.scalar(select(model.id).limit(1)) is not None
+               for model in (Topic, Article, Digest))
+
+
+def seed_demo(session: DbSession) -> dict[str, int] | None:
+    """Demo content for an empty database only: once anything exists (the demo
+    itself, or what editors added or deleted since) it returns None and adds
+    nothing, so deleted demo stories never come back."""
+    if has_content(session):
+        return None
     for slug, name in TOPICS:
         if session.scalar(select(Topic).where(Topic.slug == slug)) is None:
             session.add(Topic(slug=slug, name=name))
@@ -74,7 +84,7 @@ def seed_demo(session: DbSession) -> dict[str, int]:
         upsert_article(session, {
             "url": f"{SITE}/{topic}/{slug}",
             "title": title,
-            "author": "Newsroom",
+            "author": AUTHORS[index % len(AUTHORS)],
             "summary": summary,
             "body_html": f"<p>{summary}</p>",
             "published_at": (now - timedelta(hours=2 * index + 1)).isoformat(),
@@ -87,5 +97,7 @@ def seed_demo(session: DbSession) -> dict[str, int]:
             "schedule": "daily 07:00",
             "timezone": "UTC",
             "max_articles": 10,
+            "intro": "Good morning. Here is what happened in the harbour town since yesterday.",
+            "section_order": ["local", "economy"],
         })
     return {"topics": len(TOPICS), "articles": len(ARTICLES), "digests": 1}

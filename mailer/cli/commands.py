@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -24,17 +25,54 @@ def _fail(exc: ValidationError) -> None:
     raise click.ClickException(exc.message)
 
 
+FINAL = ("done", "cancelled", "failed", "paused", "draft")
+
+
 def _bar(p: dict[str, object], width: int = 30) -> str:
     planned = int(p["planned"] or 0)  # type: ignore[call-overload]
     done = planned - int(p["remaining"])  # type: ignore[call-overload]
-    filled = int(width * done / planned) if planned else width
+    if p["status"] == "compiling":
+        # Nothing is planned yet: an empty bar, never a full one.
+        return f"[{'.' * width}] compiling"
+    filled = int(width * done / planned) if planned else (width if p["status"] == "done" else 0)
     eta = f" eta {p['eta_seconds']}s" if p.get("eta_seconds") else ""
     return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{planned} "
             f"sent {p['sent']} failed {p['failed']} unknown {p['unknown']} "
             f"{p['rate']}/s{eta} {p['status']}")
 
 
+class _Line:
+    """One status line rewritten in place on a terminal (each update clears what
+    the longer one before left); elsewhere a line per change, no carriage returns."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.width = 0
+        self.last = ""
+
+    def show(self, text: str) -> None:
+        if not self.tty:
+            if text.split("] ", 1)[-1] != self.last.split("] ", 1)[-1]:
+                click.echo(text)
+            self.last = text
+            return
+        click.echo("\r" + text.ljust(self.width), nl=False)
+        self.width, self.last = len(text), text
+
+    def end(self) -> None:
+        if self.tty:
+            click.echo()
+
+
 def _watch(edition_id: int, inline: bool) -> dict[str, object]:
+    line = _Line()
+    try:
+        return _follow(edition_id, inline, line)
+    finally:
+        line.end()
+
+
+def _follow(edition_id: int, inline: bool, line: _Line) -> dict[str, object]:
     rt = runtime()
     while True:
         if inline:
@@ -45,9 +83,8 @@ def _watch(edition_id: int, inline: bool) -> dict[str, object]:
             db.session.info.pop("mailer_pending_tasks", None)  # the CLI does the work itself
         db.session.expire_all()
         p = editions.progress(db.session, edition_id)
-        click.echo("\r" + _bar(p), nl=False)
-        if p["status"] in ("done", "cancelled", "failed", "paused", "draft"):
-            click.echo()
+        line.show(_bar(p))
+        if p["status"] in FINAL:
             return p
         time.sleep(0.2 if inline else 1.0)
 
@@ -58,11 +95,24 @@ def register_cli(app: Flask) -> None:
 
     @app.cli.command("demo")
     def demo() -> None:
-        """Seed demo topics, articles and a digest (safe to run again)."""
+        """Seed demo topics, articles and a digest into an empty database."""
         from mailer.demo import seed_demo
 
         counts = seed_demo(db.session)
-        click.echo(f"demo content ready: {counts}")
+        if counts is None:
+            click.echo("The database has content already: no demo content added.")
+        else:
+            click.echo(f"demo content ready: {counts}")
+
+    @app.cli.command("welcome")
+    def welcome() -> None:
+        """Where the console is, and how to make the first editor."""
+        settings = runtime().settings
+        click.echo(f"Reader signup page: {settings.base_url}/subscribe")
+        click.echo(f"Editors' console:   {settings.base_url}/console/")
+        if db.session.scalar(select(Editor.id).limit(1)) is None:
+            click.echo("No editor yet. Create the first one (an admin; it asks for a password):")
+            click.echo("    .venv/bin/flask --app mailer create-editor you@example.org")
 
     @app.cli.command("create-editor")
     @click.argument("email")
@@ -96,17 +146,35 @@ def register_cli(app: Flask) -> None:
     @click.option("--wait/--no-wait", default=True, help="Show a progress bar until done.")
     @click.option("--inline", is_flag=True,
                   help="Send from this process instead of the workers (no broker needed).")
-    def send(digest: str, wait: bool, inline: bool) -> None:
-        """Start an edition of DIGEST (name or id) now."""
+    @click.option("--yes", "-y", "assume_yes", is_flag=True,
+                  help="Do not ask for confirmation (a terminal asks; scripts never do).")
+    def send(digest: str, wait: bool, inline: bool, assume_yes: bool) -> None:
+        """Start an edition of DIGEST (name or id) now: says first how many readers
+        it will reach, and asks on a terminal."""
         try:
-            edition = editions.start_edition(db.session, digest, created_by="cli")
+            plan = editions.plan_send(db.session, digest)
         except ValidationError as exc:
             _fail(exc)
-        click.echo(f"edition {edition.id} of {digest!r} started")
+        if not plan.readers:
+            raise click.ClickException(
+                f"Digest {plan.digest_name!r}: nothing to send ({plan.reason}); nothing created.")
+        click.echo(f"{plan.digest_name}: this edition will reach {plan.readers:,} reader(s) "
+                   f"with {len(plan.article_ids)} story(ies).")
+        if not assume_yes and sys.stdin.isatty() and not click.confirm(
+                "Send it now?", default=False):
+            click.echo("Not sent; nothing created.")
+            return
+        try:
+            edition = editions.start_edition(db.session, plan.digest_id, created_by="cli")
+        except ValidationError as exc:
+            _fail(exc)
+        click.echo(f"edition {edition.id} of {plan.digest_name!r} started")
         if wait or inline:
             final = _watch(edition.id, inline)
             if final["status"] == "failed":
                 raise click.ClickException(f"edition failed: {final['error']}")
+            click.echo(f"edition {edition.id} {final['status']}: sent {final['sent']}, "
+                       f"failed {final['failed']}, unknown {final['unknown']}")
 
     @app.cli.command("status")
     @click.argument("edition_id", type=int)

@@ -2,7 +2,7 @@
 statistics and settings checks.
 """
 
-from mailer.console.api_tokens import check_token, create_token
+from mailer.console.api_tokens import check_token, create_token, token_is_admin
 from mailer.console.editors import (
     authenticate,
     change_own_password,
@@ -12,6 +12,7 @@ from mailer.console.editors import (
     set_password,
     set_role,
 )
+from mailer.console.publication import publication_json, update_publication
 from mailer.console.settings_checks import CheckResult, check_dkim, check_smtp
 from mailer.console.stats import (
     FINAL_EDITION_STATES,
@@ -43,10 +44,13 @@ __all__ = [
     "edition_stats",
     "link_stats",
     "list_editors",
+    "publication_json",
     "reader_counts",
     "reader_growth",
     "recent_editions",
     "set_active",
     "set_password",
     "set_role",
+    "token_is_admin",
+    "update_publication",
 ]

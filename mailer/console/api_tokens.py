@@ -8,7 +8,7 @@ import secrets
 
 from sqlalchemy import select
 
-from mailer.models import ApiToken, utcnow
+from mailer.models import ApiToken, Editor, Role, utcnow
 from mailer.models.base import DbSession
 
 
@@ -35,3 +35,18 @@ def check_token(session: DbSession, presented: str, configured: str = "") -> boo
     row.last_used_at = utcnow()
     session.commit()
     return True
+
+
+def token_is_admin(session: DbSession, presented: str, configured: str = "") -> bool:
+    """Whether a valid token may change admin-only settings: MAILER_API_TOKEN and
+    operator tokens (created without an editor) may; an editor's token only when
+    that editor is an active admin."""
+    if not check_token(session, presented, configured):
+        return False
+    if configured and hmac.compare_digest(presented.encode(), configured.encode()):
+        return True
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(presented)))
+    if row is None or row.editor_id is None:
+        return row is not None
+    editor = session.get(Editor, row.editor_id)
+    return editor is not None and editor.active and editor.role == Role.ADMIN

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from mailer.common.errors import Conflict, NotFound, ValidationError
-from mailer.common.validation import clean_int, clean_slugs, clean_text
+from mailer.common.validation import clean_int, clean_long_text, clean_slug, clean_slugs, clean_text
 from mailer.content.schedules import next_run, parse_schedule
 from mailer.mail.rendering import digest_layouts
 from mailer.models import Digest, utcnow
@@ -53,6 +53,16 @@ def save_digest(
         target.max_articles = clean_int(data.get("max_articles"), "max_articles", 1, 50, 10)
     if "subject" in data:
         target.subject = clean_text(data.get("subject"), "subject", 300)
+    if "intro" in data:
+        target.intro = clean_long_text(data.get("intro"), "intro", 2000).strip()
+    if "section_order" in data:
+        raw = data.get("section_order")
+        if isinstance(raw, str):  # the console's "world, sport, culture"
+            raw = [part.strip() for part in raw.replace("\n", ",").split(",") if part.strip()]
+        if not isinstance(raw, list) or len(raw) > 100:
+            raise ValidationError("section_order must be a list of topic slugs.",
+                                  {"section_order": "must be a list of topic slugs"})
+        target.section_order = list(dict.fromkeys(clean_slug(s, "section_order") for s in raw))
     if "template" in data:
         template = clean_text(data.get("template"), "template", 64)
         if template not in digest_layouts():
@@ -71,6 +81,8 @@ def save_digest(
         else:
             target.next_run_at = None
         target.schedule, target.timezone = schedule, tz
+    if target.archived_at is not None:
+        target.next_run_at = None  # archived digests are never scheduled
     if creating:
         session.add(target)
     session.commit()
@@ -88,4 +100,35 @@ def digest_json(digest: Digest) -> dict[str, Any]:
         "approval": digest.approval,
         "template": digest.template,
         "next_run_at": digest.next_run_at.isoformat() if digest.next_run_at else None,
+        "subject": digest.subject,
+        "intro": digest.intro,
+        "section_order": list(digest.section_order or []),
+        "archived_at": digest.archived_at.isoformat() if digest.archived_at else None,
     }
+
+
+def archive_digest(session: DbSession, ref: object) -> Digest:
+    """Stop scheduling and listing a digest; its editions and their ledger stay. Commits."""
+    digest = find_digest(session, ref)
+    if digest.archived_at is None:
+        digest.archived_at = utcnow()
+    digest.next_run_at = None
+    session.commit()
+    return digest
+
+
+def restore_digest(session: DbSession, ref: object) -> Digest:
+    """Bring an archived digest back; its schedule (if any) starts from now. Commits."""
+    digest = find_digest(session, ref)
+    digest.archived_at = None
+    if digest.schedule:
+        cron, tz = parse_schedule(digest.schedule, digest.timezone or "UTC")
+        digest.next_run_at = next_run(cron, tz, utcnow())
+    session.commit()
+    return digest
+
+
+def list_digests(session: DbSession, *, archived: bool = False) -> list[Digest]:
+    """Digests by name: the current ones, or (archived=True) the archived ones."""
+    condition = Digest.archived_at.is_not(None) if archived else Digest.archived_at.is_(None)
+    return list(session.scalars(select(Digest).where(condition).order_by(Digest.name)))

@@ -38,6 +38,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.models.base import DbSession
+from mailer.readers import load_publication
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class SkeletonCache:
                 subject=variant.subject,
                 html=variant.html,
                 text=variant.text,
-                mail_from=self.settings.mail_from,
+                mail_from=load_publication(session, self.settings).from_header(
+                    self.settings.mail_from),
                 reply_to=self.settings.reply_to,
                 unsubscribe_mailto=self.settings.unsubscribe_mailto,
                 secret=self.settings.secret_key,

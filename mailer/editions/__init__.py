@@ -4,11 +4,16 @@ ledger, controlling the send, progress, previews, tracking and the due-digest sc
 
 from mailer.editions.compile import web_variant
 from mailer.editions.control import (
+    CURATE_ACTIONS,
+    SendPlan,
     approve_edition,
     cancel_edition,
+    curate_draft,
     fail_edition,
     pause_edition,
+    plan_send,
     resume_edition,
+    set_edition_subject,
     start_edition,
 )
 from mailer.editions.due import run_due
@@ -18,11 +23,15 @@ from mailer.editions.progress import progress, status_counts
 from mailer.editions.tracking import record_open, resolve_click
 
 __all__ = [
+    "CURATE_ACTIONS",
     "Preview",
+    "SendPlan",
     "approve_edition",
     "cancel_edition",
+    "curate_draft",
     "fail_edition",
     "pause_edition",
+    "plan_send",
     "prepare_edition",
     "preview_digest",
     "preview_edition",
@@ -32,6 +41,7 @@ __all__ = [
     "resolve_click",
     "resume_edition",
     "run_due",
+    "set_edition_subject",
     "start_edition",
     "status_counts",
     "test_send",

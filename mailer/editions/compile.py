@@ -23,30 +23,73 @@ from mailer.models import (
     Digest,
     Edition,
     EditionVariant,
+    Topic,
     variant_articles,
 )
 from mailer.models.base import DbSession
+from mailer.readers import Publication, load_publication, publication_defaults
+
+
+def _article(a: Article, section: str) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "url": a.url,
+        "title": a.title,
+        "author": a.author,
+        "summary": a.summary,
+        "image_url": a.image_url,
+        "published_at": a.published_at,
+        "topics": [t.name for t in a.topics],
+        "section": section,
+    }
+
+
+def _primary_topic(article: Article, digest_topic_ids: set[int]) -> Topic | None:
+    """The topic an article is filed under: its first topic the digest carries
+    (any of its topics when the digest takes every topic)."""
+    for topic in sorted(article.topics, key=lambda t: t.id):
+        if not digest_topic_ids or topic.id in digest_topic_ids:
+            return topic
+    return None
+
+
+def arrange(digest: Digest, articles: Sequence[Article]) -> tuple[dict[str, Any] | None,
+                                                                list[dict[str, Any]]]:
+    """(lead story, sections): the first article leads; the others are grouped by
+    topic, sections in the digest's `section_order` (topic slugs), then the other
+    topics by name, then stories without a topic under "More stories". Within a
+    section the stories keep their order (editorial order, else newest first)."""
+    if not articles:
+        return None, []
+    digest_topic_ids = {t.id for t in digest.topics}
+    filed = [(a, _primary_topic(a, digest_topic_ids)) for a in articles]
+    lead_article, lead_topic = filed[0]
+    lead = _article(lead_article, lead_topic.name if lead_topic else "")
+    groups: dict[str, dict[str, Any]] = {}
+    for article, topic in filed[1:]:
+        slug, name = (topic.slug, topic.name) if topic else ("", "More stories")
+        group = groups.setdefault(slug, {"slug": slug, "name": name, "articles": []})
+        group["articles"].append(_article(article, name))
+    rank = {slug: n for n, slug in enumerate(digest.section_order or [])}
+    sections = sorted(groups.values(), key=lambda g: (
+        g["slug"] == "", rank.get(g["slug"], len(rank)), g["name"].lower()))
+    return lead, sections
 
 
 def compile_context(
-    settings: Settings, digest: Digest, edition: Edition, articles: list[Article]
+    settings: Settings, digest: Digest, edition: Edition, articles: list[Article],
+    publication: Publication | None = None,
 ) -> dict[str, Any]:
+    lead, sections = arrange(digest, articles)
     return {
+        "publication": (publication or publication_defaults(settings)).context(),
         "digest": {"name": digest.name, "subject": digest.subject},
         "edition": {"id": edition.id, "date": edition.created_at},
-        "articles": [
-            {
-                "id": a.id,
-                "url": a.url,
-                "title": a.title,
-                "author": a.author,
-                "summary": a.summary,
-                "image_url": a.image_url,
-                "published_at": a.published_at,
-                "topics": [t.name for t in a.topics],
-            }
-            for a in articles
-        ],
+        "intro_paragraphs": [p.strip() for p in (digest.intro or "").split("\n\n") if p.strip()],
+        "lead": lead,
+        "sections": sections,
+        "articles": [lead, *[a for section in sections for a in section["articles"]]]
+        if lead else [],
         "base_url": settings.base_url,
         "archive_url": f"{settings.base_url}/archive/{edition.id}",
     }
@@ -65,21 +108,24 @@ def _articles_in_order(session: DbSession, article_ids: Sequence[int]) -> list[A
     return [by_id[i] for i in article_ids if i in by_id]
 
 
-def _with_digest_subject(digest: Digest, email: CompiledEmail) -> CompiledEmail:
-    """A digest's fixed subject, when it has one, replaces the template's."""
-    return CompiledEmail(digest.subject, email.html, email.text) if digest.subject else email
+def _with_fixed_subject(edition: Edition, email: CompiledEmail) -> CompiledEmail:
+    """An editor's subject for this edition (set on a draft), else the digest's
+    fixed subject, replaces the template's."""
+    fixed = edition.subject or edition.digest.subject
+    return CompiledEmail(fixed, email.html, email.text) if fixed else email
 
 
 def _compile_articles(settings: Settings, edition: Edition, articles: list[Article],
-                      budget: int = HTML_BUDGET_BYTES) -> CompiledSelection:
+                      publication: Publication, budget: int = HTML_BUDGET_BYTES
+                      ) -> CompiledSelection:
     digest = edition.digest
     compiled, kept = compile_capped(
         digest.template,
-        lambda n: compile_context(settings, digest, edition, articles[:n]),
+        lambda n: compile_context(settings, digest, edition, articles[:n], publication),
         len(articles),
         budget,
     )
-    return CompiledSelection(_with_digest_subject(digest, compiled),
+    return CompiledSelection(_with_fixed_subject(edition, compiled),
                              [a.id for a in articles[:kept]], len(articles) - kept)
 
 
@@ -88,7 +134,8 @@ def compile_selection(
     *, budget: int = HTML_BUDGET_BYTES,
 ) -> CompiledSelection:
     """Compile one article selection once (MJML), capped against Gmail clipping."""
-    return _compile_articles(settings, edition, _articles_in_order(session, article_ids), budget)
+    return _compile_articles(settings, edition, _articles_in_order(session, article_ids),
+                             load_publication(session, settings), budget)
 
 
 def selection_key(article_ids: Sequence[int]) -> str:
@@ -104,13 +151,15 @@ class SelectionCompiler:
     def __init__(self, session: DbSession, settings: Settings, edition: Edition,
                  article_ids: Sequence[int]) -> None:
         self.settings, self.edition = settings, edition
+        self.publication = load_publication(session, settings)
         articles = _articles_in_order(session, article_ids)
         self.by_id = {a.id: a for a in articles}
         self.deck: CardDeck | None = None
         if articles:
             try:
                 self.deck = CardDeck(edition.digest.template,
-                                     compile_context(settings, edition.digest, edition, articles))
+                                     compile_context(settings, edition.digest, edition, articles,
+                                                     self.publication))
             except TemplateError:
                 self.deck = None
         self.mjml_compiles = 1 if self.deck else 0
@@ -119,10 +168,10 @@ class SelectionCompiler:
         if self.deck is None:
             self.mjml_compiles += 1
             articles = [self.by_id[i] for i in article_ids if i in self.by_id]
-            return _compile_articles(self.settings, self.edition, articles)
+            return _compile_articles(self.settings, self.edition, articles, self.publication)
         ids = [i for i in article_ids if i in self.deck.cards]
         email, kept = self.deck.assemble(ids)
-        return CompiledSelection(_with_digest_subject(self.edition.digest, email), ids[:kept],
+        return CompiledSelection(_with_fixed_subject(self.edition, email), ids[:kept],
                                  len(ids) - kept)
 
 

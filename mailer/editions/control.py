@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
 
-from mailer.common.errors import Conflict, NotFound
+from mailer.common.errors import Conflict, NotFound, ValidationError
+from mailer.common.validation import clean_text
 from mailer.config import Settings
 from mailer.content.digests import find_digest
 from mailer.editions import planning
@@ -24,6 +27,52 @@ from mailer.models import (
 from mailer.models.base import DbSession
 
 
+@dataclass(frozen=True)
+class SendPlan:
+    """What "send now" would do, computed without writing anything."""
+
+    digest_id: int
+    digest_name: str
+    readers: int  # readers who would get an email
+    confirmed: int  # confirmed, unpaused readers of the digest's topics
+    article_ids: list[int]  # the edition's own selection (what the archive shows)
+    selections: int  # distinct article selections (compiles)
+    reason: str = ""  # why nobody would get anything
+
+    def json(self) -> dict[str, object]:
+        return {"digest": self.digest_name, "digest_id": self.digest_id, "readers": self.readers,
+                "confirmed_readers": self.confirmed, "articles": len(self.article_ids),
+                "selections": self.selections, "reason": self.reason}
+
+
+def plan_send(session: DbSession, digest_ref: object, now: datetime | None = None) -> SendPlan:
+    """A dry run of starting an edition now: how many readers it would reach."""
+    now = now or utcnow()
+    digest = find_digest(session, digest_ref)
+    plan = functools.partial(SendPlan, digest.id, digest.name)
+    if digest.archived_at is not None:
+        return plan(0, 0, [], 0, "the digest is archived")
+    eligible = eligible_readers(digest)
+    confirmed = session.scalar(select(func.count()).select_from(Reader).where(eligible)) or 0
+    if not confirmed:
+        return plan(0, 0, [], 0, "no confirmed readers")
+    article_ids = [a.id for a in select_articles(session, digest, now)]
+    if not article_ids:
+        # Nothing new for the digest as a whole; daily and weekly readers may still
+        # be owed what came out while they were not due. The edition then carries
+        # (and its archive page shows) the newest of those articles.
+        owed = planning.due_selections(session, digest, eligible, now)
+        if not owed:
+            return plan(0, confirmed, [], 0, "no new articles")
+        union = {article_id for selection in owed for article_id in selection}
+        newest_first = [a.id for a in planning.article_pool(session, digest, now) if a.id in union]
+        article_ids = newest_first[:digest.max_articles]
+    readers, selections = planning.reach(session, digest, eligible, now)
+    if not readers:
+        return plan(0, confirmed, article_ids, 0, "no reader is owed any of these articles")
+    return plan(readers, confirmed, article_ids, selections)
+
+
 def start_edition(
     session: DbSession,
     digest_ref: object,
@@ -33,31 +82,20 @@ def start_edition(
     now: datetime | None = None,
 ) -> Edition:
     """Check there is something to send and someone to send it to, then create
-    the edition and queue its compilation. Commits; nothing is created on error."""
+    the edition and queue its compilation. Commits; nothing is created when the
+    edition would reach nobody (Conflict)."""
     now = now or utcnow()
-    digest = find_digest(session, digest_ref)
-    readers = session.scalar(select(func.count()).select_from(Reader).where(eligible_readers(digest)))
-    if not readers:
-        raise Conflict(f"Digest {digest.name!r} has no confirmed readers to send to.",
-                       {"digest": "no confirmed readers"})
-    article_ids = [a.id for a in select_articles(session, digest, now)]
-    if not article_ids:
-        # Nothing new for the digest as a whole; daily and weekly readers may still
-        # be owed what came out while they were not due. The edition then carries
-        # (and its archive page shows) the newest of those articles.
-        owed = planning.due_selections(session, digest, eligible_readers(digest), now)
-        if not owed:
-            raise Conflict(f"Digest {digest.name!r} has no new articles to send.",
-                           {"digest": "no new articles"})
-        union = {article_id for selection in owed for article_id in selection}
-        newest_first = [a.id for a in planning.article_pool(session, digest, now) if a.id in union]
-        article_ids = newest_first[:digest.max_articles]
+    plan = plan_send(session, digest_ref, now)
+    if not plan.readers:
+        raise Conflict(f"Digest {plan.digest_name!r}: nothing to send ({plan.reason}).",
+                       {"digest": plan.reason})
+    digest = find_digest(session, plan.digest_id)
     edition = Edition(
         digest=digest,
         slot=slot or f"manual-{uuid.uuid4().hex}",
         status=EditionStatus.DRAFT if digest.approval == "draft" and slot else
         EditionStatus.COMPILING,
-        article_ids=article_ids,
+        article_ids=plan.article_ids,
         created_by=created_by,
         created_at=now,
     )
@@ -146,4 +184,61 @@ def cancel_edition(session: DbSession, edition_id: int) -> Edition:
     )
     session.commit()
     session.refresh(edition)
+    return edition
+
+
+CURATE_ACTIONS = ("pin", "up", "down", "drop", "restore")
+
+
+def curate_draft(session: DbSession, edition_id: int, action: str, article_id: object) -> Edition:
+    """Change a draft's stories before it is approved: `pin` makes a story the lead,
+    `up`/`down` move it, `drop` takes it out (no reader gets it from this edition),
+    `restore` puts a dropped story back at the end. Commits."""
+    if action not in CURATE_ACTIONS:
+        raise ValidationError(f"action must be one of {', '.join(CURATE_ACTIONS)}.",
+                              {"action": "unknown action"})
+    if isinstance(article_id, bool) or not (
+            isinstance(article_id, int) or (isinstance(article_id, str) and article_id.isdigit())):
+        raise ValidationError("article must be an article id.", {"article": "not an id"})
+    article = int(article_id)
+    session.execute(select(Edition.id).where(Edition.id == edition_id).with_for_update())
+    edition = get_edition(session, edition_id)
+    session.refresh(edition)
+    if edition.status != EditionStatus.DRAFT:
+        raise Conflict(f"Edition {edition_id} is {edition.status}; only a draft's stories change.")
+    order = list(edition.article_ids or [])
+    dropped = list(edition.dropped_ids or [])
+    if action == "restore":
+        if article not in dropped:
+            raise ValidationError(f"Story {article} was not dropped.", {"article": "not dropped"})
+        dropped.remove(article)
+        order.append(article)
+    else:
+        if article not in order:
+            raise ValidationError(f"Story {article} is not in this draft.", {"article": "not in draft"})
+        index = order.index(article)
+        if action == "drop":
+            if len(order) == 1:
+                raise Conflict("A draft keeps at least one story; cancel it instead.",
+                               {"article": "last story"})
+            order.pop(index)
+            dropped.append(article)
+        elif action == "pin":
+            order.insert(0, order.pop(index))
+        else:
+            target = max(0, min(len(order) - 1, index + (-1 if action == "up" else 1)))
+            order[index], order[target] = order[target], order[index]
+    edition.article_ids = order
+    edition.dropped_ids = dropped
+    session.commit()
+    return edition
+
+
+def set_edition_subject(session: DbSession, edition_id: int, subject: object) -> Edition:
+    """An editor's subject for one draft (blank: the digest's, else the template's). Commits."""
+    edition = get_edition(session, edition_id)
+    if edition.status != EditionStatus.DRAFT:
+        raise Conflict(f"Edition {edition_id} is {edition.status}; only a draft's subject changes.")
+    edition.subject = clean_text(subject, "subject", 150)
+    session.commit()
     return edition

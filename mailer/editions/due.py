@@ -30,7 +30,8 @@ def run_due(session: DbSession, settings: Settings, now: datetime | None = None)
     started: list[int] = []
     due = session.execute(
         select(Digest.id, Digest.next_run_at, Digest.schedule, Digest.timezone).where(
-            Digest.active.is_(True), Digest.next_run_at.is_not(None), Digest.next_run_at <= now
+            Digest.active.is_(True), Digest.archived_at.is_(None), Digest.next_run_at.is_not(None),
+            Digest.next_run_at <= now
         )
     ).all()
     for digest_id, slot_at, schedule, tz in due:

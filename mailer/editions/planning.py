@@ -295,6 +295,24 @@ def due_selections(session: DbSession, digest: Digest, eligible: ColumnElement[b
     return [selection for selection in chosen if selection]
 
 
+def reach(session: DbSession, digest: Digest, eligible: ColumnElement[bool], now: datetime
+          ) -> tuple[int, int]:
+    """(readers, distinct selections) an edition started now would have: the same
+    grouping and choice as prepare, counted instead of written (a dry run)."""
+    pool = article_pool(session, digest, now)
+    if not pool:
+        return 0, 0
+    recent = editions_in_lookback(session, digest, 0, now)
+    groups = reader_groups(session, per_reader_rows(session, digest, 0, eligible, pool, recent, now))
+    readers, selections = 0, set()
+    for group in groups:
+        chosen = choose(group, pool, recent, now - LOOKBACK, digest.max_articles)
+        if chosen:
+            readers += group.readers
+            selections.add(chosen)
+    return readers, len(selections)
+
+
 def insert_deliveries(
     session: DbSession,
     edition_id: int,

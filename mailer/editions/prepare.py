@@ -38,6 +38,9 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     cutoff = edition.created_at
     clock = _StageClock()
     pool = planning.article_pool(session, digest, cutoff)
+    dropped = set(edition.dropped_ids or ())
+    if dropped:  # stories an editor took out of the draft reach no reader
+        pool = [a for a in pool if a.id not in dropped]
     recent = planning.editions_in_lookback(session, digest, edition.id, cutoff)
     rows = planning.per_reader_rows(session, digest, edition.id, eligible_readers(digest), pool,
                                     recent, cutoff)
@@ -45,8 +48,17 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     clock.lap("readers")
     groups = planning.reader_groups(session)
 
+    # Each reader's stories follow the edition's order (an editor may have pinned or
+    # moved them in the draft; else newest first); stories not in it follow, newest first.
+    rank = {article_id: n for n, article_id in enumerate(edition.article_ids or ())}
+    pool_rank = {a.id: len(rank) + n for n, a in enumerate(pool)}
+
+    def editorial(chosen: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(chosen, key=lambda a: rank.get(a, pool_rank.get(a, 0))))
+
     chosen_by_group = [
-        (group, planning.choose(group, pool, recent, cutoff - planning.LOOKBACK, digest.max_articles))
+        (group, editorial(planning.choose(group, pool, recent, cutoff - planning.LOOKBACK,
+                                          digest.max_articles)))
         for group in groups
     ]
     # The public web version (archive) is the edition's own selection.
@@ -54,8 +66,8 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     selections = {chosen for _, chosen in chosen_by_group if chosen}
     if web:
         selections.add(web)
-    order = {a.id: n for n, a in enumerate(pool)}
-    union = sorted({a for s in selections for a in s}, key=lambda a: order.get(a, len(order)))
+    union = sorted({a for s in selections for a in s},
+                   key=lambda a: rank.get(a, pool_rank.get(a, len(pool_rank) + len(rank))))
     compiler = SelectionCompiler(session, settings, edition, union)
     clock.lap("groups")
     variants = {chosen: add_variant(session, edition, chosen, compiler.compile(chosen)).id

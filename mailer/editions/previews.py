@@ -21,11 +21,12 @@ from mailer.content.digests import MAX_ID, find_digest
 from mailer.editions import planning
 from mailer.editions.compile import compile_selection, web_variant
 from mailer.editions.selection import select_articles
-from mailer.mail.messages import MessageSkeleton, Recipient
+from mailer.mail.messages import MessageSkeleton, Recipient, subscribed_note
 from mailer.mail.rendering import GMAIL_CLIP_BYTES, FillTemplate
 from mailer.mail.senders import Sender
 from mailer.models import Article, Edition, EditionVariant, utcnow
 from mailer.models.base import DbSession
+from mailer.readers import load_publication
 
 WIDTHS = {"desktop": 600, "mobile": 375}
 MAX_TEST_ADDRESSES = 10
@@ -69,6 +70,7 @@ def sample_values(settings: Settings, email: str = "reader@example.org", name: s
         "name": name,
         "email": email,
         "greeting": f"Hello {name}," if name else "Hello,",
+        "subscribed_note": subscribed_note(email),
         "unsubscribe_url": f"{settings.base_url}/subscribe",
         "preferences_url": f"{settings.base_url}/subscribe",
     }
@@ -165,7 +167,7 @@ def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id:
         subject=f"[Test] {preview.subject}",
         html=preview.compiled_html,
         text=preview.compiled_text,
-        mail_from=settings.mail_from,
+        mail_from=load_publication(session, settings).from_header(settings.mail_from),
         reply_to=settings.reply_to,
         secret=settings.secret_key,
         edition_id=0,

@@ -105,7 +105,13 @@ class Recipient:
             "unsubscribe_url": self.unsubscribe_url,
             "preferences_url": self.preferences_url,
             "greeting": f"Hello {name}," if name else "Hello,",
+            "subscribed_note": subscribed_note(self.email),
         }
+
+
+def subscribed_note(email: str) -> str:
+    """Why a reader gets the email (the archive's web copy has no reader: no note)."""
+    return f"You receive this because you subscribed as {email}." if email else ""
 
 
 class MessageSkeleton:

@@ -25,8 +25,9 @@ TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates" / "email"
 
 # Values that differ per reader. Anything else must be known at compile time.
 # `confirm_url` is the one-off link of the confirmation and address-change emails.
+# `subscribed_note` says why the reader gets the email; the web copy leaves it empty.
 READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting", "track",
-                 "confirm_url")
+                 "confirm_url", "subscribed_note")
 _FIELD_RE = re.compile(r"%%(" + "|".join(READER_FIELDS) + r")%%")
 
 
@@ -56,7 +57,28 @@ def _environment(autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["date"] = lambda d, fmt="%d %B %Y": d.strftime(fmt) if d else ""
+    env.filters["subject_line"] = subject_line
     return env
+
+
+SUBJECT_LIMIT = 60
+
+
+def subject_line(name: str, title: str = "", more: int = 0, limit: int = SUBJECT_LIMIT) -> str:
+    """"Name: lead headline (+N)" in at most `limit` characters: the headline is
+    shortened at a word; the digest name alone when nothing else fits."""
+    name = " ".join(str(name).split())
+    title = " ".join(str(title).split())
+    if not title:
+        return name[:limit]
+    suffix = f" (+{more})" if more > 0 else ""
+    room = limit - len(name) - 2 - len(suffix)
+    if room < 12:
+        return (f"{name}{suffix}" if len(name) + len(suffix) <= limit else name[:limit])
+    if len(title) > room:
+        cut = title[: room - 1].rsplit(" ", 1)[0].rstrip(",;:.-") or title[: room - 1]
+        title = cut + "\u2026"
+    return f"{name}: {title}{suffix}"
 
 
 _html_env = _environment(autoescape=True)
@@ -74,13 +96,23 @@ class CompiledEmail:
     text: str
 
 
+# What templates see as `publication` when a caller gives none (tests, previews of
+# bare templates); real sends pass the publication settings (readers.publication).
+NEUTRAL_PUBLICATION: dict[str, Any] = {
+    "name": "Newsletter", "logo_url": "", "accent_color": "", "accent": "#9b1c1c",
+    "ink_accent": "#9b1c1c", "website_url": "", "postal_address": "", "address_lines": [],
+    "language": "en", "from_name": "", "footer_text": "",
+}
+
+
 # Template sets of one-off emails (confirmations, address changes, automations,
 # alerts): never offered or accepted as a digest's layout.
 TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email"})
 
 
 def template_names() -> list[str]:
-    return sorted(p.name for p in TEMPLATE_ROOT.iterdir() if (p / "body.mjml").exists())
+    return sorted(p.name for p in TEMPLATE_ROOT.iterdir()
+                  if (p / "body.mjml").exists() and not p.name.startswith("_"))
 
 
 def digest_layouts() -> list[str]:
@@ -92,7 +124,7 @@ def compile_email(name: str, context: Mapping[str, Any]) -> CompiledEmail:
     """Render template set `name` for everything readers share; MJML compiled once."""
     if not re.fullmatch(r"[a-z0-9_-]+", name) or not (TEMPLATE_ROOT / name).is_dir():
         raise TemplateError(f"unknown email template {name!r}")
-    ctx = {**context, "reader": _ReaderPlaceholders()}
+    ctx = {"publication": NEUTRAL_PUBLICATION, **context, "reader": _ReaderPlaceholders()}
     subject, text = _render_text_parts(name, ctx)
     try:
         mjml_source = _html_env.get_template(f"{name}/body.mjml").render(ctx)
@@ -169,6 +201,8 @@ class CardDeck:
     """
 
     def __init__(self, name: str, context: Mapping[str, Any]) -> None:
+        if "<!--card:" not in _source(name):
+            raise TemplateError(f"template {name} has no card markers")
         self.name = name
         self.context = context
         self.articles = {a["id"]: a for a in context["articles"]}
@@ -204,9 +238,19 @@ class CardDeck:
             kept += 1
         body = "".join(self.cards[i] for i in ids[:kept])
         html_out = self.head.replace(_PREVIEW_MARK, preview_html) + body + self.tail
-        ctx = {**self.context, "articles": chosen[:kept], "reader": _ReaderPlaceholders()}
+        ctx = {"publication": NEUTRAL_PUBLICATION, **self.context, "articles": chosen[:kept],
+               "reader": _ReaderPlaceholders()}
         subject, text = _render_text_parts(self.name, ctx)
         return CompiledEmail(subject=subject, html=html_out, text=text), kept
+
+
+def _source(name: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_-]+", name):
+        raise TemplateError(f"unknown email template {name!r}")
+    try:
+        return (TEMPLATE_ROOT / name / "body.mjml").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(f"unknown email template {name!r}") from exc
 
 
 class FillTemplate:

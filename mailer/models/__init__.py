@@ -13,6 +13,7 @@ from mailer.models.editions import (
     variant_articles,
 )
 from mailer.models.editors import ApiToken, Editor, Role
+from mailer.models.publication import PUBLICATION_ROW_ID, PublicationSettings
 from mailer.models.readers import (
     Frequency,
     Reader,
@@ -24,6 +25,7 @@ from mailer.models.readers import (
 )
 
 __all__ = [
+    "PUBLICATION_ROW_ID",
     "ApiToken",
     "Article",
     "Base",
@@ -38,6 +40,7 @@ __all__ = [
     "Editor",
     "Feed",
     "Frequency",
+    "PublicationSettings",
     "Reader",
     "ReaderEvent",
     "ReaderStatus",

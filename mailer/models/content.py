@@ -81,6 +81,12 @@ class Digest(Base):
     max_articles: Mapped[int] = mapped_column(default=10)
     approval: Mapped[str] = mapped_column(String(20), default="auto")  # auto | draft
     active: Mapped[bool] = mapped_column(default=True)
+    # Shown above the stories of every edition; plain text, blank lines split paragraphs.
+    intro: Mapped[str] = mapped_column(Text, default="")
+    # Topic slugs in the order their sections appear; topics not listed follow by name.
+    section_order: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Archived digests are neither scheduled nor listed; their editions stay.
+    archived_at: Mapped[datetime | None]
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
     last_run_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

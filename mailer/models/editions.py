@@ -56,6 +56,8 @@ class Edition(Base):
     planned: Mapped[int] = mapped_column(default=0)
     # Articles chosen when the edition was started (variants may hold subsets).
     article_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # Stories an editor took out of a draft: no reader gets them from this edition.
+    dropped_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     test_only: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -6,9 +6,15 @@ from mailer.readers.address_change import confirm_change, request_change
 from mailer.readers.confirmations import confirmations_due, send_due_confirmations, send_email_change
 from mailer.readers.import_export import export_readers, import_readers
 from mailer.readers.privacy import erase_reader, export_reader
+from mailer.readers.publication import (
+    Publication,
+    load_publication,
+    publication_defaults,
+)
 from mailer.readers.subscriptions import confirm, subscribe, unsubscribe_by_link, update_preferences
 
 __all__ = [
+    "Publication",
     "confirm",
     "confirm_change",
     "confirmations_due",
@@ -16,6 +22,8 @@ __all__ = [
     "export_reader",
     "export_readers",
     "import_readers",
+    "load_publication",
+    "publication_defaults",
     "request_change",
     "send_due_confirmations",
     "send_email_change",

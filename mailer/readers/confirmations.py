@@ -24,14 +24,18 @@ from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
 from mailer.readers.address_change import change_token
+from mailer.readers.publication import Publication, load_publication, publication_defaults
 from mailer.readers.subscriptions import confirmation_token
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(template: str, base_url: str) -> tuple[str, FillTemplate, FillTemplate]:
-    """Subject, text and HTML of a one-off email, compiled once per process: everything
-    that differs per reader (the link included) is a placeholder filled per message."""
-    compiled = compile_email(template, {"base_url": base_url})
+def _compiled(template: str, base_url: str, publication: Publication
+              ) -> tuple[str, FillTemplate, FillTemplate]:
+    """Subject, text and HTML of a one-off email, compiled once per process (and per
+    publication settings): everything that differs per reader (the link included)
+    is a placeholder filled per message."""
+    compiled = compile_email(template, {"base_url": base_url,
+                                        "publication": publication.context()})
     return compiled.subject, FillTemplate(compiled.text), FillTemplate(compiled.html)
 
 
@@ -43,10 +47,11 @@ def _values(name: str, email: str, link: str) -> dict[str, str]:
 
 
 def build_message(settings: Settings, to_name: str, to_email: str, template: str,
-                  values: dict[str, str]) -> bytes:
-    subject, text, html_body = _compiled(template, settings.base_url)
+                  values: dict[str, str], publication: Publication | None = None) -> bytes:
+    publication = publication or publication_defaults(settings)
+    subject, text, html_body = _compiled(template, settings.base_url, publication)
     msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = header_safe(settings.mail_from)
+    msg["From"] = header_safe(publication.from_header(settings.mail_from))
     # Address objects let the email package quote and encode any display name.
     msg["To"] = Address(display_name=header_safe(to_name), addr_spec=header_safe(to_email))
     msg["Subject"] = header_safe(subject)
@@ -72,7 +77,8 @@ def send_confirmation(
         return None
     confirm_url = f"{settings.base_url}/confirm/{confirmation_token(tokens, reader)}"
     data = build_message(settings, reader.name, reader.email, "confirm",
-                         _values(reader.name, reader.email, confirm_url))
+                         _values(reader.name, reader.email, confirm_url),
+                         load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
                             sender.send(settings.mail_from_address, reader.email, data))
 
@@ -91,7 +97,8 @@ def send_email_change(
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
     data = build_message(settings, reader.name, reader.pending_email, "change-email",
-                         _values(reader.name, reader.pending_email, url))
+                         _values(reader.name, reader.pending_email, url),
+                         load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.email_change_mailed_at,
                             sender.send(settings.mail_from_address, reader.pending_email, data))
 

@@ -8,7 +8,9 @@ from flask import Flask, Response, request
 
 from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
 from mailer.web.api import api
+from mailer.web.api_publication import api_publication
 from mailer.web.archive import archive
+from mailer.web.branding import register_branding
 from mailer.web.console.blueprint import console
 from mailer.web.digests_api import digests_api
 from mailer.web.errors import register_error_handlers
@@ -24,10 +26,12 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(archive)
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(digests_api, url_prefix="/api/v1")
+    app.register_blueprint(api_publication, url_prefix="/api/v1")
     register_console(app)
     app.register_blueprint(webhooks, url_prefix="/webhooks")
 
     register_error_handlers(app)
+    register_branding(app)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -98,7 +98,11 @@ def create_subscriber() -> tuple[Response, int]:
 
 @api.get("/digests")
 def list_digests() -> Response:
-    rows = db.session.scalars(select(Digest).order_by(Digest.id))
+    # Archived digests are listed only when asked for (?archived=1).
+    archived = request.args.get("archived", "") in ("1", "true")
+    rows = db.session.scalars(select(Digest).where(
+        Digest.archived_at.is_not(None) if archived else Digest.archived_at.is_(None))
+        .order_by(Digest.id))
     return jsonify(digests=[digest_json(d) for d in rows])
 
 

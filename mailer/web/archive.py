@@ -47,8 +47,9 @@ def edition(edition_id: int) -> Response:
     if variant is None:
         abort(404)
     base = runtime().settings.base_url
+    # The web copy belongs to no reader: no greeting, no "you subscribed as".
     html = FillTemplate(variant.html).fill({
-        "name": "", "email": "", "greeting": "Hello,",
+        "name": "", "email": "", "greeting": "", "subscribed_note": "",
         "unsubscribe_url": f"{base}/subscribe", "preferences_url": f"{base}/subscribe",
     })
     return Response(html, mimetype="text/html")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mailer.web.api_publication import publication_paths
 from mailer.web.digests_openapi import digest_paths
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
@@ -121,5 +122,6 @@ def openapi_document() -> dict[str, Any]:
             "/editions/{edition_id}/resume": {"post": _op("Resume", "200", params=_EDITION_ID)},
             "/editions/{edition_id}/cancel": {"post": _op("Cancel", "200", params=_EDITION_ID)},
             **digest_paths(),
+            **publication_paths(),
         },
     }

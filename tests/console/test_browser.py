@@ -178,8 +178,14 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     test_mail = site.smtp.handler.to("desk@example.org")
     assert len(test_mail) == 1 and str(test_mail[0].message["Subject"]).startswith("[Test]")
 
-    # Send now: the edition page's bar moves without a reload.
-    page.click('button:has-text("Send now")')
+    # Send now asks first, with the number of readers it will reach.
+    page.goto(page.url.split("/preview")[0])
+    page.click('a:has-text("Send now")')
+    expect(page.locator('#send-plan [data-field="readers"]')).to_have_text(f"{READERS:,}")
+    page.screenshot(path=str(site.shots / f"{site.name}-04a-send-confirm.png"), full_page=True)
+    assert audit(page) == [], "04a-send-confirm: " + str(audit(page))
+    # The edition page's bar moves without a reload.
+    page.click(f'button:has-text("Send to {READERS:,} readers")')
     expect(page.locator("h1")).to_contain_text("Edition #")
     edition_url = page.url
     page.wait_for_function(
@@ -213,7 +219,8 @@ def test_console_main_flow(site: Site, chromium) -> None:  # type: ignore[no-unt
     html = next(m for m in site.smtp.handler.messages if m.rcpt == "reader3@example.org"
                 ).message.get_body(("html",)).get_content()
     pixel = re.search(r'src="(http://127\.0\.0\.1:\d+/t/o/[^"]+)"', html).group(1)
-    click = re.search(r'href="(http://127\.0\.0\.1:\d+/t/c/[^"]+)"', html).group(1)
+    # the lead story's "Read the story" link (the masthead links to the site itself)
+    click = re.search(r'href="(http://127\.0\.0\.1:\d+/t/c/[^"]+)"[^>]*>Read the story', html).group(1)
     agent = {"User-Agent": "Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 Mail"}
     with urllib.request.urlopen(urllib.request.Request(pixel, headers=agent)) as r:  # noqa: S310
         assert r.headers["Content-Type"] == "image/gif"

@@ -99,7 +99,10 @@ def test_preview_test_send_and_send_now(editor, session, rt, sender):
     assert editor.post(f"/console/digests/{digest.id}/test-send", {"addresses": "not an address"},
                        follow_redirects=True).status_code == 200
     assert len(sender.messages) == 2
-    r = editor.post(f"/console/digests/{digest.id}/send")
+    r = editor.post(f"/console/digests/{digest.id}/send")  # not confirmed: asks first
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/digests/{digest.id}/send")
+    assert session.scalar(select(Edition)) is None
+    r = editor.post(f"/console/digests/{digest.id}/send", {"confirmed": "yes"})
     edition = session.scalar(select(Edition))
     assert r.status_code == 302 and r.headers["Location"].endswith(f"/console/editions/{edition.id}")
     assert edition.created_by == "editor@news.example.org"
@@ -107,7 +110,8 @@ def test_preview_test_send_and_send_now(editor, session, rt, sender):
 
 def test_send_now_without_readers_is_a_clear_message(editor, session):
     digest = factories.digest(session, "Empty")
-    r = editor.post(f"/console/digests/{digest.id}/send", follow_redirects=True)
+    r = editor.post(f"/console/digests/{digest.id}/send", {"confirmed": "yes"},
+                    follow_redirects=True)
     assert "no confirmed readers" in r.get_data(as_text=True)
     assert session.scalar(select(Edition)) is None
 

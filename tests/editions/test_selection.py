@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 
 from mailer import editions
 from mailer.common.errors import Conflict
 from mailer.mail.rendering import HTML_BUDGET_BYTES
-from mailer.models import Delivery, DeliveryStatus, EditionVariant, Reader, utcnow
+from mailer.models import Delivery, DeliveryStatus, Edition, EditionVariant, Reader, utcnow
 from tests.support import factories
 
 
@@ -114,8 +114,11 @@ def test_in_flight_deliveries_count_as_received(session, rt, dispatch):
     a = factories.digest(session, "A", topics=[t])
     b = factories.digest(session, "B", topics=[t])
     run(session, rt, a)  # still pending: not yet sent, but on its way
-    edition, got = run(session, rt, b)
-    assert got == {} and edition.status == "done"
+    # B would reach nobody: it is refused and creates no edition (the dry run sees it)
+    before = session.scalar(select(func.count()).select_from(Edition))
+    with pytest.raises(Conflict, match="no reader is owed"):
+        editions.start_edition(session, b.name)
+    assert session.scalar(select(func.count()).select_from(Edition)) == before
 
 
 def test_daily_and_weekly_readers_get_at_most_one_digest_per_period(session, rt, dispatch):
@@ -181,16 +184,18 @@ def test_planning_does_not_loop_over_readers(session, rt, dispatch):
     assert statements_for(3) == statements_for(60)
 
 
-def test_size_guard_caps_cards_and_records_truncation(session, rt, dispatch):
+@pytest.mark.parametrize("layout", ["digest", "cards"])
+def test_size_guard_caps_cards_and_records_truncation(session, rt, dispatch, layout):
     t = factories.topic(session)
     factories.reader(session, topics=[t])
     for n in range(50):
         a = factories.article(session, topics=[t], published_at=ago(minutes=n + 1),
                               title=f"A long headline number {n} " + "word " * 30)
         a.summary = "A summary that goes on and on. " * 10
-        a.image_url = f"https://img.example.org/{n}.jpg"
+        a.image_url = f"https://img.example.org/{n}/" + "long-image-path/" * 40 + "a.jpg"
+        a.url = f"https://news.example.org/{n}/" + "a-long-slug-of-words/" * 40
     session.commit()
-    d = factories.digest(session, topics=[t], max_articles=50)
+    d = factories.digest(session, topics=[t], max_articles=50, template=layout)
     edition, got = run(session, rt, d)
     variant = session.scalars(select(EditionVariant).where(EditionVariant.edition_id == edition.id)).one()
     assert variant.truncated > 0

@@ -34,12 +34,12 @@ def body(html: str) -> str:
 
 def test_assembled_selections_match_direct_compiles():
     ctx = context(24)
-    deck = CardDeck("digest", ctx)
+    deck = CardDeck("cards", ctx)
     rng = random.Random(4)
     for _ in range(60):
         ids = sorted(rng.sample([a["id"] for a in ctx["articles"]], rng.randint(1, 12)))
         assembled, kept = deck.assemble(ids)
-        direct = compile_email("digest", {**ctx, "articles": [a for a in ctx["articles"] if a["id"] in ids]})
+        direct = compile_email("cards", {**ctx, "articles": [a for a in ctx["articles"] if a["id"] in ids]})
         assert kept == len(ids)
         assert body(assembled.html) == body(direct.html)
         assert (assembled.subject, assembled.text) == (direct.subject, direct.text)
@@ -54,7 +54,7 @@ def test_assembled_selections_match_direct_compiles():
 
 def test_deck_size_guard_keeps_cards_within_budget():
     ctx = context(24)
-    deck = CardDeck("digest", ctx)
+    deck = CardDeck("cards", ctx)
     ids = [a["id"] for a in ctx["articles"]]
     assembled, kept = deck.assemble(ids, budget=30_000)
     assert 1 <= kept < len(ids)

@@ -12,7 +12,9 @@ _AUDIT_JS = """
   const name = (el) => (el.getAttribute('aria-label') || el.getAttribute('title') ||
                         (el.getAttribute('aria-labelledby') &&
                          document.getElementById(el.getAttribute('aria-labelledby'))?.textContent) ||
-                        el.textContent || el.value || '').trim();
+                        el.textContent || el.value ||
+                        // a linked image is named by its alt text
+                        [...el.querySelectorAll('img[alt]')].map((i) => i.alt).join(' ') || '').trim();
   if (!document.documentElement.lang) problems.push('html has no lang');
   if (!document.title.trim()) problems.push('page has no title');
   const viewport = document.querySelector('meta[name=viewport]');

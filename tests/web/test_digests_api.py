@@ -54,7 +54,8 @@ def test_preview_says_when_cards_were_cut(session, rt, api):
     for n in range(50):
         a = factories.article(session, topics=[t], title=f"Headline {n} " + "word " * 40)
         a.summary = "Summary sentence that goes on. " * 10
-        a.image_url = f"https://img.example.org/{n}.jpg"
+        a.image_url = f"https://img.example.org/{n}/" + "long-image-path/" * 40 + "a.jpg"
+        a.url = f"https://news.example.org/{n}/" + "a-long-slug-of-words/" * 40
     session.commit()
     d = factories.digest(session, topics=[t], max_articles=50)
     data = api.get(f"/api/v1/digests/{d.id}/preview").json

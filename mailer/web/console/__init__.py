@@ -12,6 +12,7 @@ from mailer.web.console import (  # the views register on the blueprint
     content,
     dashboard,
     digests,
+    drafts,
     editions,
     editors,
     outbox,
@@ -20,5 +21,5 @@ from mailer.web.console import (  # the views register on the blueprint
 )
 from mailer.web.console.blueprint import console
 
-__all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
+__all__ = ["auth", "console", "content", "dashboard", "digests", "drafts", "editions", "editors", "outbox",
            "readers", "settings"]

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
-from mailer.content import save_digest
-from mailer.editions import preview_digest, start_edition, test_send
+from mailer.content import archive_digest, list_digests, restore_digest, save_digest
+from mailer.editions import plan_send, preview_digest, start_edition, test_send
 from mailer.extensions import db
 from mailer.mail import TemplateError, digest_layouts
 from mailer.models import Digest, Edition, EditionStatus, Topic
@@ -46,6 +46,8 @@ def _form_data() -> dict[str, object]:
         "max_articles": form.get("max_articles") or None,
         "approval": form.get("approval", "auto"),
         "template": form.get("template") or "digest",
+        "intro": form.get("intro", ""),
+        "section_order": form.get("section_order", ""),
     }
 
 
@@ -67,10 +69,10 @@ def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
 @console.get("/digests")
 @viewer_required
 def digests() -> str:
-    rows = db.session.scalars(select(Digest).order_by(Digest.name)).all()
     drafts = db.session.scalars(select(Edition).where(Edition.status == EditionStatus.DRAFT)
                                 .order_by(Edition.id.desc())).all()
-    return render_template("console/digests.html", digests=rows, drafts=drafts)
+    return render_template("console/digests.html", digests=list_digests(db.session),
+                           archived=list_digests(db.session, archived=True), drafts=drafts)
 
 
 @console.get("/digests/new")
@@ -155,23 +157,38 @@ def digest_test_send(digest_id: int) -> Response:
     digest = _digest(digest_id)
     rt = runtime()
     raw = str(request.form.get("addresses", ""))[:2000]
+    # The confirmation page of "Send now" offers a last test send and comes back to itself.
+    back = url_for("console.digest_send_confirm" if request.form.get("next") == "confirm"
+                   else "console.digest_preview", digest_id=digest_id)
     with rt.one_off_sender() as sender:
         try:
             results = test_send(db.session, rt.settings, sender, digest.id, raw)
         except ValidationError as exc:
             flash_error(exc)
-            return redirect(url_for("console.digest_preview", digest_id=digest_id))
+            return redirect(back)
     addresses = list(results)
     accepted = sum(1 for outcome in results.values() if outcome == "sent")
     flash(f"Test sent: {accepted} of {len(addresses)} accepted by the mail server.",
           "ok" if accepted == len(addresses) else "error")
-    return redirect(url_for("console.digest_preview", digest_id=digest_id))
+    return redirect(back)
+
+
+@console.get("/digests/<int:digest_id>/send")
+@viewer_required
+def digest_send_confirm(digest_id: int) -> str:
+    """"Send now" asks first: how many readers it will reach (a dry run), with a
+    last test send."""
+    digest = _digest(digest_id)
+    return render_template("console/send_confirm.html", digest=digest,
+                           plan=plan_send(db.session, digest.id))
 
 
 @console.post("/digests/<int:digest_id>/send")
 @editor_required
 def digest_send(digest_id: int) -> Response:
     digest = _digest(digest_id)
+    if request.form.get("confirmed") != "yes":
+        return redirect(url_for("console.digest_send_confirm", digest_id=digest_id))
     try:
         edition = start_edition(db.session, digest.id, created_by=current_user.email)
     except ValidationError as exc:
@@ -180,3 +197,19 @@ def digest_send(digest_id: int) -> Response:
         return redirect(url_for("console.digest_edit", digest_id=digest_id))
     flash(f"Edition #{edition.id} started.")
     return redirect(url_for("console.edition", edition_id=edition.id))
+
+
+@console.post("/digests/<int:digest_id>/archive")
+@editor_required
+def digest_archive(digest_id: int) -> Response:
+    digest = archive_digest(db.session, _digest(digest_id).id)
+    flash(f"Digest {digest.name!r} archived: it is no longer scheduled; its editions stay.", "ok")
+    return redirect(url_for("console.digests"))
+
+
+@console.post("/digests/<int:digest_id>/restore")
+@editor_required
+def digest_restore(digest_id: int) -> Response:
+    digest = restore_digest(db.session, _digest(digest_id).id)
+    flash(f"Digest {digest.name!r} restored.", "ok")
+    return redirect(url_for("console.digest_edit", digest_id=digest.id))
