@@ -19,6 +19,7 @@ from mailer.models.readers import (
     ReaderEvent,
     ReaderStatus,
     Suppression,
+    SuppressionReason,
     Topic,
     reader_topics,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "ReaderStatus",
     "Role",
     "Suppression",
+    "SuppressionReason",
     "Topic",
     "article_topics",
     "db",
