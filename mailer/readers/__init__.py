@@ -14,6 +14,7 @@ from mailer.readers.import_export import export_readers, import_readers
 from mailer.readers.privacy import erase_reader, export_reader
 from mailer.readers.retention import KEEP_CHOICES, PAUSE_DAYS, keep_reader, resume_due_readers
 from mailer.readers.subscriptions import (
+    MAX_REASON_TEXT,
     UNSUBSCRIBE_REASONS,
     confirm,
     request_link,
@@ -24,6 +25,7 @@ from mailer.readers.subscriptions import (
 
 __all__ = [
     "KEEP_CHOICES",
+    "MAX_REASON_TEXT",
     "PAUSE_DAYS",
     "UNSUBSCRIBE_REASONS",
     "confirm",
