@@ -79,7 +79,7 @@ class Reader(Base):
     # "Pause for 30 days": frequency is paused until this moment, then the tick
     # puts back `resume_frequency` (what the reader had chosen before).
     paused_until: Mapped[datetime | None] = mapped_column(index=True)
-    resume_frequency: Mapped[str] = mapped_column(String(20), default="")
+    resume_frequency: Mapped[str] = mapped_column(String(20), default="", server_default="")
     # "Email me a new link": requested / taken by a worker (same pattern as confirmations).
     link_sent_at: Mapped[datetime | None]
     link_mailed_at: Mapped[datetime | None]

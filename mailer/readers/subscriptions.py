@@ -239,7 +239,7 @@ def _new_reader_statement() -> Select[Any]:
         pg_insert(readers)
         .from_select(["email", "email_key", "name", "frequency", "status", "confirm_nonce",
                       "consent_at", "consent_source", "consent_ip", "confirmation_sent_at",
-                      "created_at"], row)
+                      "created_at"], row, include_defaults=False)
         .on_conflict_do_nothing(index_elements=["email_key"])
         .returning(readers.c.id)
         .cte("new_reader")

@@ -6,8 +6,8 @@ Every label is escaped; numbers are formatted by us. Each chart carries a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import math
+from collections.abc import Sequence
 from html import escape
 
 from markupsafe import Markup
