@@ -154,6 +154,14 @@ FEED_LABELS = {"url": "Feed address (URL)", "category_map": "Category → topic 
                "topics": "Default topic"}
 
 
+def _feed_errors(exc: ValidationError) -> dict[str, str]:
+    """Unknown topics come from the mapping (or the default topic): shown beside the mapping."""
+    errors = field_errors(exc, FEED_LABELS)
+    if "topics" in errors:
+        errors.setdefault("category_map", errors.pop("topics"))
+    return errors
+
+
 def _feed(feed_id: int) -> Feed:
     return db.get_or_404(Feed, feed_id, description="No such feed.")
 
@@ -192,7 +200,7 @@ def feed_create() -> Response | tuple[str, int]:
     except ValidationError as exc:
         db.session.rollback()
         flash_error(exc, FEED_LABELS)
-        return _feeds_page(values, field_errors(exc, FEED_LABELS), 422,
+        return _feeds_page(values, _feed_errors(exc), 422,
                            failed=isinstance(exc, FirstFetchFailed))
     if result is None:
         flash(f"Feed saved, but it could not be read: {feed.last_error}. It will be tried again.",
@@ -232,7 +240,7 @@ def feed_save(feed_id: int) -> Response | tuple[str, int]:
     except ValidationError as exc:
         db.session.rollback()
         flash_error(exc, FEED_LABELS)
-        return _feed_page(_feed(feed_id), values, field_errors(exc, FEED_LABELS), 422)
+        return _feed_page(_feed(feed_id), values, _feed_errors(exc), 422)
     flash("Feed saved.", "ok")
     return redirect(url_for("console.feed_edit", feed_id=feed_id))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import render_template, request
 
 from mailer.console import (
@@ -56,12 +58,14 @@ def reports() -> str:
     days = days if days in REPORT_DAYS else REPORT_DAYS[0]
     series = activity_series(db.session, days=days)
     labels = [d.strftime("%d %b") for d, _ in series["sends"]]
-    over_time = line_chart(f"Sends and reader actions per day, last {days} days", labels,
-                           {name: [n for _, n in values] for name, values in series.items()})
     tracking = runtime().settings.tracking
-    actions = line_chart("Opens, clicks, unsubscribes and bounces per day", labels,
-                         {name: [n for _, n in values] for name, values in series.items()
-                          if name != "sends" and (tracking or name not in ("opens", "clicks"))})
+    # Without tracking, opens and clicks are unknown: no line pretends they were zero.
+    measured: dict[str, Sequence[float]] = {
+        name: [n for _, n in values] for name, values in series.items()
+        if tracking or name not in ("opens", "clicks")}
+    over_time = line_chart(f"Sends and reader actions per day, last {days} days", labels, measured)
+    actions = line_chart("Reader actions per day", labels,
+                         {name: values for name, values in measured.items() if name != "sends"})
     growth = net_growth(db.session, days=days)
     growth_chart = bar_chart(f"Readers gained and lost per day, last {days} days",
                              [(g.day.strftime("%d %b"), {"gained": g.gained, "lost": g.lost})
