@@ -101,7 +101,7 @@ def test_scanner_agent_counts_after_the_window(session, rt, sender):
 
 def test_archive_copy_links_still_lead_to_the_article(client, session, rt, sender):
     world = build_world(session, rt, tracking=True)
-    page = client.get(f"/archive/{world.edition_id}").get_data(as_text=True)
+    page = client.get(f"/archive/{world.edition_id}/email").get_data(as_text=True)
     link_path = paths(page, "c")[0]
     assert re.fullmatch(r"/t/c/\d+\.\d+\.", link_path)
     r = client.get(link_path, headers=BROWSER)
