@@ -92,7 +92,7 @@ def _article_page(article: Article | None, values: dict[str, object], errors: di
 
 
 @console.get("/articles/new")
-@editor_required
+@viewer_required  # viewers see the form, with its buttons disabled
 def article_new() -> tuple[str, int]:
     return _article_page(None, {"topics": []}, {})
 
