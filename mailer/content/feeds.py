@@ -23,6 +23,7 @@ from xml.sax import SAXException
 
 import feedparser
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from mailer.common.errors import NotFound, ValidationError
 from mailer.common.validation import clean_int, clean_slug, clean_url
@@ -299,7 +300,12 @@ def add_feed(session: DbSession, data: Mapping[str, Any], *,
         feed.last_status, feed.last_error, feed.last_imported = "ok", "", result.imported
     else:
         feed.last_status, feed.last_error, feed.last_imported = "error", problem[:2000], 0
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:  # the same URL added at the same moment by someone else
+        session.rollback()
+        raise ValidationError("This feed is already in the list.",
+                              {"url": "this feed is already in the list"}) from exc
     return feed, result
 
 
