@@ -109,16 +109,17 @@ def subscribe(
     source: str = "form",
     ip: str = "",
     confirmed: bool = False,
-    allow_erased: bool = False,
+    from_form: bool = False,
     now: datetime | None = None,
 ) -> SubscribeResult:
     """Sign a reader up. The caller answers the same whatever happened here
     (no address enumeration). Commits.
 
-    A confirmed reader who signs up again is emailed their preferences link. An
-    address erased at its owner's request may sign up again only through double
-    opt-in from the form (`allow_erased`): the suppression stays until the new
-    confirmation link is clicked. Imports and the API never pass it."""
+    `from_form`: the person is at our signup form (or the embedded box). Only then
+    is a confirmed reader emailed their preferences link (an API client re-posting
+    its list must not mail everyone), and only then may an address erased at its
+    owner's request sign up again, through double opt-in: the suppression stays
+    until the new confirmation link is clicked. Imports and the API never pass it."""
     now = now or utcnow()
     address = clean_email(email)
     clean_name = clean_text(name, "name", 200)
@@ -129,7 +130,7 @@ def subscribe(
     if on_postgres(session) and not confirmed:
         fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
                                       source, ip, now)
-        if fresh is not None and not (allow_erased and fresh.reader_id is None):
+        if fresh is not None and not (from_form and fresh.reader_id is None):
             if fresh.reader_id is not None:
                 wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
             session.commit()
@@ -141,7 +142,7 @@ def subscribe(
                     .scalar_subquery())
     known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
     suppressed, known_id = session.execute(select(suppressed_q, known_q)).one()
-    if suppressed and not (suppressed == SuppressionReason.ERASED and allow_erased
+    if suppressed and not (suppressed == SuppressionReason.ERASED and from_form
                            and not confirmed):
         # Erased, bounced or complained: never re-added, and we say nothing.
         session.commit()
@@ -170,7 +171,8 @@ def subscribe(
             # The same address was posted twice at once: the other request won.
             session.rollback()
             return subscribe(session, email=address, name=clean_name, topics=topics,
-                             frequency=freq, source=source, ip=ip, confirmed=confirmed, now=now)
+                             frequency=freq, source=source, ip=ip, confirmed=confirmed,
+                             from_form=from_form, now=now)
         if chosen:
             session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
                                                     for t in chosen])
@@ -188,7 +190,7 @@ def subscribe(
         return SubscribeResult(None, False, False)
     reader_id = reader.id
     if reader.status == ReaderStatus.CONFIRMED:
-        if not confirmed:
+        if from_form and not confirmed:
             # They may have lost their links: mail the preferences link, not a new opt-in.
             _request_link_email(session, reader_id, now)
         session.commit()

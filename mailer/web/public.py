@@ -110,7 +110,7 @@ def _signup(values: dict[str, object], source: str) -> None:
         source=source[:200],
         ip=request.remote_addr or "",
         # Only a reader at the form may lift their own erasure, by double opt-in.
-        allow_erased=True,
+        from_form=True,
     )
 
 

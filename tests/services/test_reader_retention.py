@@ -93,7 +93,7 @@ def test_unsubscribed_reader_asking_for_a_link_gets_the_preferences_link(session
 
 def test_confirmed_reader_signing_up_again_gets_the_preferences_link(session, rt, sender, dispatch):
     reader = factories.reader(session, "again@example.org")
-    result = subscriptions.subscribe(session, email="again@example.org", allow_erased=True)
+    result = subscriptions.subscribe(session, email="again@example.org", from_form=True)
     assert result.reader_id == reader.id and not result.confirmation_queued
     assert dispatch.names() == [LINK_TASK]
     session.expire_all()
@@ -113,13 +113,13 @@ def test_erased_address_may_opt_in_again_through_the_form_only(session, rt, send
     reader = factories.reader(session, "erased@example.org")
     erase_reader(session, reader.id)
     assert session.scalar(select(Suppression.reason)) == SuppressionReason.ERASED
-    # The API and imports (no allow_erased) still refuse it.
+    # The API and imports (no from_form) still refuse it.
     assert subscriptions.subscribe(session, email="erased@example.org").reader_id is None
     assert subscriptions.subscribe(session, email="erased@example.org", confirmed=True,
-                                   allow_erased=True).reader_id is None
+                                   from_form=True).reader_id is None
     assert import_readers(session, "email\nerased@example.org\n", consent=True).suppressed == 1
     # The form: a pending reader and a confirmation email; the suppression stays meanwhile.
-    result = subscriptions.subscribe(session, email="erased@example.org", allow_erased=True)
+    result = subscriptions.subscribe(session, email="erased@example.org", from_form=True)
     assert result.created and result.confirmation_queued
     assert session.scalar(select(Suppression.id)) is not None
     assert subscriptions.subscribe(session, email="erased@example.org", confirmed=True
@@ -135,7 +135,7 @@ def test_bounce_and_complaint_suppressions_are_never_lifted_by_the_form(session,
     subscriptions.suppress(session, "angry@example.org", "complaint")
     session.commit()
     for address in ("hard@example.org", "angry@example.org"):
-        assert subscriptions.subscribe(session, email=address, allow_erased=True).reader_id is None
+        assert subscriptions.subscribe(session, email=address, from_form=True).reader_id is None
     assert session.scalar(select(Reader.id)) is None and dispatch.names() == []
 
 
@@ -189,3 +189,9 @@ def test_unsubscribe_reason_and_comment_are_kept_and_bounded(session):
     assert events[a.id]["reason"] == "too-many"
     assert events[a.id]["comment"].startswith("Far too many x") and len(events[a.id]["comment"]) == 500
     assert events[b.id] == {"source": "page"}
+
+
+def test_the_api_reposting_a_confirmed_reader_mails_nothing(session, dispatch):
+    factories.reader(session, "listed@example.org")
+    subscriptions.subscribe(session, email="listed@example.org", source="api")
+    assert dispatch.names() == []
