@@ -127,8 +127,34 @@ def test_editor_adds_an_article_and_runs_a_feed(site, chromium, shots, feeds):
         assert db.session.query(Feed).count() == 0
         assert db.session.query(Article).count() == 3  # its articles stay
 
+    # A digest with a time zone that does not exist: said in words, beside the field.
+    page.goto(f"{site.base_url}/console/digests/new")
+    page.get_by_label("Name", exact=True).fill("Evening roundup")
+    page.get_by_label("Schedule").fill("daily 18:00")
+    page.get_by_label("Time zone").fill("Mars/Olympus")
+    page.get_by_label("Transport").check()
+    page.get_by_role("button", name="Create digest").click()
+    page.locator("#err-timezone").wait_for()
+    assert "Unknown time zone" in page.locator("#err-timezone").inner_text()
+    assert "(timezone" not in page.content()
+    assert page.get_by_label("Name", exact=True).input_value() == "Evening roundup"
+    assert page.get_by_label("Schedule").input_value() == "daily 18:00"
+    assert page.get_by_label("Transport").is_checked()
+    shot("8-digest-error-kept")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Create digest").click()
+    page.get_by_text("Digest 'Evening roundup' created.").wait_for()
+
     page.goto(f"{site.base_url}/console/reports")
     page.get_by_role("heading", name="Reports").wait_for()
     assert page.get_by_label("Period").input_value() == "7"
-    shot("8-reports")
+    shot("9-reports")
+
+    # The same pages on a phone: nothing wider than the screen.
+    page.set_viewport_size({"width": 390, "height": 844})
+    for step, path in (("10-mobile-articles-new", "/console/articles/new"),
+                       ("11-mobile-feeds", "/console/feeds")):
+        page.goto(f"{site.base_url}{path}")
+        shot(step)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), step
     context.close()
