@@ -92,5 +92,20 @@ def tick() -> dict[str, object]:
     waiting = readers.confirmations_due(db.session, older_than=30, limit=1)
     if waiting:
         current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
+    # "Email me a new link" requests whose task was lost; timed pauses that are over.
+    for reader_id in readers.reader_links_due(db.session):
+        current_app.extensions["dispatch"](TaskName.SEND_READER_LINK, (reader_id,))
+    resumed = readers.resume_due_readers(db.session)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
-            "confirmations_waiting": bool(waiting)}
+            "confirmations_waiting": bool(waiting), "resumed": resumed}
+
+
+@shared_task(name=TaskName.SEND_READER_LINK, ignore_result=True)
+def send_reader_link(reader_id: int) -> str:
+    rt = runtime()
+    outcome = readers.send_reader_link(db.session, rt.settings, rt.tokens, rt.sender(), reader_id)
+    if outcome is None:
+        return "no link request waiting"
+    if not outcome.sent:
+        log.warning("link email to reader %s: %s %s", reader_id, outcome.code, outcome.message)
+    return outcome.result

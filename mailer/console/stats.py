@@ -91,9 +91,27 @@ class EditionStats:
     complaints: int = 0
     filtered: int = 0  # scanner and prefetch hits left out of the counts
     links: list[dict[str, Any]] = field(default_factory=list)
+    # Sent with tracked links and an open pixel (MAILER_TRACKING was on): without
+    # it, opens and clicks are unknown, not zero.
+    tracked: bool = False
 
     def rate(self, count: int) -> float:
         return round(100.0 * count / self.sent, 1) if self.sent else 0.0
+
+    def _tracked_rate(self, count: int) -> str:
+        return f"{self.rate(count)}%" if self.tracked else "tracking off"
+
+    @property
+    def open_label(self) -> str:
+        return self._tracked_rate(self.opens)
+
+    @property
+    def click_label(self) -> str:
+        return self._tracked_rate(self.clicks)
+
+    @property
+    def unsubscribe_label(self) -> str:
+        return f"{self.rate(self.unsubscribes)}%"
 
     @property
     def open_rate(self) -> float:
@@ -185,6 +203,10 @@ def edition_stats(session: DbSession, edition_ids: list[int]) -> list[EditionSta
             s.bounces += hits
         elif kind == "complaint":
             s.complaints += hits
+    for tracked_edition in session.scalars(
+        select(EditionLink.edition_id).where(EditionLink.edition_id.in_(list(out))).distinct()
+    ):
+        out[tracked_edition].tracked = True
     clicked = [i for i, s in out.items() if s.click_total]
     if clicked:
         for clicked_edition, readers in session.execute(
@@ -331,3 +353,80 @@ def activity_series(session: DbSession, days: int = 30, now: datetime | None = N
     for name, values in per_kind.items():
         series[name] = [(d, values.get(d, 0)) for d in all_days]
     return series
+
+
+def _since(now: datetime, days: int) -> datetime:
+    return datetime.combine(now.date() - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
+
+
+@dataclass
+class GrowthDay:
+    day: date
+    gained: int  # readers confirmed that day (imports with consent included)
+    lost: int  # unsubscribed, erased or complained that day
+
+    @property
+    def net(self) -> int:
+        return self.gained - self.lost
+
+
+LOSS_KINDS = ("unsubscribed", "erased", "complaint")
+
+
+def net_growth(session: DbSession, days: int = 7, now: datetime | None = None) -> list[GrowthDay]:
+    """Per day: readers gained (confirmed), lost (left, erased, complained), and the net."""
+    now = now or utcnow()
+    since = _since(now, days)
+    confirmed_day = _day(session, Reader.confirmed_at)
+    gained = {_as_date(d): n for d, n in session.execute(
+        select(confirmed_day, func.count()).where(Reader.confirmed_at >= since)
+        .group_by(confirmed_day))}
+    event_day = _day(session, ReaderEvent.created_at)
+    lost = {_as_date(d): n for d, n in session.execute(
+        select(event_day, func.count())
+        .where(ReaderEvent.created_at >= since, ReaderEvent.kind.in_(LOSS_KINDS))
+        .group_by(event_day))}
+    return [GrowthDay(d, gained.get(d, 0), lost.get(d, 0)) for d in _days(now, days)]
+
+
+def clicks_per_article(session: DbSession, days: int = 7, now: datetime | None = None,
+                       limit: int = 20) -> list[dict[str, Any]]:
+    """The most clicked articles of the window: clicks and distinct readers."""
+    now = now or utcnow()
+    link = ReaderEvent.detail["link"].as_integer()
+    rows = session.execute(
+        select(EditionLink.article_id, Article.title, func.count(),
+               func.count(func.distinct(ReaderEvent.reader_id)))
+        .select_from(ReaderEvent)
+        .join(EditionLink, EditionLink.id == link)
+        .join(Article, Article.id == EditionLink.article_id)
+        .where(ReaderEvent.kind == "click", ReaderEvent.created_at >= _since(now, days))
+        .group_by(EditionLink.article_id, Article.title)
+        .order_by(func.count().desc(), Article.title)
+        .limit(limit)
+    ).all()
+    return [{"article_id": article_id, "title": title, "clicks": clicks, "readers": readers}
+            for article_id, title, clicks, readers in rows]
+
+
+def unsubscribe_reasons(session: DbSession, days: int = 7, now: datetime | None = None,
+                        comments: int = 20) -> dict[str, Any]:
+    """Why readers left in the window: a count per reason (`none` when they did not
+    say) and the latest free-text comments."""
+    now = now or utcnow()
+    since = _since(now, days)
+    reason = ReaderEvent.detail["reason"].as_string()
+    counts = {str(r or "none"): n for r, n in session.execute(
+        select(reason, func.count())
+        .where(ReaderEvent.kind == "unsubscribed", ReaderEvent.created_at >= since)
+        .group_by(reason))}
+    latest = session.execute(
+        select(ReaderEvent.created_at, ReaderEvent.detail)
+        .where(ReaderEvent.kind == "unsubscribed", ReaderEvent.created_at >= since)
+        .order_by(ReaderEvent.created_at.desc(), ReaderEvent.id.desc())
+        .limit(500)
+    ).all()
+    texts = [{"at": at, "reason": str(detail.get("reason", "")), "comment": str(detail["comment"])}
+             for at, detail in latest if isinstance(detail, dict) and detail.get("comment")]
+    return {"counts": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "total": sum(counts.values()), "comments": texts[:comments]}

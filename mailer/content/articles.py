@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import nh3
@@ -84,6 +85,44 @@ def upsert_article(
     if commit:
         session.commit()
     return article, created
+
+
+@dataclass(frozen=True)
+class ArticleCard:
+    """What a digest card of this article shows, for the console's preview."""
+
+    title: str
+    author: str
+    summary: str
+    image_url: str
+    url: str
+    body_html: str
+    topics: list[str]
+
+
+def article_card(session: DbSession, data: Mapping[str, Any]) -> ArticleCard:
+    """The card an article would get, checked and sanitised as on save, nothing stored."""
+    topics = topics_by_slug(session, clean_slugs(data.get("topics")))
+    return ArticleCard(
+        title=clean_text(data.get("title"), "title", 500, required=True),
+        author=clean_text(data.get("author"), "author", 200),
+        summary=plain_text(clean_long_text(data.get("summary"), "summary", 20_000))[:5000],
+        image_url=clean_url(data.get("image_url"), "image_url", required=False),
+        url=clean_url(data.get("url"), "url", required=False),
+        body_html=sanitize_html(clean_long_text(data.get("body_html"), "body_html", 1_000_000)),
+        topics=[t.name for t in topics],
+    )
+
+
+def create_article(session: DbSession, data: Mapping[str, Any]) -> Article:
+    """A new article from the console; an address already used is an error naming
+    the field (the API's upsert would silently update it). Commits."""
+    url = clean_url(data.get("url"), "url")
+    if session.scalar(select(Article.id).where(Article.url == url)) is not None:
+        raise ValidationError("An article with this address already exists.",
+                              {"url": "an article with this address already exists"})
+    article, _ = upsert_article(session, {**data, "image_url": data.get("image_url") or None})
+    return article
 
 
 def create_topic(session: DbSession, slug: object, name: object) -> Topic:

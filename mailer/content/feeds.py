@@ -23,12 +23,13 @@ from xml.sax import SAXException
 
 import feedparser
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
-from mailer.common.errors import ValidationError
+from mailer.common.errors import NotFound, ValidationError
 from mailer.common.validation import clean_int, clean_slug, clean_url
 from mailer.content.articles import upsert_article
 from mailer.jobs import TaskName, enqueue_on_commit
-from mailer.models import Feed, Topic, utcnow
+from mailer.models import Article, Feed, Topic, utcnow
 from mailer.models.base import DbSession
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ USER_AGENT = "digest-mailer/0.1 (feed reader)"
 
 class FeedError(Exception):
     """Why a feed could not be used; shown to editors as the feed's status."""
+
+
+class FirstFetchFailed(ValidationError):
+    """A new feed could not be read: nothing is saved unless the editor insists."""
 
 
 @dataclass(frozen=True)
@@ -204,8 +209,8 @@ def import_items(session: DbSession, items: list[dict[str, Any]], *, feed: Feed 
     return ImportResult(len(items), created)
 
 
-def save_feed(session: DbSession, data: Mapping[str, Any]) -> Feed:
-    """Add a feed, or update the one with this URL (idempotent). Commits."""
+def save_feed(session: DbSession, data: Mapping[str, Any], *, commit: bool = True) -> Feed:
+    """Add a feed, or update the one with this URL (idempotent). Commits unless told not to."""
     url = clean_url(data.get("url"), "url")
     category_map = data.get("category_map") or {}
     if not isinstance(category_map, Mapping) or not all(
@@ -225,8 +230,106 @@ def save_feed(session: DbSession, data: Mapping[str, Any]) -> Feed:
         feed.default_topic_slug = default_topic
     if "poll_minutes" in data:
         feed.poll_minutes = clean_int(data.get("poll_minutes"), "poll_minutes", 1, 7 * 24 * 60, 15)
+    if commit:
+        session.commit()
+    else:
+        session.flush()
+    return feed
+
+
+def parse_category_map(text: object) -> dict[str, str]:
+    """The console's mapping box: one `Feed category = topic-slug` per line."""
+    if text is None:
+        return {}
+    if not isinstance(text, str):
+        raise ValidationError("The category mapping must be text.", {"category_map": "must be text"})
+    mapping: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        category, sep, slug = line.partition("=")
+        if not sep or not category.strip() or not slug.strip():
+            raise ValidationError(
+                f"Line {number} of the category mapping should look like “Politics = politics”.",
+                {"category_map": f"line {number} should look like “Category = topic-slug”"})
+        mapping[category.strip().lower()[:200]] = slug.strip()
+    return mapping
+
+
+def add_feed(session: DbSession, data: Mapping[str, Any], *,
+             insist: bool = False) -> tuple[Feed, ImportResult | None]:
+    """Add a feed from the console: its first fetch must work, or nothing is saved
+    (ValidationError naming the `url` field with the reason) unless `insist`, which
+    saves it with the error shown as its status. On success its items are imported
+    with it, in one transaction. Commits."""
+    url = clean_url(data.get("url"), "url")
+    if session.scalar(select(Feed.id).where(Feed.url == url)) is not None:
+        raise ValidationError("This feed is already in the list.",
+                              {"url": "this feed is already in the list"})
+    problem = ""
+    parsed: ParsedFeed | None = None
+    fetched: Fetched | None = None
+    try:
+        fetched = fetch(url)
+        parsed = parse_feed(fetched.body or b"", fetched.content_type)
+    except FeedError as exc:
+        problem = str(exc)
+    if problem and not insist:
+        raise FirstFetchFailed(f"The feed could not be read: {problem}.",
+                              {"url": f"the first fetch failed: {problem}"})
+    feed = save_feed(session, data, commit=False)
+    now = utcnow()
+    result: ImportResult | None = None
+    if parsed is not None and fetched is not None:
+        try:
+            result = import_items(session, parsed.items, feed=feed)
+        except FeedError as exc:
+            if not insist:
+                session.rollback()
+                raise FirstFetchFailed(f"The feed could not be imported: {exc}.",
+                                      {"url": f"the first import failed: {exc}"}) from exc
+            session.rollback()
+            feed = save_feed(session, data, commit=False)
+            problem, result = str(exc), None
+    feed.last_fetched_at = now
+    feed.next_poll_at = now + timedelta(minutes=feed.poll_minutes or 15)
+    if result is not None and parsed is not None and fetched is not None:
+        feed.title = parsed.title[:500]
+        feed.etag, feed.last_modified = fetched.etag[:500], fetched.last_modified[:200]
+        feed.last_status, feed.last_error, feed.last_imported = "ok", "", result.imported
+    else:
+        feed.last_status, feed.last_error, feed.last_imported = "error", problem[:2000], 0
+    try:
+        session.commit()
+    except IntegrityError as exc:  # the same URL added at the same moment by someone else
+        session.rollback()
+        raise ValidationError("This feed is already in the list.",
+                              {"url": "this feed is already in the list"}) from exc
+    return feed, result
+
+
+def set_feed_paused(session: DbSession, feed_id: int, paused: bool) -> Feed:
+    """A paused feed is not polled; resuming polls it at the next tick. Commits."""
+    feed = session.get(Feed, feed_id)
+    if feed is None:
+        raise NotFound("No such feed.")
+    feed.paused = paused
+    if not paused:
+        feed.next_poll_at = utcnow()
     session.commit()
     return feed
+
+
+def delete_feed(session: DbSession, feed_id: int) -> None:
+    """Remove a feed; the articles it brought in stay (without their feed). Commits."""
+    feed = session.get(Feed, feed_id)
+    if feed is None:
+        raise NotFound("No such feed.")
+    session.execute(update(Article).where(Article.feed_id == feed_id).values(feed_id=None)
+                    .execution_options(synchronize_session=False))
+    session.delete(feed)
+    session.commit()
 
 
 def poll_feed(session: DbSession, feed_id: int, *, timeout: float = FETCH_TIMEOUT,
@@ -280,7 +383,7 @@ def queue_due_feeds(session: DbSession, now: datetime | None = None) -> list[int
     now = now or utcnow()
     due = session.execute(
         select(Feed.id, Feed.next_poll_at, Feed.poll_minutes)
-        .where(Feed.next_poll_at.is_not(None), Feed.next_poll_at <= now)
+        .where(Feed.next_poll_at.is_not(None), Feed.next_poll_at <= now, Feed.paused.is_(False))
         .limit(200)
     ).all()
     claimed: list[int] = []

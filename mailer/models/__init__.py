@@ -20,6 +20,7 @@ from mailer.models.readers import (
     ReaderEvent,
     ReaderStatus,
     Suppression,
+    SuppressionReason,
     Topic,
     reader_topics,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "ReaderStatus",
     "Role",
     "Suppression",
+    "SuppressionReason",
     "Topic",
     "article_topics",
     "db",

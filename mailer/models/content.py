@@ -63,6 +63,7 @@ class Feed(Base):
     last_status: Mapped[str] = mapped_column(String(20), default="new")  # ok | error | new
     last_error: Mapped[str] = mapped_column(Text, default="")
     last_imported: Mapped[int] = mapped_column(default=0)
+    paused: Mapped[bool] = mapped_column(default=False)  # not polled while set
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -77,6 +77,13 @@ class Reader(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
+    # "Pause for 30 days": frequency is paused until this moment, then the tick
+    # puts back `resume_frequency` (what the reader had chosen before).
+    paused_until: Mapped[datetime | None] = mapped_column(index=True)
+    resume_frequency: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    # "Email me a new link": requested / taken by a worker (same pattern as confirmations).
+    link_sent_at: Mapped[datetime | None]
+    link_mailed_at: Mapped[datetime | None]
 
     topics: Mapped[list[Topic]] = relationship(secondary=reader_topics, lazy="selectin")
 
@@ -85,8 +92,17 @@ class Reader(Base):
         return self.status == ReaderStatus.CONFIRMED and self.frequency != Frequency.PAUSED
 
 
+class SuppressionReason:
+    """Why an address is suppressed. Bounces and complaints use their own words
+    ("bounce", "hard-bounce", "complaint"...): only ERASED is ever lifted."""
+
+    ERASED = "erased"  # the reader asked: a new double opt-in through the form may lift it
+
+
 class Suppression(Base):
-    """Addresses that must never be mailed again, kept as a hash (erasure-safe)."""
+    """Addresses that must never be mailed again, kept as a hash (erasure-safe).
+    Only an `erased` entry can be lifted, and only by the reader confirming a new
+    signup from the form; bounces and complaints stay for good."""
 
     __tablename__ = "suppressions"
 

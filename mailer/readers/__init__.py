@@ -2,18 +2,51 @@
 unsubscribe, data export and erasure, CSV import and export.
 """
 
-from mailer.readers.address_change import confirm_change, request_change
-from mailer.readers.confirmations import confirmations_due, send_due_confirmations, send_email_change
-from mailer.readers.import_export import export_readers, import_readers
-from mailer.readers.privacy import erase_reader, export_reader
+from mailer.readers.address_change import (
+    confirm_change,
+    request_change,
+)
+from mailer.readers.confirmations import (
+    confirmations_due,
+    reader_links_due,
+    send_due_confirmations,
+    send_email_change,
+    send_reader_link,
+)
+from mailer.readers.import_export import (
+    export_readers,
+    import_readers,
+)
+from mailer.readers.privacy import (
+    erase_reader,
+    export_reader,
+)
 from mailer.readers.publication import (
     Publication,
     load_publication,
     publication_defaults,
 )
-from mailer.readers.subscriptions import confirm, subscribe, unsubscribe_by_link, update_preferences
+from mailer.readers.retention import (
+    KEEP_CHOICES,
+    PAUSE_DAYS,
+    keep_reader,
+    resume_due_readers,
+)
+from mailer.readers.subscriptions import (
+    MAX_REASON_TEXT,
+    UNSUBSCRIBE_REASONS,
+    confirm,
+    request_link,
+    subscribe,
+    unsubscribe_by_link,
+    update_preferences,
+)
 
 __all__ = [
+    "KEEP_CHOICES",
+    "MAX_REASON_TEXT",
+    "PAUSE_DAYS",
+    "UNSUBSCRIBE_REASONS",
     "Publication",
     "confirm",
     "confirm_change",
@@ -22,11 +55,16 @@ __all__ = [
     "export_reader",
     "export_readers",
     "import_readers",
+    "keep_reader",
     "load_publication",
     "publication_defaults",
+    "reader_links_due",
     "request_change",
+    "request_link",
+    "resume_due_readers",
     "send_due_confirmations",
     "send_email_change",
+    "send_reader_link",
     "subscribe",
     "unsubscribe_by_link",
     "update_preferences",

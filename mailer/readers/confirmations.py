@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from mailer.common.tokens import Tokens
+from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
 from mailer.mail.messages import domain_of, header_safe
 from mailer.mail.rendering import FillTemplate, compile_email, escape_values
@@ -81,6 +81,42 @@ def send_confirmation(
                          load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
                             sender.send(settings.mail_from_address, reader.email, data))
+
+
+def send_reader_link(
+    session: DbSession, settings: Settings, tokens: Tokens, sender: Sender, reader_id: int
+) -> Outcome | None:
+    """Email a reader the link to their preferences ("email me a new link", or a
+    confirmed reader signing up again). None when no request is waiting any more."""
+    if not _take_request(session, reader_id, Reader.link_sent_at, Reader.link_mailed_at,
+                         Reader.status.in_([ReaderStatus.CONFIRMED, ReaderStatus.UNSUBSCRIBED])):
+        return None
+    reader = session.get(Reader, reader_id)
+    if reader is None:
+        return None
+    url = f"{settings.base_url}/preferences/{tokens.make(Purpose.PREFERENCES, {'r': reader.id})}"
+    values = {**_values(reader.name, reader.email, ""), "preferences_url": url}
+    data = build_message(settings, reader.name, reader.email, "reader-link", values)
+    return _sent_or_release(session, reader_id, Reader.link_mailed_at,
+                            sender.send(settings.mail_from_address, reader.email, data))
+
+
+# A link request older than this is not worth sending any more.
+LINK_VALIDITY = timedelta(hours=1)
+
+
+def reader_links_due(session: DbSession, *, now: datetime | None = None, older_than: float = 30,
+                     limit: int = 50) -> list[int]:
+    """Link requests no worker has taken (their task was lost), for the tick to re-queue."""
+    now = now or utcnow()
+    ids = list(session.scalars(
+        select(Reader.id)
+        .where(Reader.link_sent_at > now - LINK_VALIDITY,
+               Reader.link_sent_at <= now - timedelta(seconds=older_than),
+               or_(Reader.link_mailed_at.is_(None), Reader.link_mailed_at != Reader.link_sent_at))
+        .limit(limit)))
+    session.commit()
+    return ids
 
 
 def send_email_change(

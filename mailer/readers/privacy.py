@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from mailer.common.errors import NotFound
-from mailer.models import Delivery, Reader, ReaderEvent
+from mailer.models import Delivery, Reader, ReaderEvent, SuppressionReason
 from mailer.models.base import DbSession
 from mailer.readers.subscriptions import suppress
 
@@ -60,9 +60,9 @@ def erase_reader(session: DbSession, reader_id: int) -> None:
     reader = session.get(Reader, reader_id)
     if reader is None:
         raise NotFound("Unknown reader.")
-    suppress(session, reader.email, "erased")
+    suppress(session, reader.email, SuppressionReason.ERASED)
     if reader.pending_email:
-        suppress(session, reader.pending_email, "erased")
+        suppress(session, reader.pending_email, SuppressionReason.ERASED)
     # Events keep their kind and time (counts), lose who and anything personal.
     session.execute(
         update(ReaderEvent).where(ReaderEvent.reader_id == reader_id)

@@ -9,21 +9,34 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import JSON, Select, String, Table, bindparam, insert, literal, select, true, update
+from sqlalchemy import (
+    JSON,
+    Select,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from mailer.common.errors import ValidationError
 from mailer.common.tokens import Purpose, TokenError, Tokens
-from mailer.common.validation import clean_email, clean_slugs, clean_text
+from mailer.common.validation import clean_email, clean_long_text, clean_slugs, clean_text
 from mailer.database import on_postgres
-from mailer.jobs import TaskName, wake_on_commit
+from mailer.jobs import TaskName, enqueue_on_commit, wake_on_commit
 from mailer.models import (
     Frequency,
     Reader,
     ReaderEvent,
     ReaderStatus,
     Suppression,
+    SuppressionReason,
     Topic,
     reader_topics,
     utcnow,
@@ -31,6 +44,9 @@ from mailer.models import (
 from mailer.models.base import DbSession, UTCDateTime
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
+# "Email me a new link" and a repeated signup of a confirmed reader: at most one
+# such email per address per ten minutes, however often it is asked for.
+LINK_INTERVAL = timedelta(minutes=10)
 
 
 def email_key(email: str) -> str:
@@ -93,10 +109,17 @@ def subscribe(
     source: str = "form",
     ip: str = "",
     confirmed: bool = False,
+    from_form: bool = False,
     now: datetime | None = None,
 ) -> SubscribeResult:
     """Sign a reader up. The caller answers the same whatever happened here
-    (no address enumeration). Commits."""
+    (no address enumeration). Commits.
+
+    `from_form`: the person is at our signup form (or the embedded box). Only then
+    is a confirmed reader emailed their preferences link (an API client re-posting
+    its list must not mail everyone), and only then may an address erased at its
+    owner's request sign up again, through double opt-in: the suppression stays
+    until the new confirmation link is clicked. Imports and the API never pass it."""
     now = now or utcnow()
     address = clean_email(email)
     clean_name = clean_text(name, "name", 200)
@@ -107,7 +130,7 @@ def subscribe(
     if on_postgres(session) and not confirmed:
         fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
                                       source, ip, now)
-        if fresh is not None:
+        if fresh is not None and not (from_form and fresh.reader_id is None):
             if fresh.reader_id is not None:
                 wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
             session.commit()
@@ -115,10 +138,12 @@ def subscribe(
         # The address is known: the general path below decides what to do.
 
     # One round trip answers both questions: suppressed? known (and which row)?
-    suppressed_q = select(Suppression.id).where(Suppression.email_hash == email_hash(address)).exists()
+    suppressed_q = (select(Suppression.reason).where(Suppression.email_hash == email_hash(address))
+                    .scalar_subquery())
     known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
     suppressed, known_id = session.execute(select(suppressed_q, known_q)).one()
-    if suppressed:
+    if suppressed and not (suppressed == SuppressionReason.ERASED and from_form
+                           and not confirmed):
         # Erased, bounced or complained: never re-added, and we say nothing.
         session.commit()
         return SubscribeResult(None, False, False)
@@ -146,7 +171,8 @@ def subscribe(
             # The same address was posted twice at once: the other request won.
             session.rollback()
             return subscribe(session, email=address, name=clean_name, topics=topics,
-                             frequency=freq, source=source, ip=ip, confirmed=confirmed, now=now)
+                             frequency=freq, source=source, ip=ip, confirmed=confirmed,
+                             from_form=from_form, now=now)
         if chosen:
             session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
                                                     for t in chosen])
@@ -164,6 +190,9 @@ def subscribe(
         return SubscribeResult(None, False, False)
     reader_id = reader.id
     if reader.status == ReaderStatus.CONFIRMED:
+        if from_form and not confirmed:
+            # They may have lost their links: mail the preferences link, not a new opt-in.
+            _request_link_email(session, reader_id, now)
         session.commit()
         return SubscribeResult(reader_id, False, False)
     elif confirmed:
@@ -212,7 +241,7 @@ def _new_reader_statement() -> Select[Any]:
         pg_insert(readers)
         .from_select(["email", "email_key", "name", "frequency", "status", "confirm_nonce",
                       "consent_at", "consent_source", "consent_ip", "confirmation_sent_at",
-                      "created_at"], row)
+                      "created_at"], row, include_defaults=False)
         .on_conflict_do_nothing(index_elements=["email_key"])
         .returning(readers.c.id)
         .cte("new_reader")
@@ -260,20 +289,52 @@ def _insert_new_reader_pg(session: DbSession, address: str, name: str, frequency
     return None
 
 
-def _claim_confirmation_slot(session: DbSession, reader_id: int, now: datetime) -> bool:
-    """At most one confirmation email per address per hour, however often the
+def _claim_confirmation_slot(session: DbSession, reader_id: int, now: datetime,
+                             interval: timedelta = CONFIRMATION_INTERVAL) -> bool:
+    """At most one confirmation email per address per `interval`, however often the
     form is posted, even by concurrent requests (a conditional UPDATE)."""
     result = session.execute(
         update(Reader)
         .where(Reader.id == reader_id)
         .where(
             (Reader.confirmation_sent_at.is_(None))
-            | (Reader.confirmation_sent_at < now - CONFIRMATION_INTERVAL)
+            | (Reader.confirmation_sent_at < now - interval)
         )
         .values(confirmation_sent_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _request_link_email(session: DbSession, reader_id: int, now: datetime) -> bool:
+    """Record a request for the "your link" email (conditional UPDATE: one per
+    LINK_INTERVAL) and queue its task for after the commit."""
+    claimed = session.execute(
+        update(Reader)
+        .where(Reader.id == reader_id,
+               (Reader.link_sent_at.is_(None)) | (Reader.link_sent_at < now - LINK_INTERVAL))
+        .values(link_sent_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if claimed:
+        enqueue_on_commit(session, TaskName.SEND_READER_LINK, reader_id)
+    return bool(claimed)
+
+
+def request_link(session: DbSession, email: object, *, now: datetime | None = None) -> None:
+    """"Email me a new link". A confirmed or unsubscribed reader gets their
+    preferences link; a pending one a fresh confirmation; anyone else nothing.
+    The caller answers the same in every case. Commits."""
+    now = now or utcnow()
+    address = clean_email(email)
+    reader = session.scalar(select(Reader).where(Reader.email_key == email_key(address)))
+    if reader is not None:
+        if reader.status in (ReaderStatus.CONFIRMED, ReaderStatus.UNSUBSCRIBED):
+            _request_link_email(session, reader.id, now)
+        elif reader.status == ReaderStatus.PENDING:
+            if _claim_confirmation_slot(session, reader.id, now, LINK_INTERVAL):
+                wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+    session.commit()
 
 
 def confirmation_token(tokens: Tokens, reader: Reader) -> str:
@@ -303,6 +364,13 @@ def confirm(session: DbSession, tokens: Tokens, token: str) -> Confirmation:
     reader.status = ReaderStatus.CONFIRMED
     reader.confirmed_at = utcnow()
     reader.confirm_nonce = secrets.token_hex(8)
+    # The owner of an address erased at their request opted in again: lift that
+    # suppression (never a bounce or complaint one).
+    session.execute(
+        delete(Suppression)
+        .where(Suppression.email_hash == email_hash(reader.email),
+               Suppression.reason == SuppressionReason.ERASED)
+        .execution_options(synchronize_session=False))
     session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
     session.commit()
     return Confirmation(reader, already=False)
@@ -325,9 +393,29 @@ def unsubscribe(
     return reader
 
 
-def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> str | None:
+UNSUBSCRIBE_REASONS = {
+    "too-many": "Too many emails",
+    "not-relevant": "The stories are not relevant to me",
+    "never-signed-up": "I never signed up",
+    "other-source": "I get the news elsewhere",
+    "other": "Another reason",
+}
+MAX_REASON_TEXT = 500
+
+
+def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str,
+                        reason: object = "", comment: object = "") -> str | None:
     """The one-click path: one conditional UPDATE (plus its event), committed before
-    this returns. Returns the reader's address, or None for an unknown reader."""
+    this returns. Returns the reader's address, or None for an unknown reader.
+
+    `reason` (one of UNSUBSCRIBE_REASONS) and `comment` are optional and never stop
+    anyone leaving: anything else is dropped, a long comment is cut."""
+    detail: dict[str, str] = {"source": source}
+    if isinstance(reason, str) and reason in UNSUBSCRIBE_REASONS:
+        detail["reason"] = reason
+    if isinstance(comment, str) and comment.strip():
+        detail["comment"] = " ".join(clean_long_text(comment[:MAX_REASON_TEXT * 2], "comment",
+                                                     MAX_REASON_TEXT * 2).split())[:MAX_REASON_TEXT]
     readers = cast(Table, Reader.__table__)
     now = utcnow()
     email = session.execute(
@@ -343,7 +431,7 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> s
     else:
         session.execute(insert(cast(Table, ReaderEvent.__table__)), {
             "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
-            "detail": {"source": source}})
+            "detail": detail})
     session.commit()
     return email
 
@@ -357,6 +445,9 @@ def update_preferences(
     reader.name = clean_text(name, "name", 200)
     reader.topics = topics_by_slug(session, clean_slugs(topics))
     reader.frequency = clean_frequency(frequency)
+    if reader.frequency != Frequency.PAUSED:  # a choice of theirs ends a timed pause
+        reader.paused_until = None
+        reader.resume_frequency = ""
     session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
                             detail={"frequency": reader.frequency,
                                     "topics": [t.slug for t in reader.topics]}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
@@ -67,8 +67,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(TokenError)
     def token_error(exc: TokenError) -> tuple[str, int]:
+        # Never a dead end: a reader with an old or broken link can ask for a new one.
         return render_template("message.html", title="This link does not work",
-                               message=str(exc)), 410 if exc.expired else 404
+                               message=f"{exc} We can email you a new link.",
+                               link=(url_for("public.link_form"), "Email me a new link")
+                               ), 410 if exc.expired else 404
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> tuple[Response | str, int]:

@@ -1,13 +1,14 @@
 """What readers see: signup (form and embeddable snippet), confirmation,
-preferences (topics, frequency, pause, name, address, data download, erasure),
-unsubscribe. (The archive lives in editions_public.py.)
+"email me a new link", preferences (topics, frequency, pause, name, address,
+data download, erasure), unsubscribe with its "stay, but..." choices.
+(The archive lives in archive.py.)
 
 The embeddable snippet is a plain HTML form other pages of the site include. It
-posts, without a CSRF token, to `/subscribe/embed`, which changes nothing: it
-answers with a page of ours showing the address and a "Confirm" button that
-carries a fresh CSRF token and posts to `/subscribe`. A forged cross-site post
-therefore cannot subscribe anyone, and the page cannot be framed
-(X-Frame-Options DENY) to trick a click.
+posts, without a CSRF token (it cannot have one of ours), to `/subscribe/embed`,
+which signs the address up in one step, exactly like the form: same rate limits,
+same answer whatever the address, and double opt-in, so a forged cross-site post
+can do no more than send one confirmation email nobody clicks. A honeypot field
+drops the simplest bots without telling them.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup
 from sqlalchemy import select, text
 
 from mailer import readers as readers_service
-from mailer.common import Purpose, TokenError, ValidationError, clean_email
+from mailer.common import Purpose, TokenError, ValidationError
 from mailer.extensions import csrf, db, limiter
 from mailer.models import (
     Frequency,
@@ -34,7 +36,13 @@ from mailer.models import (
     ReaderStatus,
     Topic,
 )
-from mailer.readers import confirm_change, erase_reader, export_reader, request_change
+from mailer.readers import (
+    MAX_REASON_TEXT,
+    confirm_change,
+    erase_reader,
+    export_reader,
+    request_change,
+)
 from mailer.runtime import runtime
 
 public = Blueprint("public", __name__)
@@ -55,6 +63,10 @@ def form_limit() -> str:
 
 def _topics() -> list[Topic]:
     return list(db.session.scalars(select(Topic).order_by(Topic.name)))
+
+
+LINK_ANSWER = ("If this address is subscribed, or waiting for confirmation, a message with a "
+               "new link is on its way. It can take a few minutes; check your spam folder too.")
 
 
 def _form_values() -> dict[str, object]:
@@ -80,56 +92,101 @@ def subscribe_form() -> tuple[str, int]:
     return _subscribe_form({}, {})
 
 
+def _answer_slowly(started: float) -> None:
+    """The same answer for new, pending, confirmed and suppressed addresses, and in
+    roughly the same time: no enumeration."""
+    remaining = runtime().settings.signup_min_seconds - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+
+
+def _signup(values: dict[str, object], source: str) -> None:
+    readers_service.subscribe(
+        db.session,
+        email=values["email"],
+        name=values["name"],
+        topics=values["topics"],
+        frequency=values["frequency"],
+        source=source[:200],
+        ip=request.remote_addr or "",
+        # Only a reader at the form may lift their own erasure, by double opt-in.
+        from_form=True,
+    )
+
+
 @public.post("/subscribe")
 @limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
 def subscribe() -> tuple[str, int]:
     started = time.monotonic()
     values = _form_values()
     try:
-        readers_service.subscribe(
-            db.session,
-            email=values["email"],
-            name=values["name"],
-            topics=values["topics"],
-            frequency=values["frequency"],
-            source=f"form:{values['source']}"[:200],
-            ip=request.remote_addr or "",
-        )
+        _signup(values, f"form:{values['source']}")
     except ValidationError as exc:
         db.session.rollback()
         return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422)
-    # The same answer for new, pending, confirmed and suppressed addresses, and in
-    # roughly the same time: no enumeration.
-    remaining = runtime().settings.signup_min_seconds - (time.monotonic() - started)
-    if remaining > 0:
-        time.sleep(remaining)
+    _answer_slowly(started)
     return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
 
 
 @public.post("/subscribe/embed")
-@csrf.exempt  # writes nothing: it only shows our own confirm page with a fresh CSRF token
+@csrf.exempt  # posted from other sites' pages; double opt-in and the limits make it harmless
 @limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
 def subscribe_embed() -> tuple[str, int]:
+    started = time.monotonic()
     values = _form_values()
-    try:
-        clean_email(values["email"])
-    except ValidationError as exc:
-        return _subscribe_form(values, exc.fields, exc.message, 422)
+    if request.form.get("website"):  # the honeypot: people never see or fill it
+        _answer_slowly(started)
+        return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
     known = {t.slug for t in _topics()}
     chosen = values["topics"]
     values["topics"] = [t for t in chosen if t in known] if isinstance(chosen, list) else []
-    if values["frequency"] not in Frequency.ALL:
+    if values["frequency"] not in Frequency.ALL or values["frequency"] == Frequency.PAUSED:
         values["frequency"] = Frequency.IMMEDIATE
-    return render_template("embed_confirm.html", values=values,
-                           frequency_label=FREQUENCY_LABELS[str(values["frequency"])]), 200
+    try:
+        _signup(values, f"embed:{request.referrer or ''}"[:200])
+    except ValidationError as exc:
+        db.session.rollback()
+        return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422)
+    _answer_slowly(started)
+    return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
+
+
+def _snippet_html() -> str:
+    return render_template("embed_snippet.html", base_url=runtime().settings.base_url,
+                           topics=_topics())
 
 
 @public.get("/subscribe/snippet")
 def snippet() -> Response:
     """The HTML to paste into other pages of the site."""
-    html = render_template("embed_snippet.html", base_url=runtime().settings.base_url,
-                           topics=_topics())
-    return Response(html, mimetype="text/plain")
+    return Response(_snippet_html(), mimetype="text/plain")
+
+
+@public.get("/subscribe/snippet/preview")
+def snippet_preview() -> str:
+    """The snippet as visitors will see it, with its code and a copy button."""
+    code = _snippet_html()
+    return render_template("embed_preview.html", code=code, snippet=Markup(code))  # noqa: S704
+
+
+@public.get("/link")
+def link_form() -> str:
+    return render_template("link.html", values={}, errors={})
+
+
+@public.post("/link")
+@limiter.shared_limit(signup_limit, scope="signup", methods=["POST"])
+def link_request() -> tuple[str, int]:
+    started = time.monotonic()
+    email = request.form.get("email", "")
+    try:
+        readers_service.request_link(db.session, email)
+    except ValidationError as exc:
+        db.session.rollback()
+        return render_template("link.html", values={"email": email},
+                               errors={"email": exc.message}), 422
+    _answer_slowly(started)
+    return render_template("message.html", title="Check your inbox", message=LINK_ANSWER), 200
 
 
 @public.get("/confirm/<token>")
@@ -164,20 +221,44 @@ def _unsubscribe_reader(token: str) -> Reader:
     return reader
 
 
+def _unsubscribe_page(reader: Reader, token: str, **extra: object) -> str:
+    return render_template(
+        "unsubscribe.html", reader=reader, email=reader.email, token=token,
+        active=reader.status == ReaderStatus.CONFIRMED, reasons=readers_service.UNSUBSCRIBE_REASONS,
+        pause_days=readers_service.PAUSE_DAYS, max_comment=MAX_REASON_TEXT,
+        prefs_token=runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id}), **extra)
+
+
 @public.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str) -> str:
-    # Link scanners fetch GETs: this page only shows a button.
+    # Link scanners fetch GETs: this page only shows buttons.
     reader = _unsubscribe_reader(token)
-    return render_template("unsubscribe.html", email=reader.email, token=token, done=False)
+    return _unsubscribe_page(reader, token, done=False)
+
+
+@public.post("/unsubscribe/<token>/keep")
+@limiter.limit(form_limit)
+def unsubscribe_keep(token: str) -> tuple[str, int] | str:
+    """"Switch to weekly" or "pause for 30 days" instead of leaving."""
+    reader = _unsubscribe_reader(token)
+    try:
+        readers_service.keep_reader(db.session, reader.id, request.form.get("choice"))
+    except ValidationError as exc:
+        db.session.rollback()
+        return _unsubscribe_page(reader, token, done=False, error=exc.message), exc.status
+    return _unsubscribe_page(reader, token, done=False, kept=request.form.get("choice"))
 
 
 @public.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058 one-click: the signed token is the authorisation
 def unsubscribe(token: str) -> tuple[str, int] | str:
     reader_id = runtime().tokens.reader_id(Purpose.UNSUBSCRIBE, token)
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
     email = readers_service.unsubscribe_by_link(
         db.session, reader_id,
-        source="one-click" if request.form.get("List-Unsubscribe") == "One-Click" else "page",
+        source="one-click" if one_click else "page",
+        reason="" if one_click else request.form.get("reason", ""),
+        comment="" if one_click else request.form.get("comment", ""),
     )
     if email is None:
         raise TokenError("This link is no longer valid.")
@@ -222,7 +303,7 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
                                                "of the address so that it is never added again.")
             if action == "resubscribe":
                 readers_service.subscribe(db.session, email=reader.email, name=reader.name,
-                                        source="preferences", ip=request.remote_addr or "")
+                                          source="preferences", ip=request.remote_addr or "")
                 message = "We sent you a new confirmation link."
             elif action == "change-email":
                 request_change(db.session, reader.id, request.form.get("new_email"))

@@ -42,7 +42,7 @@ def test_create_an_account_and_refuse_bad_input(app, admin, session):
          "exists already"),
         ({"email": "not an address", "role": "editor", "password": PASSWORD}, 400, "not valid"),
         ({"email": "x@news.example.org", "role": "owner", "password": PASSWORD}, 400,
-         "role must be one of"),
+         "Role must be one of"),
         ({}, 400, "enter an email address"),
     ]:
         r = admin.post("/console/editors", form)

@@ -29,7 +29,7 @@ def test_dashboard_and_reports_draw_charts(viewer, world):
     assert page.count("<svg") == 2 and "Reader growth" in page and f"#{world.edition_id}" in page
     assert "50.0%" in page  # one open of two sends
     page = viewer.get("/console/reports?days=7").get_data(as_text=True)
-    assert page.count("<svg") == 4 and "Per edition" in page
+    assert page.count("<svg") == 5 and "Per edition" in page and "Why readers left" in page
     assert viewer.get("/console/reports?days=nonsense").status_code == 200
 
 
@@ -44,7 +44,7 @@ def test_articles_search_edit_delete(editor, world, session):
     session.expire_all()
     article = session.get(Article, world.article_id)
     assert article.title == "Ferry timetable, revised" and "<script>" not in article.body_html
-    assert editor.post(f"/console/articles/{world.article_id}", {"title": ""}).status_code == 400
+    assert editor.post(f"/console/articles/{world.article_id}", {"title": ""}).status_code == 422
     assert editor.post(f"/console/articles/{world.article_id}/delete").status_code == 302
     session.expire_all()
     assert session.get(Article, world.article_id) is None

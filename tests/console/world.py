@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailer import delivery, editions
 from mailer.console.api_tokens import create_token
-from mailer.models import ApiToken, Edition, EditionLink, ReaderEvent
+from mailer.models import ApiToken, Edition, EditionLink, Feed, ReaderEvent
 from mailer.runtime import Runtime
 from tests.support import factories
 
@@ -26,11 +26,13 @@ class World:
     outbox_name: str
     link_ids: list[int]
     editor_id: int = 0  # an account for the /console/editors/<id> routes; set by the caller
+    feed_id: int = 0
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
                 "reader_id": self.reader_id, "edition_id": self.edition_id,
-                "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id}
+                "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id,
+                "feed_id": self.feed_id}
 
 
 def send_edition(session: Session, rt: Runtime, digest_id: int, tracking: bool = False) -> int:
@@ -67,4 +69,8 @@ def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
         b"<script>alert('x')</script><p>Body</p>\r\n")
     links = list(session.scalars(select(EditionLink.id).where(EditionLink.edition_id == edition_id)))
     assert session.get(Edition, edition_id).status == "done"
-    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links)
+    feed = Feed(url="https://news.example.org/feed.xml", title="Main feed")
+    session.add(feed)
+    session.commit()
+    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links,
+                 feed_id=feed.id)

@@ -36,11 +36,13 @@ def test_archive_lists_sent_editions_with_web_versions(session, rt, client, disp
     assert f"/archive/{sent.id}" in html and f"/archive/{draft.id}" not in html
     assert "<script>alert" not in html and "/archive.atom" in html
 
-    web = client.get(f"/archive/{sent.id}")
+    web = client.get(f"/archive/{sent.id}/email")
     assert web.status_code == 200 and web.mimetype == "text/html"
     body = web.get_data(as_text=True)
     assert "Harbour &lt;script&gt;" in body and "%%" not in body
     assert "default-src 'none'" in web.headers["Content-Security-Policy"]
+    page = client.get(f"/archive/{sent.id}")  # the edition's own page frames it
+    assert page.status_code == 200 and f'src="/archive/{sent.id}/email"' in page.get_data(as_text=True)
     assert client.get(f"/archive/{draft.id}").status_code == 404
     assert client.get("/archive/999999").status_code == 404
     assert client.get("/archive?page=abc").status_code == 200

@@ -88,6 +88,9 @@ def test_signup_forms_survive_hostile_values(client, session, dispatch):
                 status = post(client, path, fields)
                 assert status < 500, (path, field, value[:40])
                 statuses.add(status)
+        status = post(client, "/link", {"email": value, "csrf_token": token})
+        assert status < 500, ("/link", value[:40])
+        statuses.add(status)
         # A well-formed address paired with a hostile name must be stored cleaned.
         status = post(client, "/subscribe", {"email": f"n{len(value)}@example.org", "name": value,
                                              "source": value, "csrf_token": token})

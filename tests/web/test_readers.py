@@ -19,21 +19,24 @@ def prefs_url(rt, reader) -> str:
     return f"/preferences/{rt.tokens.make(Purpose.PREFERENCES, {'r': reader.id})}"
 
 
-def test_embed_snippet_posts_to_an_interstitial_that_writes_nothing(client, session):
+def test_embed_snippet_subscribes_in_one_step_with_double_opt_in(client, session, dispatch):
     snippet = client.get("/subscribe/snippet").get_data(as_text=True)
     assert 'action="http://mailer.test/subscribe/embed"' in snippet and "csrf_token" not in snippet
     r = client.post("/subscribe/embed", data={"email": "embed@example.org", "source": "homepage",
-                                              "topics": ["nope"]})
-    assert r.status_code == 200
-    page = r.get_data(as_text=True)
-    assert "embed@example.org" in page and 'name="csrf_token"' in page
-    assert session.scalar(select(func.count(Reader.id))) == 0  # nothing written yet
-    r = client.post("/subscribe", data={"email": "embed@example.org", "source": "homepage",
-                                        "csrf_token": csrf_from(page)})
-    assert r.status_code == 200
+                                              "topics": ["nope"]},
+                    headers={"Referer": "https://news.example.org/home"})
+    assert r.status_code == 200 and "Check your inbox" in r.get_data(as_text=True)
     reader = session.scalar(select(Reader))
-    assert reader.consent_source == "form:homepage" and reader.consent_ip == "127.0.0.1"
-    assert reader.consent_at is not None
+    assert reader.status == ReaderStatus.PENDING  # nothing is sent before the link is clicked
+    assert reader.consent_source == "embed:https://news.example.org/home"
+    assert reader.consent_ip == "127.0.0.1" and reader.consent_at is not None
+    assert "mailer.send_confirmations" in dispatch.names()
+
+
+def test_embed_honeypot_answers_the_same_and_writes_nothing(client, session):
+    r = client.post("/subscribe/embed", data={"email": "bot@example.org", "website": "http://spam"})
+    assert r.status_code == 200 and "Check your inbox" in r.get_data(as_text=True)
+    assert session.scalar(select(func.count(Reader.id))) == 0
 
 
 def test_embed_rejects_bad_email_with_the_form(client, session):

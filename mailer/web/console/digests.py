@@ -20,7 +20,7 @@ from mailer.models import Digest, Edition, EditionStatus, Topic
 from mailer.runtime import runtime
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.blueprint import console
-from mailer.web.console.helpers import flash_error
+from mailer.web.console.helpers import field_errors, flash_error
 
 # Previews are shown in sandboxed iframes: our own pages may frame them, nothing
 # in them may run.
@@ -51,7 +51,35 @@ def _form_data() -> dict[str, object]:
     }
 
 
-def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
+DIGEST_LABELS = {"name": "Name", "subject": "Subject", "topics": "Topics", "schedule": "Schedule",
+                 "timezone": "Time zone", "max_articles": "Maximum articles",
+                 "approval": "Approval", "template": "Template", "intro": "Intro",
+                 "section_order": "Section order"}
+
+
+def _digest_values(digest: Digest | None) -> dict[str, object]:
+    if digest is None:
+        return {"timezone": "UTC", "max_articles": "10", "approval": "auto", "template": "digest",
+                "topics": []}
+    return {"name": digest.name, "subject": digest.subject, "schedule": digest.schedule,
+            "timezone": digest.timezone, "max_articles": str(digest.max_articles),
+            "approval": digest.approval, "template": digest.template,
+            "topics": [t.slug for t in digest.topics], "intro": digest.intro or "",
+            "section_order": ", ".join(digest.section_order or [])}
+
+
+def _typed_values() -> dict[str, object]:
+    """What the editor typed, to show again after a validation error."""
+    form = request.form
+    return {"name": form.get("name", ""), "subject": form.get("subject", ""),
+            "schedule": form.get("schedule", ""), "timezone": form.get("timezone", ""),
+            "max_articles": form.get("max_articles", ""), "approval": form.get("approval", "auto"),
+            "template": form.get("template", "digest"), "topics": form.getlist("topics"),
+            "intro": form.get("intro", ""), "section_order": form.get("section_order", "")}
+
+
+def _edit_page(digest: Digest | None, status: int = 200, values: dict[str, object] | None = None,
+               errors: dict[str, str] | None = None) -> tuple[str, int]:
     topics = db.session.scalars(select(Topic).order_by(Topic.name)).all()
     drafts: Sequence[Edition] = []
     recent: Sequence[Edition] = []
@@ -62,8 +90,8 @@ def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
         recent = db.session.scalars(select(Edition).where(Edition.digest_id == digest.id)
                                     .order_by(Edition.id.desc()).limit(10)).all()
     return render_template("console/digest.html", digest=digest, topics=topics,
-                           templates=digest_layouts(),
-                           drafts=drafts, recent=recent), status
+                           templates=digest_layouts(), values=values or _digest_values(digest),
+                           errors=errors or {}, drafts=drafts, recent=recent), status
 
 
 @console.get("/digests")
@@ -88,8 +116,8 @@ def digest_create() -> Response | tuple[str, int]:
         digest = save_digest(db.session, _form_data())
     except ValidationError as exc:
         db.session.rollback()
-        flash_error(exc)
-        return _edit_page(None, exc.status)
+        flash_error(exc, DIGEST_LABELS)
+        return _edit_page(None, exc.status, _typed_values(), field_errors(exc, DIGEST_LABELS))
     flash(f"Digest {digest.name!r} created.")
     return redirect(url_for("console.digest_edit", digest_id=digest.id))
 
@@ -108,8 +136,9 @@ def digest_save(digest_id: int) -> Response | tuple[str, int]:
         save_digest(db.session, _form_data(), digest)
     except ValidationError as exc:
         db.session.rollback()
-        flash_error(exc)
-        return _edit_page(_digest(digest_id), exc.status)
+        flash_error(exc, DIGEST_LABELS)
+        return _edit_page(_digest(digest_id), exc.status, _typed_values(),
+                          field_errors(exc, DIGEST_LABELS))
     flash("Digest saved.")
     return redirect(url_for("console.digest_edit", digest_id=digest_id))
 
