@@ -13,7 +13,7 @@ from mailer.console.editors import create_editor
 from mailer.content import articles
 from mailer.extensions import db
 from mailer.models import Article, Feed
-from tests.services.test_feeds import RSS
+from tests.content.test_feeds import RSS
 from tests.support.a11y import audit
 from tests.support.feedserver import FeedServer
 

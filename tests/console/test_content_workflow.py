@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailer.models import Article, Feed
-from tests.services.test_feeds import RSS
+from tests.content.test_feeds import RSS
 from tests.support import factories
 from tests.support.feedserver import FeedServer
 

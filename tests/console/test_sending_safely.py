@@ -101,7 +101,7 @@ def test_draft_stories_pin_move_drop_and_the_edition_follows(editor, session, rt
     editor.post(f"/console/editions/{draft.id}/stories", {"subject": "Our pick of the day"})
     r = editor.post(f"/console/editions/{draft.id}/stories", {"action": "fly", "article": "1"},
                     follow_redirects=True)
-    assert "action must be one of" in r.get_data(as_text=True)
+    assert "action must be one of" in r.get_data(as_text=True).lower()
     session.refresh(draft)
     assert draft.article_ids == [last, newest_first[1]] and draft.dropped_ids == [newest_first[0]]
     preview = editor.get(f"/console/editions/{draft.id}/preview.html")

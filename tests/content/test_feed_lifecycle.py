@@ -17,7 +17,7 @@ from mailer.content import (
     set_feed_paused,
 )
 from mailer.models import Article, Feed, utcnow
-from tests.services.test_feeds import RSS
+from tests.content.test_feeds import RSS
 from tests.support import factories
 from tests.support.feedserver import FeedServer
 
