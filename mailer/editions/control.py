@@ -41,14 +41,21 @@ def start_edition(
         raise Conflict(f"Digest {digest.name!r} has no confirmed readers to send to.",
                        {"digest": "no confirmed readers"})
     article_ids = [a.id for a in select_articles(session, digest, now)]
+    # The planning dry run: which readers would get which articles. New articles
+    # may all be ones every reader already received (from another digest) or in
+    # topics none of them chose; then the edition would plan no row at all.
+    owed = planning.due_selections(session, digest, eligible_readers(digest), now)
+    if not article_ids and not owed:
+        raise Conflict(f"Digest {digest.name!r} has no new articles to send.",
+                       {"digest": "no new articles"})
+    if not owed:
+        raise Conflict(f"No reader of digest {digest.name!r} is owed any of its new articles "
+                       "(they received them already, or chose other topics).",
+                       {"digest": "no reader is owed anything"})
     if not article_ids:
         # Nothing new for the digest as a whole; daily and weekly readers may still
         # be owed what came out while they were not due. The edition then carries
         # (and its archive page shows) the newest of those articles.
-        owed = planning.due_selections(session, digest, eligible_readers(digest), now)
-        if not owed:
-            raise Conflict(f"Digest {digest.name!r} has no new articles to send.",
-                           {"digest": "no new articles"})
         union = {article_id for selection in owed for article_id in selection}
         newest_first = [a.id for a in planning.article_pool(session, digest, now) if a.id in union]
         article_ids = newest_first[:digest.max_articles]
