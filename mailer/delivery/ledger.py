@@ -500,7 +500,8 @@ def retry_deliveries(session: DbSession, edition_id: int, statuses: Sequence[str
     suppressed: list[int] = []
     for start in range(0, len(candidates), _CHUNK):
         chunk = {email_hash(email): delivery_id for delivery_id, email in candidates[start:start + _CHUNK]}
-        hashes = session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(list(chunk))))
+        hashes = session.scalars(
+            select(Suppression.email_hash).where(Suppression.email_hash.in_(list(chunk))))
         suppressed.extend(chunk[h] for h in hashes)
     for start in range(0, len(suppressed), _CHUNK):
         skipped += _rowcount(session.execute(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -122,7 +122,7 @@ def _serialise(op: Operation, result: Any) -> Response:
         status = min(op.ok)
     declared = op.ok.get(status) or ((op.errors[status],) if status in op.errors else ())
     allowed = [c for c in declared if isinstance(c, type)]
-    if not isinstance(result, tuple(allowed)):
+    if not isinstance(result, BaseModel) or not isinstance(result, tuple(allowed)):
         raise TypeError(f"{request.endpoint} answered {type(result).__name__} with {status}; "
                         f"declared {[c.__name__ for c in allowed]}")
     return Response(result.model_dump_json(exclude_unset=True), status=status,
@@ -133,9 +133,9 @@ _PATH_ARG = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
 def route(blueprint: Blueprint, method: str, rule: str, summary: str, *,
-          ok: dict[int, Content | tuple[Content, ...]],
+          ok: Mapping[int, Content | tuple[Content, ...]],
           body: Content | None = None, query: type[BaseModel] | None = None,
-          errors: dict[int, type[BaseModel]] | None = None,
+          errors: Mapping[int, type[BaseModel]] | None = None,
           description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API route. The view gets its path arguments, `query=` and `body=`
     (validated models) when declared, and returns a model, (model, status) or,

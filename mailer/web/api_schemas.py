@@ -29,7 +29,8 @@ def _valid_unicode(value: str) -> str:
 
 def text(max_length: int, min_length: int = 0, **schema: str) -> Any:
     """A string field of at most `max_length` characters, valid Unicode."""
-    return Field(max_length=max_length, min_length=min_length, json_schema_extra=schema or None)
+    extra: dict[str, Any] = dict(schema)
+    return Field(max_length=max_length, min_length=min_length, json_schema_extra=extra or None)
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
