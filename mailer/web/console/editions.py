@@ -123,10 +123,7 @@ def edition_approve(edition_id: int) -> Response:
                     "Approved: the edition is being prepared and sent.")
 
 
-@console.post("/editions/<int:edition_id>/retry/<any(failed, unknown):status>")
-@editor_required
-def edition_retry(edition_id: int, status: str) -> Response:
-    """Send the failed (or, as a separate, deliberate choice, the unknown) rows again."""
+def _retry(edition_id: int, status: str) -> Response:
     def retry() -> None:
         result = delivery.retry_deliveries(db.session, edition_id, [status],
                                            lanes=runtime().settings.send_lanes)
@@ -134,3 +131,17 @@ def edition_retry(edition_id: int, status: str) -> Response:
               + (f"; {result.skipped} skipped (unsubscribed or suppressed since)." if result.skipped
                  else "."))
     return _control(edition_id, retry, "")
+
+
+@console.post("/editions/<int:edition_id>/retry-failed")
+@editor_required
+def edition_retry_failed(edition_id: int) -> Response:
+    """Send again to the recipients whose server refused the message."""
+    return _retry(edition_id, DeliveryStatus.FAILED)
+
+
+@console.post("/editions/<int:edition_id>/retry-unknown")
+@editor_required
+def edition_retry_unknown(edition_id: int) -> Response:
+    """A separate, deliberate choice: these readers may have the message already."""
+    return _retry(edition_id, DeliveryStatus.UNKNOWN)
