@@ -29,6 +29,7 @@ COMMON_ERRORS = {
     400: "The input is not valid; `fields` names what is wrong",
     401: "No or an invalid bearer token",
     429: "Too many requests; see Retry-After",
+    500: "A fault of ours (logged); never an answer to bad input",
 }
 ERROR_TEXT = {
     404: "No such row",

@@ -235,3 +235,17 @@ def test_lone_surrogates_and_huge_numbers_elsewhere(api, session):
     for path, raw, field in cases:
         r = api.post(path, data=raw, content_type="application/json")
         assert r.status_code == 400 and field in r.json["fields"], (path, raw, r.json)
+
+
+def test_erased_readers_show_no_address_and_are_skipped(api, session, sent_edition):
+    from mailer.models import Reader
+
+    bounced = session.scalar(select(Reader).where(Reader.email == "bounced@example.org"))
+    session.delete(bounced)  # erasure keeps the anonymous ledger row
+    session.commit()
+    rows = api.get(f"/api/v1/editions/{sent_edition}/deliveries?status=failed").json["deliveries"]
+    assert sorted(str(d["email"]) for d in rows) == ["None", "gone@example.org"]
+    r = api.post(f"/api/v1/editions/{sent_edition}/retry", json={"statuses": ["failed"]})
+    assert r.json == {"requeued": 0, "skipped": 2}
+    session.expire_all()
+    assert session.get(Edition, sent_edition).status == EditionStatus.DONE  # nothing to send
