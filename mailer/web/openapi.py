@@ -92,12 +92,22 @@ def _parameters(rule: str, op: Operation) -> list[dict[str, Any]]:
         schema = op.query.model_json_schema(ref_template=REF)
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
+            prop = _without_null(prop)
             param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
                                      "schema": {k: v for k, v in prop.items() if k != "description"}}
             if "description" in prop:
                 param["description"] = prop["description"]
             params.append(param)
     return params
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is absent or text, never JSON null: `X | None` becomes X."""
+    branches = [b for b in prop.get("anyOf", ()) if b != {"type": "null"}]
+    if len(branches) != 1 or len(prop["anyOf"]) != 2:
+        return prop
+    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**rest, **branches[0]}
 
 
 def _operation(rule: str, path: str, endpoint: str, op: Operation) -> dict[str, Any]:
