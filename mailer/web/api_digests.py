@@ -90,6 +90,6 @@ def test_send(digest_id: int, body: SendTestIn) -> SendTestOut:
        "The layouts a digest may use (transactional emails' templates are never listed)",
        ok={200: TemplateList})
 def list_templates() -> TemplateList:
-    default = Digest.__table__.c.template.default.arg  # type: ignore[attr-defined]
+    default = Digest.__table__.c.template.default.arg  # the layout a new digest gets
     return TemplateList(templates=[TemplateOut(name=name, default=name == default)
                                    for name in digest_layouts()])
