@@ -388,6 +388,10 @@ def heartbeat(session: DbSession, worker: str) -> None:
 
 
 def finish_if_complete(session: DbSession, edition_id: int) -> bool:
+    if on_postgres(session):
+        # retry_deliveries takes the same lock: the rows it puts back are either
+        # counted here, or it finds the edition done and reopens it.
+        session.execute(select(Edition.id).where(Edition.id == edition_id).with_for_update())
     outstanding = session.scalar(
         select(func.count()).select_from(Delivery).where(
             Delivery.edition_id == edition_id,

@@ -249,3 +249,21 @@ def test_erased_readers_show_no_address_and_are_skipped(api, session, sent_editi
     assert r.json == {"requeued": 0, "skipped": 2}
     session.expire_all()
     assert session.get(Edition, sent_edition).status == EditionStatus.DONE  # nothing to send
+
+
+def test_retried_rows_are_sent_by_a_lane_and_the_edition_finishes(api, session, rt, sender, sent_edition):
+    from mailer import delivery
+
+    session.execute(Delivery.__table__.update().where(Delivery.status == DeliveryStatus.RETRY)
+                    .values(status=DeliveryStatus.SENT))  # only the retried rows remain to send
+    session.commit()
+    r = api.post(f"/api/v1/editions/{sent_edition}/retry", json={"statuses": ["failed", "unknown"]})
+    assert r.json == {"requeued": 2, "skipped": 2}
+    delivery.run_lane(session, sent_edition, settings=rt.settings, sender=sender, tokens=rt.tokens,
+                      skeletons=delivery.SkeletonCache(rt.settings, None))
+    assert sorted(rcpt for _, rcpt, _ in sender.messages) == ["bounced@example.org", "lost@example.org"]
+    assert statuses(session, sent_edition) == {
+        "ok": "sent", "bounced": "sent", "gone": "skipped", "lost": "sent",
+        "lost-suppressed": "skipped", "later": "sent"}
+    edition = api.get(f"/api/v1/editions/{sent_edition}").json
+    assert (edition["status"], edition["remaining"], edition["failed"], edition["unknown"]) == ("done", 0, 0, 0)
