@@ -44,7 +44,6 @@ EditionState = Literal["draft", "compiling", "sending", "paused", "cancelled", "
 DeliveryState = Literal["pending", "claimed", "sending", "retry", "sent", "failed", "unknown",
                         "skipped", "cancelled"]
 Page = Annotated[int, Field(ge=1, le=10_000)]
-ID_MAX = MAX_ID
 
 
 class Body(BaseModel):
@@ -273,7 +272,7 @@ class FeedList(Out):
 # --- editions and deliveries ------------------------------------------------
 
 class EditionIn(Body):
-    digest: Annotated[int, Field(ge=1, le=ID_MAX)] | Annotated[Text, text(200, 1)] = Field(
+    digest: Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[Text, text(200, 1)] = Field(
         description="digest name or id")
 
 
