@@ -22,28 +22,34 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, delete, exists, func, not_, select, update
 from sqlalchemy.engine import Engine
 
+from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.config import Settings
 from mailer.database import on_postgres
+from mailer.jobs import start_lanes_on_commit
 from mailer.mail.senders import Outcome, Result
 from mailer.models import (
     Delivery,
     DeliveryStatus,
     Edition,
+    EditionFigures,
     EditionStatus,
+    Frequency,
     Reader,
     ReaderEvent,
     ReaderStatus,
+    Suppression,
     utcnow,
 )
 from mailer.models.base import DbSession
-from mailer.readers.subscriptions import suppress
+from mailer.readers.subscriptions import email_hash, suppress
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +388,10 @@ def heartbeat(session: DbSession, worker: str) -> None:
 
 
 def finish_if_complete(session: DbSession, edition_id: int) -> bool:
+    if on_postgres(session):
+        # retry_deliveries takes the same lock: the rows it puts back are either
+        # counted here, or it finds the edition done and reopens it.
+        session.execute(select(Edition.id).where(Edition.id == edition_id).with_for_update())
     outstanding = session.scalar(
         select(func.count()).select_from(Delivery).where(
             Delivery.edition_id == edition_id,
@@ -398,3 +408,129 @@ def finish_if_complete(session: DbSession, edition_id: int) -> bool:
     ).rowcount  # type: ignore[attr-defined]
     session.commit()
     return bool(done)
+
+
+# --- reading and repairing an edition's ledger (editors, API, CLI) -----------
+
+DELIVERIES_PAGE = 100
+RETRYABLE = (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)
+# Editions whose failed rows may be sent again: not drafts or compiling ones
+# (no ledger yet), never cancelled ones (an editor stopped them on purpose).
+RETRY_EDITION_STATES = (EditionStatus.SENDING, EditionStatus.PAUSED, EditionStatus.DONE)
+_CHUNK = 500
+
+
+def _edition_status(session: DbSession, edition_id: int, lock: bool = False) -> str:
+    query = select(Edition.status).where(Edition.id == edition_id)
+    if lock and on_postgres(session):
+        query = query.with_for_update()
+    status = session.scalar(query)
+    if status is None:
+        raise NotFound(f"No edition {edition_id}.")
+    return status
+
+
+def list_deliveries(session: DbSession, edition_id: int, statuses: Sequence[str] = (),
+                    page: int = 1, per_page: int = DELIVERIES_PAGE) -> tuple[list[dict[str, Any]], bool]:
+    """A page of an edition's ledger rows (optionally of some statuses), in id order,
+    with each reader's address (None once erased). Returns (rows, whether more follow)."""
+    _edition_status(session, edition_id)
+    unknown = sorted(set(statuses) - set(DeliveryStatus.OUTSTANDING) - set(DeliveryStatus.FINAL))
+    if unknown:
+        raise ValidationError(f"Unknown delivery status {unknown[0]!r}.", {"status": "unknown"})
+    if not 1 <= page <= 10_000:
+        raise ValidationError("page must be between 1 and 10000.", {"page": "out of range"})
+    query = (
+        select(Delivery.id, Delivery.reader_id, Reader.email, Delivery.status, Delivery.smtp_code,
+               Delivery.error, Delivery.attempts, Delivery.created_at, Delivery.sent_at,
+               Delivery.next_attempt_at, Delivery.claimed_at)
+        .outerjoin(Reader, Reader.id == Delivery.reader_id)
+        .where(Delivery.edition_id == edition_id)
+    )
+    if statuses:
+        query = query.where(Delivery.status.in_(list(statuses)))
+    rows = session.execute(
+        query.order_by(Delivery.id).offset((page - 1) * per_page).limit(per_page + 1)
+    ).all()
+
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    out = [{
+        "id": r.id, "reader_id": r.reader_id, "email": r.email, "status": r.status,
+        "smtp_code": r.smtp_code, "error": r.error, "attempts": r.attempts,
+        "created_at": r.created_at.isoformat(), "sent_at": when(r.sent_at),
+        "next_attempt_at": when(r.next_attempt_at), "claimed_at": when(r.claimed_at),
+    } for r in rows[:per_page]]
+    return out, len(rows) > per_page
+
+
+@dataclass(frozen=True)
+class RetryResult:
+    requeued: int  # back to pending: they will be sent
+    skipped: int  # readers who left or are suppressed since: never sent
+
+
+def retry_deliveries(session: DbSession, edition_id: int, statuses: Sequence[str], *,
+                     lanes: int, now: datetime | None = None) -> RetryResult:
+    """Put an edition's `failed` and/or `unknown` rows back to be sent; never any
+    other row (a `sent` row is never touched). Rows of readers who are no longer
+    confirmed and active, were erased or are suppressed become `skipped`. The
+    others become `pending` with a fresh attempt count and retry deadline. A
+    finished edition goes back to `sending` and its lanes start after the commit;
+    a paused one stays paused (resume sends them). Commits."""
+    now = now or utcnow()
+    wanted = sorted(set(statuses))
+    if not wanted or any(s not in RETRYABLE for s in wanted):
+        raise ValidationError('statuses must name "failed", "unknown" or both.',
+                              {"statuses": "only failed and unknown rows can be sent again"})
+    status = _edition_status(session, edition_id, lock=True)
+    if status not in RETRY_EDITION_STATES:
+        raise Conflict(f"Edition {edition_id} is {status}; only a sending, paused or finished "
+                       "edition can send rows again.", {"edition": status})
+    chosen = and_(Delivery.edition_id == edition_id, Delivery.status.in_(wanted))
+
+    reader_ok = exists().where(Reader.id == Delivery.reader_id, Reader.status == ReaderStatus.CONFIRMED,
+                               Reader.frequency != Frequency.PAUSED)
+    skipped = _rowcount(session.execute(
+        update(Delivery).where(chosen, not_(reader_ok))
+        .values(status=DeliveryStatus.SKIPPED, error="reader unsubscribed or suppressed since")
+        .execution_options(synchronize_session=False)))
+    # Suppressions are kept as address hashes, so they are matched per address
+    # in Python, a chunk of rows at a time (failed rows are few).
+    candidates = session.execute(
+        select(Delivery.id, Reader.email).join(Reader, Reader.id == Delivery.reader_id).where(chosen)
+    ).all()
+    suppressed: list[int] = []
+    for start in range(0, len(candidates), _CHUNK):
+        chunk = {email_hash(email): delivery_id for delivery_id, email in candidates[start:start + _CHUNK]}
+        hashes = session.scalars(
+            select(Suppression.email_hash).where(Suppression.email_hash.in_(list(chunk))))
+        suppressed.extend(chunk[h] for h in hashes)
+    for start in range(0, len(suppressed), _CHUNK):
+        skipped += _rowcount(session.execute(
+            update(Delivery).where(Delivery.id.in_(suppressed[start:start + _CHUNK]))
+            .values(status=DeliveryStatus.SKIPPED, error="address suppressed since")
+            .execution_options(synchronize_session=False)))
+
+    # `created_at` starts the retry deadline (MAILER_RETRY_DEADLINE_HOURS) again.
+    requeued = _rowcount(session.execute(
+        update(Delivery).where(chosen)
+        .values(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, claimed_by="",
+                claimed_at=None, smtp_code=None, error="", created_at=now)
+        .execution_options(synchronize_session=False)))
+    if requeued or skipped:
+        # The counts kept for a finished edition are no longer true.
+        session.execute(delete(EditionFigures).where(EditionFigures.edition_id == edition_id))
+    if requeued and status != EditionStatus.PAUSED:
+        session.execute(
+            update(Edition).where(Edition.id == edition_id)
+            .values(status=EditionStatus.SENDING, finished_at=None, last_activity_at=now)
+            .execution_options(synchronize_session=False))
+        start_lanes_on_commit(session, edition_id, lanes)
+    session.commit()
+    return RetryResult(requeued=requeued, skipped=skipped)
+
+
+def _rowcount(result: Any) -> int:
+    return int(result.rowcount or 0)

@@ -19,7 +19,7 @@ from mailer.editions.control import (
 from mailer.editions.due import run_due
 from mailer.editions.prepare import prepare_edition
 from mailer.editions.previews import Preview, preview_digest, preview_edition, preview_page, test_send
-from mailer.editions.progress import progress, status_counts
+from mailer.editions.progress import list_editions, progress, status_counts
 from mailer.editions.tracking import record_open, resolve_click
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "cancel_edition",
     "curate_draft",
     "fail_edition",
+    "list_editions",
     "pause_edition",
     "plan_send",
     "prepare_edition",

@@ -6,27 +6,34 @@ import logging
 
 from flask import Flask, Response, request
 
-from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
-from mailer.web.api import api
+from mailer.web.api import API_PREFIX
+from mailer.web.api_articles import api_articles
+from mailer.web.api_digests import api_digests
+from mailer.web.api_editions import api_editions
+from mailer.web.api_feeds import api_feeds
 from mailer.web.api_publication import api_publication
+from mailer.web.api_readers import api_readers
 from mailer.web.archive import archive
 from mailer.web.branding import register_branding
 from mailer.web.console.blueprint import console
-from mailer.web.digests_api import digests_api
 from mailer.web.errors import register_error_handlers
+from mailer.web.openapi import api_docs
 from mailer.web.public import public
 from mailer.web.tracking import tracking
 from mailer.web.webhooks import webhooks
 
 log = logging.getLogger(__name__)
 
+# Every blueprint of the JSON API, each one resource; all share the /api/v1 prefix.
+API_BLUEPRINTS = (api_docs, api_articles, api_readers, api_digests, api_feeds, api_editions,
+                  api_publication)
+
 
 def register_web(app: Flask) -> None:
     app.register_blueprint(public)
     app.register_blueprint(archive)
-    app.register_blueprint(api, url_prefix="/api/v1")
-    app.register_blueprint(digests_api, url_prefix="/api/v1")
-    app.register_blueprint(api_publication, url_prefix="/api/v1")
+    for blueprint in API_BLUEPRINTS:
+        app.register_blueprint(blueprint, url_prefix=API_PREFIX)
     register_console(app)
     app.register_blueprint(webhooks, url_prefix="/webhooks")
 

@@ -1,31 +1,63 @@
-"""The JSON API (`Authorization: Bearer <token>`). Thin: parse, call a service, answer."""
+"""How a JSON API route is declared, checked and answered (`Authorization: Bearer <token>`).
+
+Each resource module (api_articles, api_readers, api_digests, api_feeds,
+api_editions) makes its blueprint with `api_blueprint()` and declares routes
+with `@route(...)`, naming the pydantic models of its query string, body and
+answers (mailer/web/api_schemas.py). The decorator validates the request
+before the view runs, hands the view plain model objects, serialises what it
+returns and refuses to answer with a shape it did not declare. The same
+declarations produce the OpenAPI document (mailer/web/openapi.py).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import select
+from pydantic import BaseModel
+from pydantic import ValidationError as SchemaError
 
-from mailer import content as content_service
-from mailer.common import ValidationError, clean_int
+from mailer.common import NotFound, ValidationError
 from mailer.console import check_token
-from mailer.content import digest_json, save_digest
-from mailer.editions import cancel_edition, pause_edition, progress, resume_edition, start_edition
+from mailer.content import MAX_ID
 from mailer.extensions import csrf, db
-from mailer.models import Article, Digest, Topic
-from mailer.readers import subscribe
 from mailer.runtime import runtime
-from mailer.web.openapi import openapi_document
 
-api = Blueprint("api", __name__)
-csrf.exempt(api)  # bearer tokens, not cookies: CSRF cannot ride on them
+API_PREFIX = "/api/v1"
+M = TypeVar("M", bound=BaseModel)
 
 
-@api.before_request
+@dataclass(frozen=True)
+class Media:
+    """A response or request body that is not JSON (CSV, HTML, plain text)."""
+
+    mimetype: str
+    description: str
+
+
+Content = type[BaseModel] | Media
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented API operation, as the route declared it."""
+
+    summary: str
+    ok: dict[int, tuple[Content, ...]]
+    body: Content | None = None
+    query: type[BaseModel] | None = None
+    # Error statuses beyond the ones every operation can answer (400, 401, 429;
+    # 404 when the path names a row; 413 when there is a body).
+    errors: dict[int, type[BaseModel]] = field(default_factory=dict)
+    description: str = ""
+
+
 def authenticate() -> tuple[Response, int] | None:
-    if request.endpoint == "api.openapi":
-        return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not check_token(
@@ -36,109 +68,105 @@ def authenticate() -> tuple[Response, int] | None:
     return None
 
 
-def body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+def api_blueprint(name: str) -> Blueprint:
+    """A blueprint for API routes: bearer token required, no CSRF (no cookies)."""
+    blueprint = Blueprint(name, __name__)
+    csrf.exempt(blueprint)
+    blueprint.before_request(authenticate)
+    return blueprint
+
+
+def _field_errors(exc: SchemaError) -> dict[str, str]:
+    """pydantic's errors keyed by the top-level field they concern."""
+    fields: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = error["loc"]
+        name = str(loc[0]) if loc else "body"
+        message = str(error["msg"])
+        positions = [str(part) for part in loc[1:] if isinstance(part, int)]
+        if positions:
+            message = f"item {'.'.join(positions)}: {message}"
+        fields.setdefault(name, message)
+    return fields
+
+
+def validate(model: type[M], data: object, where: str = "body") -> M:
+    """`data` checked against `model`, or a ValidationError (400) naming the fields."""
+    try:
+        return model.model_validate(data)
+    except SchemaError as exc:
+        fields = _field_errors(exc)
+        summary = "; ".join(f"{name}: {message}" for name, message in list(fields.items())[:3])
+        raise ValidationError(f"The {where} is not valid ({summary}).", fields) from None
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 naming `body`."""
+    raw = request.get_data(cache=True)
+    try:
+        data = json.loads(raw) if raw else None
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        data = None
     if not isinstance(data, dict):
         raise ValidationError("The request body must be a JSON object.", {"body": "not a JSON object"})
     return data
 
 
-@api.get("/openapi.json")
-def openapi() -> Response:
-    return jsonify(openapi_document())
+def _serialise(op: Operation, result: Any) -> Response:
+    status = 0
+    if isinstance(result, tuple):
+        result, status = result
+    if isinstance(result, Response):
+        if status:
+            result.status_code = status
+        return result
+    if not status:
+        status = min(op.ok)
+    declared = op.ok.get(status) or ((op.errors[status],) if status in op.errors else ())
+    allowed = [c for c in declared if isinstance(c, type)]
+    if not isinstance(result, BaseModel) or not isinstance(result, tuple(allowed)):
+        raise TypeError(f"{request.endpoint} answered {type(result).__name__} with {status}; "
+                        f"declared {[c.__name__ for c in allowed]}")
+    return Response(result.model_dump_json(exclude_unset=True), status=status,
+                    mimetype="application/json")
 
 
-@api.post("/articles")
-def create_article() -> tuple[Response, int]:
-    article, created = content_service.upsert_article(db.session, body())
-    return jsonify(content_service.article_json(article)), 201 if created else 200
+_PATH_ARG = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-@api.get("/articles")
-def list_articles() -> Response:
-    limit = clean_int(request.args.get("limit"), "limit", 1, 500, 50)
-    rows = db.session.scalars(
-        select(Article).order_by(Article.published_at.desc(), Article.id.desc()).limit(limit)
-    )
-    return jsonify(articles=[content_service.article_json(a) for a in rows])
+def route(blueprint: Blueprint, method: str, rule: str, summary: str, *,
+          ok: Mapping[int, Content | tuple[Content, ...]],
+          body: Content | None = None, query: type[BaseModel] | None = None,
+          errors: Mapping[int, type[BaseModel]] | None = None,
+          description: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare an API route. The view gets its path arguments, `query=` and `body=`
+    (validated models) when declared, and returns a model, (model, status) or,
+    for non-JSON answers, a Response."""
+    op = Operation(summary=summary, body=body, query=query, errors=dict(errors or {}),
+                   description=description,
+                   ok={code: c if isinstance(c, tuple) else (c,) for code, c in ok.items()})
+    int_args = [name for converter, name in _PATH_ARG.findall(rule) if converter == "int"]
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def endpoint(**path: Any) -> Response:
+            for name in int_args:  # ids beyond 32 bits name no row
+                if not 0 < path[name] <= MAX_ID:
+                    raise NotFound(f"No such {name.removesuffix('_id')} ({path[name]}).")
+            kwargs = dict(path)
+            if op.query is not None:
+                kwargs["query"] = validate(op.query, request.args.to_dict(flat=True), "query string")
+            if isinstance(op.body, type):
+                kwargs["body"] = validate(op.body, json_body())
+            return _serialise(op, view(**kwargs))
+
+        endpoint.api_operation = op  # type: ignore[attr-defined]
+        blueprint.add_url_rule(rule, view_func=endpoint, methods=[method])
+        return endpoint
+
+    return decorate
 
 
-@api.get("/topics")
-def list_topics() -> Response:
-    rows = db.session.scalars(select(Topic).order_by(Topic.slug))
-    return jsonify(topics=[{"id": t.id, "slug": t.slug, "name": t.name} for t in rows])
-
-
-@api.post("/topics")
-def create_topic() -> tuple[Response, int]:
-    data = body()
-    topic = content_service.create_topic(db.session, data.get("slug"), data.get("name"))
-    return jsonify(id=topic.id, slug=topic.slug, name=topic.name), 201
-
-
-@api.post("/subscribers")
-def create_subscriber() -> tuple[Response, int]:
-    data = body()
-    confirmed = data.get("confirmed", False)
-    if not isinstance(confirmed, bool):
-        raise ValidationError("confirmed must be true or false.", {"confirmed": "not a boolean"})
-    result = subscribe(
-        db.session,
-        email=data.get("email"),
-        name=data.get("name"),
-        topics=data.get("topics"),
-        frequency=data.get("frequency"),
-        source="api",
-        ip=request.remote_addr or "",
-        confirmed=confirmed,
-    )
-    return jsonify(id=result.reader_id, created=result.created,
-                   confirmation_sent=result.confirmation_queued), 201 if result.created else 200
-
-
-@api.get("/digests")
-def list_digests() -> Response:
-    # Archived digests are listed only when asked for (?archived=1).
-    archived = request.args.get("archived", "") in ("1", "true")
-    rows = db.session.scalars(select(Digest).where(
-        Digest.archived_at.is_not(None) if archived else Digest.archived_at.is_(None))
-        .order_by(Digest.id))
-    return jsonify(digests=[digest_json(d) for d in rows])
-
-
-@api.post("/digests")
-def create_digest() -> tuple[Response, int]:
-    digest = save_digest(db.session, body())
-    return jsonify(digest_json(digest)), 201
-
-
-@api.post("/editions")
-def create_edition() -> tuple[Response, int]:
-    data = body()
-    if "digest" not in data:
-        raise ValidationError("digest is required (a digest name or id).", {"digest": "required"})
-    edition = start_edition(db.session, data["digest"], created_by="api")
-    return jsonify(progress(db.session, edition.id)), 202
-
-
-@api.get("/editions/<int:edition_id>")
-def get_edition(edition_id: int) -> Response:
-    return jsonify(progress(db.session, edition_id))
-
-
-@api.post("/editions/<int:edition_id>/pause")
-def pause(edition_id: int) -> Response:
-    pause_edition(db.session, edition_id)
-    return jsonify(progress(db.session, edition_id))
-
-
-@api.post("/editions/<int:edition_id>/resume")
-def resume(edition_id: int) -> Response:
-    resume_edition(db.session, runtime().settings, edition_id)
-    return jsonify(progress(db.session, edition_id))
-
-
-@api.post("/editions/<int:edition_id>/cancel")
-def cancel(edition_id: int) -> Response:
-    cancel_edition(db.session, edition_id)
-    return jsonify(progress(db.session, edition_id))
+def given(model: BaseModel) -> dict[str, Any]:
+    """The fields the client sent (not defaults), as plain values for a service."""
+    return model.model_dump(exclude_unset=True)

@@ -257,3 +257,41 @@ def test_finished_editions_keep_their_counts(session, world, rt):
     editions.prepare_edition(session, rt.settings, edition.id)
     assert stats.edition_stats(session, [edition.id])[0].planned == 1
     assert session.get(EditionFigures, edition.id) is None
+
+
+def test_retry_failed_and_unknown_from_the_edition_page(editor, viewer, session, rt, dispatch):
+    from mailer.models import Delivery, DeliveryStatus, EditionStatus
+
+    topic = factories.topic(session)
+    factories.article(session, topics=[topic])
+    digest = factories.digest(session, topics=[topic])
+    for name in ("a", "b", "c"):
+        factories.reader(session, f"{name}@example.org", topics=[topic])
+    edition = editions.start_edition(session, digest.id)
+    editions.prepare_edition(session, rt.settings, edition.id)
+    rows = list(session.scalars(select(Delivery).order_by(Delivery.id)))
+    rows[0].status, rows[0].smtp_code, rows[0].error = DeliveryStatus.FAILED, 550, "550 5.1.1 unknown user"
+    rows[1].status, rows[1].error = DeliveryStatus.UNKNOWN, "connection lost after DATA"
+    rows[2].status, rows[2].smtp_code = DeliveryStatus.SENT, 250
+    session.get(Edition, edition.id).status = EditionStatus.DONE
+    session.commit()
+
+    page = editor.get(f"/console/editions/{edition.id}").get_data(as_text=True)
+    assert "Retry failed" in page and "Retry unknown" in page
+    assert "550 5.1.1 unknown user" in page and "connection lost after DATA" in page
+    viewer_page = viewer.get(f"/console/editions/{edition.id}").get_data(as_text=True)
+    assert "550 5.1.1 unknown user" in viewer_page
+    assert viewer.post(f"/console/editions/{edition.id}/retry-failed").status_code == 403
+    assert editor.post(f"/console/editions/{edition.id}/retry-failed", csrf=False).status_code == 400
+    assert editor.post(f"/console/editions/{edition.id}/retry-sent").status_code == 404
+
+    r = editor.post(f"/console/editions/{edition.id}/retry-failed", follow_redirects=True)
+    assert "1 failed recipient(s) will be sent again" in r.get_data(as_text=True)
+    session.expire_all()
+    assert [d.status for d in session.scalars(select(Delivery).order_by(Delivery.id))] == [
+        "pending", "unknown", "sent"]  # the unknown row waits for its own, deliberate click
+    assert session.get(Edition, edition.id).status == "sending"
+    editor.post(f"/console/editions/{edition.id}/retry-unknown")
+    session.expire_all()
+    assert [d.status for d in session.scalars(select(Delivery).order_by(Delivery.id))] == [
+        "pending", "pending", "sent"]

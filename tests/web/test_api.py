@@ -60,3 +60,43 @@ def test_subscriber_api_and_edition_flow(api, dispatch):
 def test_openapi_document_is_served(client):
     doc = client.get("/api/v1/openapi.json").json
     assert doc["openapi"].startswith("3.") and "/editions" in doc["paths"]
+
+
+def test_openapi_document_covers_every_api_route(app, client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["openapi"] == "3.1.0"
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert doc["security"] == [{"bearer": []}]
+    schemas = doc["components"]["schemas"]
+    routes = {(rule.rule, method.lower()) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/v1/") and rule.rule != "/api/v1/openapi.json"
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    import re
+    documented = {("/api/v1" + re.sub(r"\{(\w+)\}", r"<int:\1>", path), method)
+                  for path, ops in doc["paths"].items() for method in ops}
+    assert routes == documented
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            codes = set(op["responses"])
+            assert {"400", "401"} <= codes and any(c.startswith("2") for c in codes), (path, method)
+            for code, response in op["responses"].items():
+                for media in response["content"].values():
+                    ref = media["schema"].get("$ref")
+                    assert ref is None or ref.rsplit("/", 1)[1] in schemas, (path, method, code)
+                    if not code.startswith("2"):
+                        assert ref is not None and "error" in schemas[ref.rsplit("/", 1)[1]]["properties"]
+    for path in ("/editions", "/editions/{edition_id}/deliveries", "/editions/{edition_id}/retry",
+                 "/templates"):
+        assert path in doc["paths"]
+    assert doc["paths"]["/editions/{edition_id}/retry"]["post"]["responses"]["202"]
+
+
+def test_an_undeclared_api_route_stops_the_document(app):
+    from flask import Flask
+
+    from mailer.web.openapi import openapi_document
+
+    bare = Flask("x")
+    bare.add_url_rule("/api/v1/secret", "secret", lambda: "")
+    with pytest.raises(RuntimeError, match="/api/v1/secret"):
+        openapi_document(bare)

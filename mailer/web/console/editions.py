@@ -8,6 +8,7 @@ from flask import flash, jsonify, redirect, render_template, url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from mailer import delivery
 from mailer import editions as editions_service
 from mailer.common import ValidationError
 from mailer.console import FINAL_EDITION_STATES, delivery_counts, edition_stats, link_stats
@@ -19,6 +20,7 @@ from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, flash_error, page_number
 
 FINAL_STATES = ("done", "cancelled", "failed")
+PROBLEM_ROWS = 100  # failed/unknown recipients listed on the edition page
 
 
 def progress_json(edition_id: int) -> dict[str, object]:
@@ -68,8 +70,12 @@ def editions() -> str:
 def edition(edition_id: int) -> str:
     row = db.get_or_404(Edition, edition_id, description="No such edition.")
     figures = edition_stats(db.session, [edition_id])[0]
+    problems, more_problems = delivery.list_deliveries(
+        db.session, edition_id, (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN), per_page=PROBLEM_ROWS)
     return render_template("console/edition.html", edition=row, p=progress_json(edition_id),
-                           figures=figures, links=link_stats(db.session, edition_id))
+                           figures=figures, links=link_stats(db.session, edition_id),
+                           problems=problems, more_problems=more_problems,
+                           retry_states=delivery.RETRY_EDITION_STATES)
 
 
 @console.get("/editions/<int:edition_id>/progress.json")
@@ -82,7 +88,8 @@ def edition_progress(edition_id: int) -> Response:
 def _control(edition_id: int, action: Callable[[], object], done: str) -> Response:
     try:
         action()
-        flash(done)
+        if done:
+            flash(done)
     except ValidationError as exc:
         db.session.rollback()
         flash_error(exc)
@@ -114,3 +121,27 @@ def edition_cancel(edition_id: int) -> Response:
 def edition_approve(edition_id: int) -> Response:
     return _control(edition_id, lambda: editions_service.approve_edition(db.session, edition_id),
                     "Approved: the edition is being prepared and sent.")
+
+
+def _retry(edition_id: int, status: str) -> Response:
+    def retry() -> None:
+        result = delivery.retry_deliveries(db.session, edition_id, [status],
+                                           lanes=runtime().settings.send_lanes)
+        flash(f"{result.requeued} {status} recipient(s) will be sent again"
+              + (f"; {result.skipped} skipped (unsubscribed or suppressed since)." if result.skipped
+                 else "."))
+    return _control(edition_id, retry, "")
+
+
+@console.post("/editions/<int:edition_id>/retry-failed")
+@editor_required
+def edition_retry_failed(edition_id: int) -> Response:
+    """Send again to the recipients whose server refused the message."""
+    return _retry(edition_id, DeliveryStatus.FAILED)
+
+
+@console.post("/editions/<int:edition_id>/retry-unknown")
+@editor_required
+def edition_retry_unknown(edition_id: int) -> Response:
+    """A separate, deliberate choice: these readers may have the message already."""
+    return _retry(edition_id, DeliveryStatus.UNKNOWN)

@@ -1,0 +1,384 @@
+"""The shapes of the JSON API: one pydantic model per request body, query string
+and response. `mailer/web/api.py` validates requests and serialises responses
+with them, and `mailer/web/openapi.py` builds the OpenAPI document from them,
+so what is documented is what is checked.
+
+Request bodies are strict (a string where a number is expected is an error, not
+a conversion) and ignore unknown keys. They check types, lengths and ranges;
+the domain services keep their own checks (unknown topics, schedules, addresses),
+which also guard the CLI and console.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from mailer.content import MAX_ID
+
+
+def _valid_unicode(value: str) -> str:
+    # JSON may carry lone surrogates ("\ud800"); no database can store them.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains an invalid character (a lone UTF-16 surrogate)") from None
+    return value
+
+
+def text(max_length: int, min_length: int = 0, **schema: str) -> Any:
+    """A string field of at most `max_length` characters, valid Unicode."""
+    extra: dict[str, Any] = dict(schema)
+    return Field(max_length=max_length, min_length=min_length, json_schema_extra=extra or None)
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+Slug = Annotated[str, Field(pattern=SLUG_PATTERN)]
+Slugs = Annotated[list[Slug], Field(max_length=200)]
+Url = Annotated[Text, Field(max_length=2000, json_schema_extra={"format": "uri"})]
+Email = Annotated[Text, Field(min_length=1, max_length=320, json_schema_extra={"format": "email"})]
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+EditionState = Literal["draft", "compiling", "sending", "paused", "cancelled", "done", "failed"]
+DeliveryState = Literal["pending", "claimed", "sending", "retry", "sent", "failed", "unknown",
+                        "skipped", "cancelled"]
+Page = Annotated[int, Field(ge=1, le=10_000)]
+
+
+class Body(BaseModel):
+    """A JSON request body: strict types, unknown keys ignored."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class Query(BaseModel):
+    """Query-string parameters: values arrive as text, so numbers are converted."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Out(BaseModel):
+    """A response body."""
+
+
+# --- errors -----------------------------------------------------------------
+
+class Error(Out):
+    """Every 4xx/5xx answer: a sentence for people and, per field, what is wrong."""
+
+    error: str
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class ImportRowError(Out):
+    line: int
+    error: str
+
+
+class ImportReport(Out):
+    rows: int
+    created: int
+    existing: int
+    duplicates: int
+    suppressed: int
+    errors: list[ImportRowError]
+
+
+class ImportFailed(Error):
+    """A CSV with bad rows: nothing imported; `fields` names the lines."""
+
+    report: ImportReport | None = None
+
+
+# --- articles and topics ----------------------------------------------------
+
+class ArticleIn(Body):
+    url: Url
+    title: Annotated[Text, text(500, 1)]
+    author: Annotated[Text, text(200)] | None = None
+    published_at: Annotated[Text, text(64, format="date-time")] | None = None
+    summary: Annotated[Text, text(20_000)] | None = None
+    body_html: Annotated[Text, text(1_000_000)] | None = None
+    image_url: Url | None = None
+    topics: Slugs | None = None
+
+
+class ArticlesQuery(Query):
+    limit: Annotated[int, Field(ge=1, le=500)] = 50
+
+
+class ArticleOut(Out):
+    id: int
+    url: str
+    title: str
+    author: str
+    summary: str
+    body_html: str
+    image_url: str
+    published_at: Timestamp
+    topics: list[str]
+
+
+class ArticleList(Out):
+    articles: list[ArticleOut]
+
+
+class TopicIn(Body):
+    slug: Slug
+    name: Annotated[Text, text(200, 1)]
+
+
+class TopicOut(Out):
+    id: int
+    slug: str
+    name: str
+
+
+class TopicList(Out):
+    topics: list[TopicOut]
+
+
+# --- readers ----------------------------------------------------------------
+
+class SubscriberIn(Body):
+    email: Email
+    name: Annotated[Text, text(200)] | None = None
+    topics: Slugs | None = None
+    frequency: Literal["immediate", "daily", "weekly", "paused"] | None = None
+    confirmed: bool = Field(False, description="true only for imports with consent on record: "
+                                               "no confirmation email is sent")
+
+
+class SubscriberOut(Out):
+    id: int | None
+    created: bool
+    confirmation_sent: bool
+
+
+class ImportQuery(Query):
+    consent: bool = Field(False, description="true when every reader's consent is on record")
+
+
+# --- digests and templates --------------------------------------------------
+
+class DigestFields(Body):
+    topics: Slugs | None = None
+    subject: Annotated[Text, text(300)] | None = None
+    schedule: Annotated[Text, text(200)] | None = Field(
+        None, description='"daily 07:00", "weekly mon 07:00", a cron expression, or "" for none')
+    timezone: Annotated[Text, text(64)] | None = None
+    max_articles: Annotated[int, Field(ge=1, le=50)] | None = None
+    approval: Literal["auto", "draft"] | None = None
+    template: Annotated[Text, text(64)] | None = Field(
+        None, description="a digest layout listed by GET /templates")
+    intro: Annotated[Text, text(2000)] | None = Field(None, description="shown above the stories")
+    section_order: Slugs | None = Field(
+        None, description="topic slugs whose sections come first, in this order")
+
+
+class DigestIn(DigestFields):
+    name: Annotated[Text, text(200, 1)]
+
+
+class DigestUpdate(DigestFields):
+    name: Annotated[Text, text(200, 1)] | None = None
+
+
+class DigestOut(Out):
+    id: int
+    name: str
+    topics: list[str]
+    schedule: str
+    timezone: str
+    max_articles: int
+    approval: str
+    template: str
+    next_run_at: Timestamp | None
+    subject: str = ""
+    intro: str = ""
+    section_order: list[str] = Field(default_factory=list)
+    archived_at: Timestamp | None = None
+
+
+class DigestListQuery(Query):
+    archived: bool = Field(False, description="list archived digests instead of active ones")
+
+
+class DigestList(Out):
+    digests: list[DigestOut]
+
+
+class TemplateOut(Out):
+    name: str
+    default: bool
+
+
+class TemplateList(Out):
+    templates: list[TemplateOut]
+
+
+class PreviewQuery(Query):
+    format: Literal["json", "html", "text", "page"] = "json"
+    width: Literal["desktop", "mobile"] = "desktop"
+
+
+class PreviewOut(Out):
+    digest_id: int
+    edition_id: int | None
+    subject: str
+    html: str
+    text: str
+    size_bytes: int
+    truncated: int = Field(description="article cards left out to stay under the clip limit")
+    article_ids: list[int]
+    note: str
+    clip_limit_bytes: int
+    widths: dict[str, int]
+    clipped: bool
+    warning: str | None = Field(None, description="present only when cards were left out")
+
+
+class SendTestIn(Body):
+    addresses: Annotated[list[Email], Field(min_length=1, max_length=10)]
+
+
+class SendTestOut(Out):
+    results: dict[str, str] = Field(description="address -> sent, or why not")
+
+
+# --- feeds ------------------------------------------------------------------
+
+class FeedIn(Body):
+    url: Url
+    topic: Annotated[Text, text(64)] | None = Field(None, description="topic slug for every item")
+    category_map: Annotated[dict[Annotated[Text, text(200)], Annotated[Text, text(64)]],
+                            Field(max_length=500)] | None = Field(
+        None, description="feed category -> topic slug")
+    poll_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
+
+
+class FeedOut(Out):
+    id: int
+    url: str
+    title: str
+    category_map: dict[str, str]
+    topic: str
+    poll_minutes: int
+    last_status: str
+    last_error: str
+    last_imported: int
+    last_fetched_at: Timestamp | None
+    next_poll_at: Timestamp | None
+
+
+class FeedPolled(FeedOut):
+    imported_now: int
+
+
+class FeedList(Out):
+    feeds: list[FeedOut]
+
+
+# --- editions and deliveries ------------------------------------------------
+
+class EditionIn(Body):
+    digest: Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[Text, text(200, 1)] = Field(
+        description="digest name or id")
+
+
+class EditionOut(Out):
+    id: int
+    digest: str
+    digest_id: int
+    status: EditionState
+    subject: str
+    planned: int
+    sent: int
+    failed: int
+    unknown: int
+    skipped: int
+    cancelled: int
+    retrying: int
+    remaining: int
+    rate: float = Field(description="messages per second over the last minute")
+    eta_seconds: int | None
+    error: str
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
+class EditionsQuery(Query):
+    page: Page = 1
+
+
+class EditionList(Out):
+    editions: list[EditionOut]
+    page: int
+    next_page: int | None
+
+
+class DeliveriesQuery(Query):
+    status: DeliveryState | None = None
+    page: Page = 1
+
+
+class DeliveryOut(Out):
+    id: int
+    reader_id: int
+    email: str | None = Field(description="null when the reader was erased")
+    status: DeliveryState
+    smtp_code: int | None
+    error: str
+    attempts: int
+    created_at: Timestamp
+    sent_at: Timestamp | None
+    next_attempt_at: Timestamp | None
+    claimed_at: Timestamp | None
+
+
+class DeliveryList(Out):
+    edition_id: int
+    deliveries: list[DeliveryOut]
+    page: int
+    next_page: int | None
+
+
+class RetryIn(Body):
+    statuses: Annotated[list[Literal["failed", "unknown"]], Field(min_length=1, max_length=2)] = Field(
+        description='which rows to send again: "failed", "unknown" or both. "unknown" rows may '
+                    "have reached the reader already; choose them deliberately")
+
+
+class RetryOut(Out):
+    requeued: int
+    skipped: int = Field(description="rows of readers now unsubscribed or suppressed")
+
+
+# --- publication ----------------------------------------------------------------
+
+class PublicationOut(Out):
+    """The publication's identity as readers see it (saved values over environment defaults)."""
+
+    name: str
+    logo_url: str
+    accent_color: str
+    website_url: str
+    postal_address: str
+    language: str
+    from_name: str
+    footer_text: str
+
+
+class PublicationIn(Body):
+    """Fields left out keep their value; null goes back to the environment default."""
+
+    name: Annotated[Text, text(200, 1)] | None = None
+    logo_url: Annotated[Text, text(2000, format="uri")] | None = None
+    accent_color: Annotated[Text, text(7)] | None = Field(None, description="#rrggbb or empty")
+    website_url: Annotated[Text, text(2000, format="uri")] | None = None
+    postal_address: Annotated[Text, text(500)] | None = None
+    language: Annotated[Text, text(35)] | None = Field(None, description="a BCP 47 tag: en, de-CH")
+    from_name: Annotated[Text, text(200)] | None = None
+    footer_text: Annotated[Text, text(1000)] | None = None
