@@ -4,7 +4,9 @@ senders that hand messages to SMTP relays or the outbox folder.
 This package knows nothing of the database, Flask or Celery.
 """
 
-from mailer.mail.messages import DkimSigner, domain_of
+from mailer.mail.dkim import DkimKeyError, DkimSigner
+from mailer.mail.messages import delivery_of_token, domain_of
+from mailer.mail.outgoing import dkim_signer, envelope_sender
 from mailer.mail.rendering import (
     CompiledEmail,
     FillTemplate,
@@ -15,6 +17,10 @@ from mailer.mail.rendering import (
 from mailer.mail.senders import Sender, make_sender
 
 __all__ = [
+    "DkimKeyError",
+    "delivery_of_token",
+    "dkim_signer",
+    "envelope_sender",
     "CompiledEmail",
     "DkimSigner",
     "FillTemplate",
