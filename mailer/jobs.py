@@ -45,6 +45,7 @@ class TaskName(StrEnum):
     SEND_LANE = "mailer.send_lane"
     POLL_FEED = "mailer.poll_feed"
     TICK = "mailer.tick"
+    POLL_BOUNCES = "mailer.poll_bounces"
 
 
 def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:

@@ -1,6 +1,7 @@
 """Delivery: the ledger, send lanes, the sweeper, send-rate limits, bounces and SNS.
 """
 
+from mailer.delivery.bounce_mail import PollReport, check_bounce_mailbox, poll_bounce_mailbox
 from mailer.delivery.bounces import (
     apply_events,
     confirm_sns_subscription,
@@ -14,14 +15,17 @@ from mailer.delivery.sns import verify_sns_message
 from mailer.delivery.sweeper import sweep
 
 __all__ = [
+    "PollReport",
     "RateLimiter",
     "SkeletonCache",
     "apply_events",
+    "check_bounce_mailbox",
     "confirm_sns_subscription",
     "make_rate_limiter",
     "parse_generic",
     "parse_json",
     "parse_ses",
+    "poll_bounce_mailbox",
     "run_lane",
     "sweep",
     "verify_sns_message",

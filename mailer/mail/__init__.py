@@ -17,17 +17,17 @@ from mailer.mail.rendering import (
 from mailer.mail.senders import Sender, make_sender
 
 __all__ = [
-    "DkimKeyError",
-    "delivery_of_token",
-    "dkim_signer",
-    "envelope_sender",
     "CompiledEmail",
+    "DkimKeyError",
     "DkimSigner",
     "FillTemplate",
     "Sender",
     "TemplateError",
+    "delivery_of_token",
     "digest_layouts",
+    "dkim_signer",
     "domain_of",
+    "envelope_sender",
     "make_sender",
     "template_names",
 ]

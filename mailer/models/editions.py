@@ -32,9 +32,10 @@ class DeliveryStatus:
     UNKNOWN = "unknown"  # connection lost after DATA: never re-sent automatically
     SKIPPED = "skipped"  # reader left or was suppressed after planning
     CANCELLED = "cancelled"
+    BOUNCED = "bounced"  # sent, then a hard bounce came back (bounce mailbox)
     # still to be done by a worker
     OUTSTANDING = (PENDING, CLAIMED, SENDING, RETRY)
-    FINAL = (SENT, FAILED, UNKNOWN, SKIPPED, CANCELLED)
+    FINAL = (SENT, FAILED, UNKNOWN, SKIPPED, CANCELLED, BOUNCED)
 
 
 class Edition(Base):

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flask import render_template, request
 
-from mailer.console import CheckResult, check_dkim, check_smtp
+from mailer.console import CheckResult, check_bounces, check_dkim, check_smtp
 from mailer.mail import domain_of
 from mailer.runtime import runtime
 from mailer.web.console import console
@@ -24,11 +24,12 @@ def _masked(url: str) -> str:
     return url
 
 
-def _page(smtp: CheckResult | None = None, dkim: CheckResult | None = None, pasted: str = ""
-          ) -> str:
+def _page(smtp: CheckResult | None = None, dkim: CheckResult | None = None, pasted: str = "",
+          bounces: CheckResult | None = None) -> str:
     s = runtime().settings
     return render_template(
         "console/settings.html", s=s, smtp_url=_masked(s.smtp_url), smtp=smtp, dkim=dkim,
+        bounces=bounces, bounce_mailbox=_masked(s.bounce_mailbox),
         pasted=pasted, dkim_domain=s.dkim_domain or domain_of(s.mail_from),
         broker=urlsplit(s.broker_url).scheme or s.broker_url,
         database=urlsplit(s.database_url).scheme)
@@ -54,3 +55,9 @@ def settings_dkim_check() -> str:
     result = check_dkim(s.dkim_private_key_path, s.dkim_selector,
                         s.dkim_domain or domain_of(s.mail_from), pasted)
     return _page(dkim=result, pasted=pasted)
+
+
+@console.post("/settings/bounce-check")
+@editor_required
+def settings_bounce_check() -> str:
+    return _page(bounces=check_bounces(runtime().settings))
