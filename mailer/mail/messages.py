@@ -38,6 +38,7 @@ from mailer.mail.rendering import FillTemplate, escape_values
 CRLF = "\r\n"
 QP_LINE = 76
 TEXT_WIDTH = 72  # text/plain lines are wrapped here (a longer URL stays whole)
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"  # only what is not ASCII or a blank gets %-encoded
 _CTRL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
@@ -377,7 +378,7 @@ class MessageSkeleton:
             values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id)
         unsubscribe = ""
         if self.list_headers:
-            unsubscribe = f"<{header_safe(rcpt.unsubscribe_url)}>"
+            unsubscribe = f"<{quote(header_safe(rcpt.unsubscribe_url), safe=_URL_SAFE)}>"
             if self.unsubscribe_mailto:
                 subject = quote(f"unsubscribe {rcpt.unsubscribe_token}".strip())
                 unsubscribe += f", <mailto:{self.unsubscribe_mailto}?subject={subject}>"
