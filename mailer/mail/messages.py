@@ -136,19 +136,58 @@ def wrap_text(line: str, width: int) -> list[str]:
                          break_long_words=False, break_on_hyphens=False) or [line]
 
 
+def _legal_cut(encoded: str, at: int) -> int:
+    """The nearest position at or before `at` where an encoded line may be broken:
+    not inside an =XX escape, not before a dot."""
+    while at > 0 and (encoded[at - 1] == "=" or (at >= 2 and encoded[at - 2] == "=")
+                      or (at < len(encoded) and encoded[at] == ".")):
+        at -= 1
+    return at
+
+
+# A fixed piece longer than this, next to a placeholder, is pre-wrapped except
+# for the few characters that share a line with the reader's value.
+_LONG_PIECE = 160
+_EDGE = 60
+
+
 class _Line:
     """A body line holding reader placeholders: its fixed pieces encoded once.
 
-    With `width` (text parts) the line is wrapped per reader: the raw values are
-    joined and wrapped, then encoded; fill() then takes unencoded values."""
+    Long fixed pieces (MJML writes whole sections on one line) are wrapped once:
+    per reader only the short runs around each value are joined and wrapped.
+    With `width` (text parts) the whole line is wrapped at blanks per reader
+    instead; fill() then takes unencoded values."""
 
-    __slots__ = ("fields", "parts", "raw", "width")
+    __slots__ = ("fields", "raw", "runs", "width")
 
     def __init__(self, parts: list[str], width: int = 0) -> None:
         self.raw = parts
-        self.parts = [qp_piece(p) if i % 2 == 0 else p for i, p in enumerate(parts)]
         self.fields = [(i, parts[i]) for i in range(1, len(parts), 2)]
         self.width = width
+        # runs: fixed text (already wrapped, ending in a soft break) or a list of
+        # encoded text and ("field",) markers joined and wrapped per reader.
+        self.runs: list[str | list[str | tuple[str]]] = []
+        current: list[str | tuple[str]] = []
+        last = len(parts) - 1
+        for index, part in enumerate(parts):
+            if index % 2:
+                current.append((part,))
+                continue
+            piece = qp_piece(part)
+            if len(piece) <= _LONG_PIECE:
+                current.append(piece)
+                continue
+            head = _legal_cut(piece, _EDGE) if index > 0 else 0
+            tail = _legal_cut(piece, len(piece) - _EDGE) if index < last else len(piece)
+            if head:
+                current.append(piece[:head])
+            if current:
+                self.runs.append(current)
+            self.runs.append(qp_wrap(piece[head:tail]) + ("=" + CRLF if tail < len(piece) else ""))
+            current = [piece[tail:]] if tail < len(piece) else []
+        if current:
+            self.runs.append(current)
 
     def fill(self, values: Mapping[str, str]) -> str:
         if self.width:
@@ -157,10 +196,16 @@ class _Line:
                 parts[index] = values.get(field, "")
             lines = wrap_text("".join(parts), self.width)
             return CRLF.join(qp_wrap(qp_piece(line)) for line in lines)
-        parts = self.parts.copy()
-        for index, field in self.fields:
-            parts[index] = values.get(field, "")
-        return qp_wrap("".join(parts))
+        out = []
+        for number, run in enumerate(self.runs):
+            if isinstance(run, str):
+                out.append(run)
+                continue
+            text = "".join(values.get(p[0], "") if isinstance(p, tuple) else p for p in run)
+            out.append(qp_wrap(text))
+            if number < len(self.runs) - 1:
+                out.append("=" + CRLF)
+        return "".join(out)
 
 
 class QPBody:
