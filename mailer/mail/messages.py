@@ -89,14 +89,16 @@ def qp_piece(text: str) -> str:
     return _QP_ESCAPE.sub(_qp_escape, text)
 
 
-def qp_wrap(line: str) -> str:
+def qp_wrap(line: str, soft_end: bool = False) -> str:
     """Soft line breaks keep an encoded line at QP_LINE characters: never inside
-    an =XX escape, never before a dot (a line starting with '.' needs dot-stuffing)."""
-    if len(line) <= QP_LINE:
+    an =XX escape, never before a dot (a line starting with '.' needs dot-stuffing).
+    `soft_end`: the caller ends the last line with a soft break ('='): leave room."""
+    last_room = QP_LINE - 1 if soft_end else QP_LINE
+    if len(line) <= last_room:
         return line
     out = []
     start = 0
-    while len(line) - start > QP_LINE:
+    while len(line) - start > last_room:
         cut = start + QP_LINE - 1  # room for the '=' of the soft break
         while True:
             if line[cut - 1] == "=":
@@ -184,7 +186,8 @@ class _Line:
                 current.append(piece[:head])
             if current:
                 self.runs.append(current)
-            self.runs.append(qp_wrap(piece[head:tail]) + ("=" + CRLF if tail < len(piece) else ""))
+            soft = tail < len(piece)
+            self.runs.append(qp_wrap(piece[head:tail], soft) + ("=" + CRLF if soft else ""))
             current = [piece[tail:]] if tail < len(piece) else []
         if current:
             self.runs.append(current)
@@ -202,9 +205,10 @@ class _Line:
                 out.append(run)
                 continue
             text = "".join(values.get(p[0], "") if isinstance(p, tuple) else p for p in run)
-            out.append(qp_wrap(text))
             if number < len(self.runs) - 1:
-                out.append("=" + CRLF)
+                out.append(qp_wrap(text, soft_end=True) + "=" + CRLF)
+            else:
+                out.append(qp_wrap(text))
         return "".join(out)
 
 

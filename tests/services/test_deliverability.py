@@ -159,7 +159,7 @@ def _qp_lines(raw: bytes) -> list[bytes]:
     return [line for line in lines if not line.startswith(b"--=_mailer_")]
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subject=st.text(min_size=1, max_size=200), name=st.text(max_size=100),
        text=TEXT_TEMPLATE, html=TEXT_TEMPLATE, url_tail=st.text(max_size=60))
 def test_any_message_reparses_strictly_with_short_qp_lines_and_crlf_only(
