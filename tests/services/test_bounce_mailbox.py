@@ -6,11 +6,8 @@ aside with a reason and nobody is suppressed by it."""
 from __future__ import annotations
 
 import email
-import shutil
-import tempfile
 from collections.abc import Iterator
 from email import policy
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,18 +18,13 @@ from mailer.models import Delivery, DeliveryStatus, Reader, ReaderStatus, Suppre
 from mailer.readers.subscriptions import is_suppressed
 from tests.services.test_delivery import planned_edition
 from tests.support import bounce_corpus as corpus
-from tests.support.dovecot import Dovecot, start_dovecot
+from tests.support.dovecot import Dovecot, dovecot_server
 
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[Dovecot]:
-    # Not under pytest's 0700 temp folders: Dovecot's own users must reach the files.
-    root = Path(tempfile.mkdtemp(prefix="mailer-dovecot-"))
-    root.chmod(0o755)
-    try:
-        yield from start_dovecot(root)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    yield from dovecot_server()
+
 
 
 @pytest.fixture

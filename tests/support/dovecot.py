@@ -160,3 +160,16 @@ def start_dovecot(root: Path) -> Iterator[Dovecot]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def dovecot_server() -> Iterator[Dovecot]:
+    """For a module-scoped fixture: a Dovecot under a folder its own users can read
+    (not pytest's 0700 temporary folders)."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mailer-dovecot-"))
+    root.chmod(0o755)
+    try:
+        yield from start_dovecot(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
