@@ -9,10 +9,13 @@ import shutil
 import subprocess
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailer import delivery, editions
+from mailer.mail import dkim_signer
 from mailer.readers.confirmations import build_message
-from tests.services.test_delivery import planned_edition
+from tests.support import factories
 
 SPAMASSASSIN = shutil.which("spamassassin")
 
@@ -30,6 +33,31 @@ def score(raw: bytes, home) -> tuple[float, str]:
     return float(status.group(1)), status.group(0).decode()
 
 
+TITLES = ["Council approves the harbour wall rebuild", "New library opens on Market Street",
+          "Rail line to the coast reopens after repairs", "School meals get local produce",
+          "Ferry timetable changes for the winter", "Museum shows a century of photographs",
+          "Cyclists get a safer route into town", "Flood defences tested at high tide",
+          "Farmers market moves to the old station", "Choir wins the regional festival"]
+
+
+def full_edition(session, rt):
+    """A ten-article digest (the usual size) for one reader, planned."""
+    topic = factories.topic(session)
+    factories.reader(session, topics=[topic], name="Ann Example")
+    for title in TITLES:
+        row = factories.article(session, topics=[topic], title=title)
+        row.summary = (f"{title}. Residents were asked for their views over the summer and "
+                       "the plan was changed twice; work starts next month and should end "
+                       "before the spring.")
+        row.author = "Sam Reporter"
+        row.image_url = f"https://news.example.org/img/{row.id}.jpg"
+    session.commit()
+    digest = factories.digest(session, name="Morning Brief", topics=[topic], max_articles=10)
+    edition = editions.start_edition(session, digest.name)
+    assert editions.prepare_edition(session, rt.settings, edition.id) == 1
+    return edition
+
+
 @pytest.fixture
 def spamassassin():
     if SPAMASSASSIN is None:
@@ -38,14 +66,21 @@ def spamassassin():
         pytest.skip("spamassassin is not installed (Debian spamassassin)")
 
 
-@pytest.mark.parametrize("tracking", [False, True])
+@pytest.mark.parametrize(("tracking", "signed"), [(False, False), (True, False), (False, True)])
 def test_every_message_type_scores_zero_or_below(session, rt, sender, dispatch, settings_override,
-                                                 spamassassin, tmp_path, tracking):
+                                                 spamassassin, tmp_path, tracking, signed):
     settings_override(tracking=tracking, return_path="bounces@mailer.test",
                       unsubscribe_mailto="unsubscribe@mailer.test")
-    edition = planned_edition(session, rt, readers=1)
+    if signed:
+        key = tmp_path / "dkim.pem"
+        key.write_bytes(rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                        .private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+        settings_override(dkim_selector="news", dkim_private_key_path=str(key))
+    edition = full_edition(session, rt)
     delivery.run_lane(session, edition.id, settings=rt.settings, sender=sender, tokens=rt.tokens,
-                      skeletons=delivery.SkeletonCache(rt.settings, None))
+                      skeletons=delivery.SkeletonCache(rt.settings, dkim_signer(rt.settings)))
     messages = {"digest": sender.messages[-1][2]}
     if not tracking:
         values = {"name": "Ann Example", "email": "ann@example.org", "greeting": "Hello Ann,",
@@ -57,5 +92,7 @@ def test_every_message_type_scores_zero_or_below(session, rt, sender, dispatch, 
         editions.test_send(session, rt.settings, sender, edition.digest_id, ["ed@example.org"])
         messages["test-send"] = sender.messages[-1][2]
     for kind, raw in messages.items():
+        assert (b"DKIM-Signature:" in raw) == signed, kind
         value, status = score(raw, tmp_path)
+        print(f"{kind} ({len(raw):,} bytes): {' '.join(status.split())}")  # shown with -s
         assert value <= 0.0, (kind, status)
