@@ -186,3 +186,27 @@ def test_unsubscribe_mail_with_a_bad_token_changes_nothing(session, rt, sent, ma
     assert session.scalar(select(func.count()).select_from(Reader)
                           .where(Reader.status != ReaderStatus.CONFIRMED)) == 0
 
+
+
+def test_beat_polls_the_mailbox_only_when_one_is_configured(rt):
+    from mailer.celery_setup import celery_config
+    from mailer.jobs import TaskName
+
+    assert "poll-bounces" not in celery_config(rt.settings)["beat_schedule"]
+    with_mailbox = rt.settings.__class__(**{**rt.settings.__dict__,
+                                            "bounce_mailbox": "imaps://u:p@mx.example/INBOX",
+                                            "bounce_poll_seconds": 30.0})
+    entry = celery_config(with_mailbox)["beat_schedule"]["poll-bounces"]
+    assert entry["task"] == str(TaskName.POLL_BOUNCES)
+    assert entry["schedule"].total_seconds() == 30
+
+
+def test_the_worker_task_polls_through_the_runtime(app, rt, sent, mailbox, settings_override):
+    from workers.tasks import poll_bounces
+
+    verp, rcpt, _ = sent[0]
+    mailbox.deliver(corpus.postfix_dsn(verp, rcpt))
+    settings_override(bounce_mailbox=mailbox.url("pop3s"))
+    result = poll_bounces.run()
+    assert result["hard"] == 1 and result["error"] == ""
+    assert mailbox.count() == 0
