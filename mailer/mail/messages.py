@@ -39,7 +39,8 @@ CRLF = "\r\n"
 QP_LINE = 76
 TEXT_WIDTH = 72  # text/plain lines are wrapped here (a longer URL stays whole)
 _URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"  # only what is not ASCII or a blank gets %-encoded
-_CTRL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Control characters, line separators and lone surrogates (JSON can carry them).
+_CTRL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 
 
 def header_safe(value: str) -> str:
@@ -77,7 +78,7 @@ _QP_ESCAPE = re.compile(r"[^\x21-\x3c\x3e-\x7e ]|(?<= ) |^ | $|^\.")
 
 @functools.lru_cache(maxsize=4096)
 def _qp_char(char: str) -> str:
-    return "".join(f"={b:02X}" for b in char.encode("utf-8"))
+    return "".join(f"={b:02X}" for b in char.encode("utf-8", "replace"))
 
 
 def _qp_escape(match: re.Match[str]) -> str:
