@@ -210,3 +210,13 @@ def test_the_worker_task_polls_through_the_runtime(app, rt, sent, mailbox, setti
     result = poll_bounces.run()
     assert result["hard"] == 1 and result["error"] == ""
     assert mailbox.count() == 0
+
+
+def test_unsubscribe_token_in_the_local_part_works_too(session, rt, sent, mailbox):
+    _, rcpt, msg = sent[1]
+    token = str(msg["List-Unsubscribe"]).split("/unsubscribe/")[1].split(">")[0]
+    mailbox.deliver(corpus.mailto_unsubscribe(rcpt, f"unsubscribe+{token}@mailer.test",
+                                              "Unsubscribe"))
+    report = poll(session, rt, mailbox.url("imap"))
+    assert report.unsubscribed == 1, report.reasons
+    assert status_of(session, rcpt) == ReaderStatus.UNSUBSCRIBED
