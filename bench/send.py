@@ -69,23 +69,121 @@ def insert_readers(dbname: str, count: int) -> float:
     return time.perf_counter() - started
 
 
-def make_content(app, articles: int) -> str:
+def make_content(app, articles: int, name: str = "Bench Daily", batch: str = "bench") -> str:
     from mailer.content.articles import upsert_article
-    from mailer.content.digests import save_digest
     from mailer.extensions import db
 
     with app.app_context():
         for n in range(articles):
             upsert_article(db.session, {
-                "url": f"https://news.example.org/bench/{n}",
+                "url": f"https://news.example.org/{batch}/{n}",
                 "title": f"Council approves harbour plan, part {n}",
                 "author": "Bench Reporter",
                 "summary": "The council voted to rebuild the old harbour wall before winter "
                            "storms; residents asked for a footpath along the quay. " * 2,
                 "image_url": f"https://news.example.org/img/{n}.jpg",
             })
-        save_digest(db.session, {"name": "Bench Daily", "max_articles": articles})
-    return "Bench Daily"
+    return make_digest(app, name, articles)
+
+
+def make_digest(app, name: str, articles: int) -> str:
+    from mailer.content.digests import save_digest
+    from mailer.extensions import db
+
+    with app.app_context():
+        save_digest(db.session, {"name": name, "max_articles": articles})
+    return name
+
+
+def send_edition(app, env: dict[str, str], digest: str, opts, instance: Path, sink, dbname: str,
+                 label: str) -> dict:
+    """Start a worker, send one edition of `digest`, stop the worker; the figures."""
+    profilers: list[subprocess.Popen] = []
+    worker = None
+    try:
+        log = instance / f"worker-{label}.log"
+        worker = start_worker(env, log, opts.concurrency, opts.pool)
+        parent = psutil.Process(worker.pid)
+        meter = CpuMeter()
+        meter.watch(worker.pid, "worker parent")
+        for child in parent.children(recursive=True):
+            meter.watch(child.pid, f"worker {child.pid}")
+        meter.watch(sink.pid, "smtp sink")
+        meter.watch(os.getpid(), "bench driver")
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.info["name"] == "redis-server" and f":{opts.redis.split(':')[2]}" in cmd:
+                meter.watch(proc.pid, "redis (shared)")
+
+        from sqlalchemy import func, select, text
+
+        from mailer.editions.control import start_edition
+        from mailer.extensions import db
+        from mailer.models import Delivery, Edition
+
+        def watch_backends(from_zero: bool) -> None:
+            for (pid,) in db.session.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": dbname}):
+                meter.watch(pid, "postgres backends", from_zero=from_zero)
+
+        with app.app_context():
+            watch_backends(False)
+            print(f"sending ({label}) to {opts.readers:,} readers with {opts.concurrency} "
+                  f"{opts.pool} worker(s) ...", flush=True)
+            edition = start_edition(db.session, digest, created_by="bench")
+            edition_id = edition.id
+            if opts.profile:
+                for child in parent.children(recursive=True) or [parent]:
+                    out = ROOT / "bench" / "results" / f"send-profile-{child.pid}.txt"
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    profilers.append(subprocess.Popen(
+                        [str(BIN / "py-spy"), "record", "--pid", str(child.pid), "--format",
+                         "raw", "--output", str(out), "--rate", "200", "--nonblocking"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            status = ""
+            while status not in ("done", "failed", "cancelled"):
+                time.sleep(0.5)
+                db.session.rollback()
+                status = db.session.scalar(select(Edition.status).where(Edition.id == edition_id))
+                watch_backends(True)
+                meter.sample()
+                if worker.poll() is not None:
+                    raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
+            meter.sample()
+            peaks = {f"worker {c.pid}": peak_rss_mib(c.pid) for c in parent.children(True)}
+            peaks["worker parent"] = peak_rss_mib(worker.pid)
+            edition = db.session.get(Edition, edition_id)
+            counts = dict(db.session.execute(
+                select(Delivery.status, func.count()).where(Delivery.edition_id == edition_id)
+                .group_by(Delivery.status)).all())
+            last_sent = db.session.scalar(select(func.max(Delivery.sent_at))
+                                          .where(Delivery.edition_id == edition_id))
+            created, started = edition.created_at, edition.started_at
+            db.session.remove()
+        for p in profilers:
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=30)
+        stop_group(worker)
+        worker = None
+
+        sent = counts.get("sent", 0)
+        total_s = (last_sent - created).total_seconds()
+        send_s = (last_sent - started).total_seconds()
+        cpu = meter.by_name()
+        grouped: dict[str, float] = {}
+        for name, seconds in cpu.items():
+            key = "worker children" if name.startswith("worker ") and name != "worker parent" \
+                else name
+            grouped[key] = grouped.get(key, 0.0) + seconds
+        per_1000 = {name: round(sec / max(sent, 1) * 1000, 3) for name, sec in grouped.items()}
+        per_1000_each = {name: round(sec / max(sent, 1) * 1000, 3) for name, sec in cpu.items()}
+    finally:
+        if worker is not None:
+            stop_group(worker)
+    return {"label": label, "edition_id": edition_id, "statuses": counts, "sent": sent,
+            "total_s": total_s, "send_s": send_s, "per_1000": per_1000,
+            "per_1000_each": per_1000_each, "peaks": peaks,
+            "planning_seconds": (started - created).total_seconds()}
 
 
 def start_worker(env: dict[str, str], log: Path, concurrency: int, pool: str) -> subprocess.Popen:
@@ -164,6 +262,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="record a py-spy profile of the workers (bench/results/send-*.txt)")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--dkim", action="store_true",
+                        help="then send a second edition DKIM-signed (RSA-2048) and compare rates")
     opts = parser.parse_args()
 
     sink = SmtpSink.start()
@@ -186,7 +286,6 @@ def main() -> None:
         settings["MAILER_BATCH_SIZE"] = str(opts.batch)
     env = child_env(settings)
     worker = None
-    profilers: list[subprocess.Popen] = []
     try:
         upgrade = subprocess.run([str(BIN / "flask"), "--app", "mailer", "db", "upgrade"],
                                  cwd=ROOT, env=env, capture_output=True, text=True, check=False)
@@ -201,82 +300,21 @@ def main() -> None:
         app = create_app(ratelimit=False)
         digest = make_content(app, opts.articles)
 
-        log = instance / "worker.log"
-        worker = start_worker(env, log, opts.concurrency, opts.pool)
-        parent = psutil.Process(worker.pid)
-        meter = CpuMeter()
-        meter.watch(worker.pid, "worker parent")
-        for child in parent.children(recursive=True):
-            meter.watch(child.pid, f"worker {child.pid}")
-        meter.watch(sink.pid, "smtp sink")
-        meter.watch(os.getpid(), "bench driver")
-        for proc in psutil.process_iter(["name", "cmdline"]):
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if proc.info["name"] == "redis-server" and f":{opts.redis.split(':')[2]}" in cmd:
-                meter.watch(proc.pid, "redis (shared)")
-
-        from sqlalchemy import func, select, text
-
-        from mailer.editions.control import start_edition
-        from mailer.extensions import db
-        from mailer.models import Delivery, Edition
-
-        def watch_backends(from_zero: bool) -> None:
-            for (pid,) in db.session.execute(text(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = :d"), {"d": dbname}):
-                meter.watch(pid, "postgres backends", from_zero=from_zero)
-
-        with app.app_context():
-            watch_backends(False)
-            print(f"sending to {opts.readers:,} readers with {opts.concurrency} {opts.pool} "
-                  f"worker(s) ...", flush=True)
-            edition = start_edition(db.session, digest, created_by="bench")
-            edition_id = edition.id
-            if opts.profile:
-                for child in parent.children(recursive=True) or [parent]:
-                    out = ROOT / "bench" / "results" / f"send-profile-{child.pid}.txt"
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    profilers.append(subprocess.Popen(
-                        [str(BIN / "py-spy"), "record", "--pid", str(child.pid), "--format",
-                         "raw", "--output", str(out), "--rate", "200", "--nonblocking"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            status = ""
-            while status not in ("done", "failed", "cancelled"):
-                time.sleep(0.5)
-                db.session.rollback()
-                status = db.session.scalar(select(Edition.status).where(Edition.id == edition_id))
-                watch_backends(True)
-                meter.sample()
-                if worker.poll() is not None:
-                    raise SystemExit(f"worker died:\n{log.read_text()[-3000:]}")
-            meter.sample()
-            peaks = {f"worker {c.pid}": peak_rss_mib(c.pid) for c in parent.children(True)}
-            peaks["worker parent"] = peak_rss_mib(worker.pid)
-            edition = db.session.get(Edition, edition_id)
-            counts = dict(db.session.execute(
-                select(Delivery.status, func.count()).where(Delivery.edition_id == edition_id)
-                .group_by(Delivery.status)).all())
-            last_sent = db.session.scalar(select(func.max(Delivery.sent_at))
-                                          .where(Delivery.edition_id == edition_id))
-            created, started = edition.created_at, edition.started_at
-            db.session.remove()
-        for p in profilers:
-            p.send_signal(signal.SIGINT)
-            p.wait(timeout=30)
-        stop_group(worker)
-        worker = None
-
-        sent = counts.get("sent", 0)
-        total_s = (last_sent - created).total_seconds()
-        send_s = (last_sent - started).total_seconds()
-        cpu = meter.by_name()
-        grouped: dict[str, float] = {}
-        for name, seconds in cpu.items():
-            key = "worker children" if name.startswith("worker ") and name != "worker parent" \
-                else name
-            grouped[key] = grouped.get(key, 0.0) + seconds
-        per_1000 = {name: round(sec / max(sent, 1) * 1000, 3) for name, sec in grouped.items()}
-        per_1000_each = {name: round(sec / max(sent, 1) * 1000, 3) for name, sec in cpu.items()}
+        runs = [send_edition(app, env, digest, opts, instance, sink, dbname, "unsigned")]
+        if opts.dkim:
+            key = instance / "dkim.pem"
+            subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                           capture_output=True)
+            signed_env = {**env, "MAILER_DKIM_SELECTOR": "bench", "MAILER_DKIM_DOMAIN": "bench.test",
+                          "MAILER_DKIM_PRIVATE_KEY": str(key)}
+            # New articles: readers are never sent the same article twice.
+            signed_digest = make_content(app, opts.articles, "Bench Daily Signed", "signed")
+            runs.append(send_edition(app, signed_env, signed_digest, opts, instance, sink, dbname,
+                                     "dkim"))
+        run = runs[0]
+        edition_id, counts, sent = run["edition_id"], run["statuses"], run["sent"]
+        total_s, send_s, peaks = run["total_s"], run["send_s"], run["peaks"]
+        per_1000, per_1000_each = run["per_1000"], run["per_1000_each"]
 
         data = sample_message(app, edition_id)
         print(f"reference loop: {opts.reference:,} pre-built messages of {len(data):,} bytes ...",
@@ -292,7 +330,7 @@ def main() -> None:
             "sink": sink.kind, "message_bytes": len(data),
             "statuses": counts,
             "reader_insert_seconds": round(insert_seconds, 2),
-            "planning_seconds": round((started - created).total_seconds(), 3),
+            "planning_seconds": round(run["planning_seconds"], 3),
             "end_to_end_seconds": round(total_s, 3),
             "end_to_end_messages_per_second": round(sent / total_s, 1),
             "send_phase_messages_per_second": round(sent / send_s, 1),
@@ -301,6 +339,17 @@ def main() -> None:
             "peak_rss_mib": peaks,
             "reference_smtplib_loop": reference,
         }
+        if opts.dkim:
+            signed = runs[1]
+            result["dkim"] = {
+                "statuses": signed["statuses"],
+                "end_to_end_messages_per_second": round(signed["sent"] / signed["total_s"], 1),
+                "send_phase_messages_per_second": round(signed["sent"] / signed["send_s"], 1),
+                "cpu_seconds_per_1000_messages": signed["per_1000"],
+            }
+            result["dkim"]["signed_to_unsigned_ratio"] = round(
+                result["dkim"]["send_phase_messages_per_second"]
+                / result["send_phase_messages_per_second"], 3)
         path = write_result("send", result)
         print()
         print(f"readers                 {opts.readers:,}  ({sink.kind}, {len(data):,}-byte messages)")
@@ -313,6 +362,13 @@ def main() -> None:
         print("peak RSS per worker     " + ", ".join(f"{k}: {v} MiB" for k, v in peaks.items()))
         print(f"reference smtplib loop  {reference['messages_per_second']:,} msg/s "
               f"({reference['cpu_seconds_per_1000']} CPU s per 1,000)")
+        if opts.dkim:
+            d = result["dkim"]
+            print(f"DKIM-signed edition     {d['send_phase_messages_per_second']:,} msg/s send phase "
+                  f"({d['signed_to_unsigned_ratio']} x unsigned), end to end "
+                  f"{d['end_to_end_messages_per_second']:,} msg/s")
+            print("  CPU s per 1,000 msgs  " + ", ".join(f"{k}: {v}"
+                                                     for k, v in d["cpu_seconds_per_1000_messages"].items()))
         print(f"JSON                    {path}")
     finally:
         if worker is not None:

@@ -47,6 +47,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "tick": {"task": str(TaskName.TICK), "schedule": timedelta(seconds=settings.tick_seconds)},
         },
     }
+    if settings.bounce_mailbox:
+        config["beat_schedule"]["poll-bounces"] = {
+            "task": str(TaskName.POLL_BOUNCES),
+            "schedule": timedelta(seconds=settings.bounce_poll_seconds),
+        }
     if settings.uses_embedded_broker:
         folder = settings.instance_path / "broker"
         for sub in ("queue", "processed", "control"):

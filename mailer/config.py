@@ -75,6 +75,16 @@ class Settings:
     website_url: str = ""
     logo_url: str = ""
     accent_color: str = ""
+    # Deliverability (docs/deliverability.md).
+    dkim_ed25519_private_key_path: str = ""
+    dkim_ed25519_selector: str = ""  # blank: "<MAILER_DKIM_SELECTOR>-ed25519"
+    return_path: str = ""  # MAILER_RETURN_PATH: VERP envelope sender of bulk mail
+    helo: str = ""
+    feedback_id: str = ""
+    list_id_domain: str = ""
+    bounce_mailbox: str = ""
+    soft_bounce_limit: int = 3  # soft bounces in a row that suppress an address
+    bounce_poll_seconds: float = 60.0
 
     @property
     def outbox_path(self) -> Path:
@@ -84,6 +94,18 @@ class Settings:
     def mail_from_address(self) -> str:
         """The bare address of MAILER_FROM (which may be `Name <addr>`), for envelopes."""
         return parseaddr(self.mail_from)[1] or self.mail_from
+
+    @property
+    def from_domain(self) -> str:
+        return self.mail_from_address.rpartition("@")[2] or "localhost"
+
+    @property
+    def helo_name(self) -> str:
+        return self.helo or self.from_domain
+
+    @property
+    def feedback_sender(self) -> str:
+        return self.feedback_id or self.from_domain
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -191,6 +213,15 @@ def load_settings(**overrides: object) -> Settings:
         website_url=_env("MAILER_WEBSITE_URL"),
         logo_url=_env("MAILER_LOGO_URL"),
         accent_color=_env("MAILER_ACCENT_COLOR"),
+        dkim_ed25519_private_key_path=_env("MAILER_DKIM_ED25519_PRIVATE_KEY"),
+        dkim_ed25519_selector=_env("MAILER_DKIM_ED25519_SELECTOR"),
+        return_path=_env("MAILER_RETURN_PATH"),
+        helo=_env("MAILER_HELO"),
+        feedback_id=_env("MAILER_FEEDBACK_ID"),
+        list_id_domain=_env("MAILER_LIST_ID_DOMAIN"),
+        bounce_mailbox=_env("MAILER_BOUNCE_MAILBOX"),
+        soft_bounce_limit=_env_int("MAILER_SOFT_BOUNCE_LIMIT", 3),
+        bounce_poll_seconds=_env_float("MAILER_BOUNCE_POLL_SECONDS", 60.0),
     )
     values.update(overrides)
     if not values["secret_key"]:

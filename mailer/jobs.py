@@ -46,6 +46,7 @@ class TaskName(StrEnum):
     POLL_FEED = "mailer.poll_feed"
     TICK = "mailer.tick"
     SEND_READER_LINK = "mailer.send_reader_link"
+    POLL_BOUNCES = "mailer.poll_bounces"
 
 
 def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:

@@ -9,14 +9,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flask import current_app
 
 from mailer.common import Tokens
 from mailer.config import Settings
 from mailer.delivery import RateLimiter, SkeletonCache, make_rate_limiter
-from mailer.mail import DkimSigner, Sender, domain_of, make_sender
+from mailer.mail import DkimSigner, Sender, dkim_signer, make_sender
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Runtime:
         if sender is None:
             sender = make_sender(
                 self.settings.smtp_url, self.settings.outbox_path,
-                helo=domain_of(self.settings.mail_from),
+                helo=self.settings.helo_name,
             )
             self._local.sender = sender
         return sender
@@ -48,7 +47,7 @@ class Runtime:
             yield self.sender_override
             return
         sender = make_sender(self.settings.smtp_url, self.settings.outbox_path,
-                             helo=domain_of(self.settings.mail_from))
+                             helo=self.settings.helo_name)
         try:
             yield sender
         finally:
@@ -70,12 +69,8 @@ class Runtime:
 
 
 def build_runtime(settings: Settings) -> Runtime:
-    dkim = None
-    if settings.dkim_selector and settings.dkim_private_key_path:
-        key = Path(settings.dkim_private_key_path).read_bytes()
-        dkim = DkimSigner(settings.dkim_selector,
-                          settings.dkim_domain or domain_of(settings.mail_from), key)
-    return Runtime(settings=settings, tokens=Tokens(settings.secret_key), dkim=dkim)
+    return Runtime(settings=settings, tokens=Tokens(settings.secret_key),
+                   dkim=dkim_signer(settings))
 
 
 def runtime() -> Runtime:

@@ -81,6 +81,13 @@ def poll_feed(feed_id: int) -> int:
     return result.imported if result else -1
 
 
+@shared_task(name=TaskName.POLL_BOUNCES, ignore_result=True)
+def poll_bounces() -> dict[str, object]:
+    """From its own beat entry: read the bounce mailbox (MAILER_BOUNCE_MAILBOX) once."""
+    rt = runtime()
+    return delivery.poll_bounce_mailbox(db.session, rt.settings, rt.tokens).json()
+
+
 @shared_task(name=TaskName.TICK, ignore_result=True)
 def tick() -> dict[str, object]:
     """Every few seconds from beat: repair the ledger, start due digests and feeds."""

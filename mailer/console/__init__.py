@@ -13,7 +13,7 @@ from mailer.console.editors import (
     set_role,
 )
 from mailer.console.publication import publication_json, update_publication
-from mailer.console.settings_checks import CheckResult, check_dkim, check_smtp
+from mailer.console.settings_checks import CheckResult, check_bounces, check_dkim, check_smtp
 from mailer.console.stats import (
     FINAL_EDITION_STATES,
     EditionStats,
@@ -40,6 +40,7 @@ __all__ = [
     "article_stats",
     "authenticate",
     "change_own_password",
+    "check_bounces",
     "check_dkim",
     "check_smtp",
     "check_token",

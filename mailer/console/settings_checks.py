@@ -8,6 +8,8 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailer.config import Settings
+from mailer.delivery import check_bounce_mailbox
 from mailer.mail.senders import SmtpTarget
 
 CHECK_TIMEOUT = 5.0
@@ -95,3 +97,9 @@ def check_dkim(private_key_path: str, selector: str, domain: str, pasted: str) -
         return CheckResult(True, f"The key matches the record for {expected}")
     return CheckResult(False, f"The public key in the text does not match the private key "
                               f"(publish it at {expected}).")
+
+
+def check_bounces(settings: Settings) -> CheckResult:
+    """Log in to the bounce mailbox (MAILER_BOUNCE_MAILBOX) and open its folder."""
+    ok, message = check_bounce_mailbox(settings)
+    return CheckResult(ok, message)

@@ -1,6 +1,7 @@
 """Delivery: the ledger, send lanes, the sweeper, send-rate limits, bounces and SNS.
 """
 
+from mailer.delivery.bounce_mail import PollReport, check_bounce_mailbox, poll_bounce_mailbox
 from mailer.delivery.bounces import (
     apply_events,
     confirm_sns_subscription,
@@ -16,16 +17,19 @@ from mailer.delivery.sweeper import sweep
 
 __all__ = [
     "RETRY_EDITION_STATES",
+    "PollReport",
     "RateLimiter",
     "RetryResult",
     "SkeletonCache",
     "apply_events",
+    "check_bounce_mailbox",
     "confirm_sns_subscription",
     "list_deliveries",
     "make_rate_limiter",
     "parse_generic",
     "parse_json",
     "parse_ses",
+    "poll_bounce_mailbox",
     "retry_deliveries",
     "run_lane",
     "sweep",

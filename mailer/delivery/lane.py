@@ -25,7 +25,9 @@ from mailer.delivery.ledger import (
 )
 from mailer.delivery.ratelimit import THROTTLE_CODES, NoLimit, RateLimiter
 from mailer.jobs import TaskName, enqueue_on_commit
-from mailer.mail.messages import DkimSigner, MessageSkeleton, Recipient
+from mailer.mail.dkim import DkimSigner
+from mailer.mail.messages import MessageSkeleton, Recipient
+from mailer.mail.outgoing import digest_list_id, envelope_sender, feedback_id
 from mailer.mail.senders import Result, Sender
 from mailer.models import (
     Delivery,
@@ -58,6 +60,8 @@ class SkeletonCache:
             variant = session.get(EditionVariant, variant_id)
             if variant is None:
                 raise LookupError(f"variant {variant_id} is gone")
+            edition = session.get(Edition, edition_id)
+            digest = edition.digest if edition is not None else None
             skeleton = MessageSkeleton(
                 subject=variant.subject,
                 html=variant.html,
@@ -70,6 +74,9 @@ class SkeletonCache:
                 edition_id=edition_id,
                 extra_headers={"X-Mailer-Edition": str(edition_id)},
                 dkim=self.dkim,
+                list_id=digest_list_id(self.settings, digest.name, digest.id) if digest else "",
+                feedback_id=feedback_id(self.settings, f"e{edition_id}",
+                                        f"d{digest.id}" if digest else "", "digest"),
             )
             if len(self._items) > 64:
                 self._items.clear()
@@ -86,6 +93,7 @@ def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Reci
         name=reader.name,
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{unsub}",
         preferences_url=f"{settings.base_url}/preferences/{prefs}",
+        unsubscribe_token=unsub,
     )
 
 
@@ -110,7 +118,8 @@ def run_lane(
     worker = worker_name()
     ledger = LedgerWriter(session, worker, settings)
     report = ledger.report
-    envelope_from = settings.mail_from_address  # parsed once, not per message
+    verp = bool(settings.return_path)
+    envelope_from = envelope_sender(settings)  # parsed once, not per message
     # Longest sleep for a rate-limit slot; a longer wait defers the row. Kept
     # well under the claim lease so heartbeats keep our claims alive.
     inline_wait = min(1.0, settings.claim_lease_seconds / 4)
@@ -175,7 +184,8 @@ def run_lane(
                     continue
                 try:
                     outcome = sender.send(
-                        envelope_from, reader.email, data,
+                        envelope_sender(settings, delivery_id) if verp else envelope_from,
+                        reader.email, data,
                         before_data=partial(ledger.mark_sending, delivery_id),
                     )
                 except ClaimLost:

@@ -22,6 +22,7 @@ from mailer.editions import planning
 from mailer.editions.compile import compile_selection, web_variant
 from mailer.editions.selection import select_articles
 from mailer.mail.messages import MessageSkeleton, Recipient, subscribed_note
+from mailer.mail.outgoing import dkim_signer, envelope_sender, feedback_id
 from mailer.mail.rendering import GMAIL_CLIP_BYTES, FillTemplate
 from mailer.mail.senders import Sender
 from mailer.models import Article, Edition, EditionVariant, utcnow
@@ -172,6 +173,10 @@ def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id:
         secret=settings.secret_key,
         edition_id=0,
         extra_headers={"X-Mailer-Test": "1"},
+        feedback_id=feedback_id(settings, "test", "digest"),
+        dkim=dkim_signer(settings),
+        one_off=True,  # a fresh Message-ID per copy, and Auto-Submitted
+        list_headers=True,  # shows the editor the unsubscribe headers readers get
     )
     results: dict[str, str] = {}
     for n, address in enumerate(clean):
@@ -179,7 +184,7 @@ def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id:
         rcpt = Recipient(reader_id=-(n + 1), email=address, name="",
                          unsubscribe_url=values["unsubscribe_url"],
                          preferences_url=values["preferences_url"])
-        outcome = sender.send(settings.mail_from_address, address, skeleton.render(rcpt))
+        outcome = sender.send(envelope_sender(settings), address, skeleton.render(rcpt))
         results[address] = (outcome.result if outcome.sent
                             else f"{outcome.result}: {outcome.code} {outcome.message}")
     return results

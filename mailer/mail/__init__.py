@@ -4,7 +4,9 @@ senders that hand messages to SMTP relays or the outbox folder.
 This package knows nothing of the database, Flask or Celery.
 """
 
-from mailer.mail.messages import DkimSigner, domain_of
+from mailer.mail.dkim import DkimKeyError, DkimSigner
+from mailer.mail.messages import delivery_of_token, domain_of
+from mailer.mail.outgoing import dkim_signer, envelope_sender
 from mailer.mail.rendering import (
     CompiledEmail,
     FillTemplate,
@@ -16,12 +18,16 @@ from mailer.mail.senders import Sender, make_sender
 
 __all__ = [
     "CompiledEmail",
+    "DkimKeyError",
     "DkimSigner",
     "FillTemplate",
     "Sender",
     "TemplateError",
+    "delivery_of_token",
     "digest_layouts",
+    "dkim_signer",
     "domain_of",
+    "envelope_sender",
     "make_sender",
     "template_names",
 ]

@@ -28,7 +28,27 @@ TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates" / "email"
 # `subscribed_note` says why the reader gets the email; the web copy leaves it empty.
 READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting", "track",
                  "confirm_url", "subscribed_note")
+_SIG_SEPARATOR = re.compile(r"^--[ \t]*$", re.MULTILINE)
 _FIELD_RE = re.compile(r"%%(" + "|".join(READER_FIELDS) + r")%%")
+
+
+PREHEADER_CHARS = 110
+
+
+def preheader(articles: list[Mapping[str, Any]], digest: Mapping[str, Any]) -> str:
+    """The inbox preview line. The subject names the first article, so this names
+    the others (or the first one's summary): no words repeated from the subject."""
+    titles = [str(a.get("title") or "") for a in articles[1:4] if a.get("title")]
+    if titles:
+        text = "Also: " + " · ".join(titles)
+    elif articles and articles[0].get("summary"):
+        text = str(articles[0]["summary"])
+    else:
+        text = "The latest stories, picked for you."
+    text = " ".join(text.split())
+    if len(text) > PREHEADER_CHARS:
+        text = text[: PREHEADER_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return text
 
 
 class _ReaderPlaceholders:
@@ -58,6 +78,7 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     )
     env.filters["date"] = lambda d, fmt="%d %B %Y": d.strftime(fmt) if d else ""
     env.filters["subject_line"] = subject_line
+    env.globals["preheader"] = preheader
     return env
 
 
@@ -144,8 +165,10 @@ def _render_text_parts(name: str, ctx: Mapping[str, Any]) -> tuple[str, str]:
         text = _text_env.get_template(f"{name}/body.txt").render(ctx)
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template {name}: {exc}") from exc
-    # Subjects are header values: one line, no control characters.
-    return " ".join(subject.split()), text.strip() + "\n"
+    # Subjects are header values: one line, no control characters. A line of
+    # "--" is the signature separator, which mail clients know as "-- ".
+    text = _SIG_SEPARATOR.sub("-- ", text.strip())
+    return " ".join(subject.split()), text + "\n"
 
 
 # Gmail clips HTML bodies beyond ~102 KB (hiding the unsubscribe link). Compiled
@@ -227,7 +250,7 @@ class CardDeck:
         Returns (email, cards kept)."""
         ids = [i for i in article_ids if i in self.cards]
         chosen = [self.articles[i] for i in ids]
-        preview = chosen[0]["title"] if chosen else self.context["digest"]["name"]
+        preview = preheader(chosen, self.context["digest"])
         preview_html = str(markupsafe_escape(_finalize(preview)))
         size = self.frame_bytes + len(preview_html.encode("utf-8"))
         kept = 0

@@ -34,9 +34,10 @@ class DeliveryStatus(StrEnum):
     UNKNOWN = "unknown"  # connection lost after DATA: never re-sent automatically
     SKIPPED = "skipped"  # reader left or was suppressed after planning
     CANCELLED = "cancelled"
+    BOUNCED = "bounced"  # sent, then a hard bounce came back (bounce mailbox)
     # still to be done by a worker
     OUTSTANDING = nonmember(("pending", "claimed", "sending", "retry"))
-    FINAL = nonmember(("sent", "failed", "unknown", "skipped", "cancelled"))
+    FINAL = nonmember(("sent", "failed", "unknown", "skipped", "cancelled", "bounced"))
 
 
 class Edition(Base):

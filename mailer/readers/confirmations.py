@@ -8,18 +8,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from sqlalchemy import or_, select, update
 
 from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
-from mailer.mail.messages import domain_of, header_safe
-from mailer.mail.rendering import FillTemplate, compile_email, escape_values
+from mailer.mail.dkim import DkimSigner
+from mailer.mail.messages import MessageSkeleton, header_safe
+from mailer.mail.outgoing import dkim_signer, envelope_sender, feedback_id
+from mailer.mail.rendering import compile_email
 from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
@@ -29,14 +27,16 @@ from mailer.readers.subscriptions import confirmation_token
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(template: str, base_url: str, publication: Publication
-              ) -> tuple[str, FillTemplate, FillTemplate]:
-    """Subject, text and HTML of a one-off email, compiled once per process (and per
-    publication settings): everything that differs per reader (the link included)
-    is a placeholder filled per message."""
-    compiled = compile_email(template, {"base_url": base_url,
-                                        "publication": publication.context()})
-    return compiled.subject, FillTemplate(compiled.text), FillTemplate(compiled.html)
+def _skeleton(template: str, base_url: str, mail_from: str, reply_to: str, secret: str,
+              feedback: str, dkim: DkimSigner | None, publication: Publication) -> MessageSkeleton:
+    """A one-off email's skeleton, compiled once per process (and per publication
+    settings): everything that differs per reader (the link included) is a
+    placeholder filled per message."""
+    compiled = compile_email(template, {"base_url": base_url, "publication": publication.context()})
+    return MessageSkeleton(subject=compiled.subject, html=compiled.html, text=compiled.text,
+                           mail_from=publication.from_header(mail_from), reply_to=reply_to,
+                           secret=secret, edition_id=0, feedback_id=feedback, dkim=dkim,
+                           one_off=True)
 
 
 def _values(name: str, email: str, link: str) -> dict[str, str]:
@@ -48,21 +48,12 @@ def _values(name: str, email: str, link: str) -> dict[str, str]:
 
 def build_message(settings: Settings, to_name: str, to_email: str, template: str,
                   values: dict[str, str], publication: Publication | None = None) -> bytes:
+    """A confirmation or address-change email (DKIM-signed when configured)."""
     publication = publication or publication_defaults(settings)
-    subject, text, html_body = _compiled(template, settings.base_url, publication)
-    msg = EmailMessage(policy=policy.SMTP)
-    msg["From"] = header_safe(publication.from_header(settings.mail_from))
-    # Address objects let the email package quote and encode any display name.
-    msg["To"] = Address(display_name=header_safe(to_name), addr_spec=header_safe(to_email))
-    msg["Subject"] = header_safe(subject)
-    msg["Date"] = format_datetime(utcnow())
-    msg["Message-ID"] = make_msgid(domain=domain_of(settings.mail_from))
-    if settings.reply_to:
-        msg["Reply-To"] = header_safe(settings.reply_to)
-    msg.set_content(text.fill(values), cte="quoted-printable")
-    msg.add_alternative(html_body.fill(escape_values(values)), subtype="html",
-                        cte="quoted-printable")
-    return msg.as_bytes()
+    skeleton = _skeleton(template, settings.base_url, settings.mail_from, settings.reply_to,
+                         settings.secret_key, feedback_id(settings, template, "transactional"),
+                         dkim_signer(settings), publication)
+    return skeleton.render_values(to_name, to_email, values, skeleton.message_id(0))
 
 
 def send_confirmation(
@@ -80,7 +71,7 @@ def send_confirmation(
                          _values(reader.name, reader.email, confirm_url),
                          load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
-                            sender.send(settings.mail_from_address, reader.email, data))
+                            sender.send(envelope_sender(settings), reader.email, data))
 
 
 def send_reader_link(
@@ -136,7 +127,8 @@ def send_email_change(
                          _values(reader.name, reader.pending_email, url),
                          load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.email_change_mailed_at,
-                            sender.send(settings.mail_from_address, reader.pending_email, data))
+                            sender.send(envelope_sender(settings), reader.pending_email,
+                                                        data))
 
 
 def _take_request(session: DbSession, reader_id: int, requested: Any, mailed: Any,
