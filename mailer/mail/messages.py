@@ -96,6 +96,7 @@ class Recipient:
     name: str
     unsubscribe_url: str
     preferences_url: str
+    token_nonce: str = ""  # the reader's, signed into tracking links
 
     def values(self) -> dict[str, str]:
         name = header_safe(self.name)
@@ -170,7 +171,8 @@ class MessageSkeleton:
     def render(self, rcpt: Recipient) -> bytes:
         values = rcpt.values()
         if self.tracked:
-            values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id)
+            values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id,
+                                          rcpt.token_nonce)
         text_values = {k: qp(v) if not v.isascii() or "=" in v or v.startswith(".") else v
                        for k, v in values.items()}
         html_values = {k: qp(v) for k, v in escape_values(values).items()}

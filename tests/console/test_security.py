@@ -134,7 +134,7 @@ def test_every_state_changing_route_refuses_a_request_without_csrf(app, admin, w
 def _arbitrary_targets(world, secret: str, other_link: int) -> list[str]:  # type: ignore[no-untyped-def]
     rnd = random.Random(6)
     e, reader = world.edition_id, world.reader_id
-    good = tokens.track_value(secret, e, reader)
+    good = tokens.track_value(secret, e, reader, world.reader_nonce)
     hostile = ["https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)",
                "http:evil.example", "%2F%2Fevil.example", "https:%2F%2Fevil.example", "..%2F..%2Fevil",
                "\x00", "évil", " ", "."]

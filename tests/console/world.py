@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailer import delivery, editions
 from mailer.console.api_tokens import create_token
-from mailer.models import ApiToken, Edition, EditionLink, ReaderEvent
+from mailer.models import ApiToken, Edition, EditionLink, Reader, ReaderEvent
 from mailer.runtime import Runtime
 from tests.support import factories
 
@@ -26,6 +26,7 @@ class World:
     outbox_name: str
     link_ids: list[int]
     editor_id: int = 0  # an account for the /console/editors/<id> routes; set by the caller
+    reader_nonce: str = ""  # signed into the reader's tracking links
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
@@ -67,4 +68,5 @@ def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
         b"<script>alert('x')</script><p>Body</p>\r\n")
     links = list(session.scalars(select(EditionLink.id).where(EditionLink.edition_id == edition_id)))
     assert session.get(Edition, edition_id).status == "done"
-    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links)
+    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links,
+                 reader_nonce=session.get(Reader, reader.id).token_nonce)

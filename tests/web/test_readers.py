@@ -9,14 +9,14 @@ from sqlalchemy import func, select
 
 from mailer.common.tokens import Purpose
 from mailer.models import Reader, ReaderEvent, ReaderStatus, Suppression
-from mailer.readers import address_change, subscriptions
+from mailer.readers import address_change, reader_link_token, subscriptions
 from mailer.readers import import_export as readers_io
 from tests.support import factories
 from tests.web.conftest import csrf_from
 
 
 def prefs_url(rt, reader) -> str:
-    return f"/preferences/{rt.tokens.make(Purpose.PREFERENCES, {'r': reader.id})}"
+    return f"/preferences/{reader_link_token(rt.tokens, Purpose.PREFERENCES, reader)}"
 
 
 def test_embed_snippet_posts_to_an_interstitial_that_writes_nothing(client, session):
@@ -186,7 +186,7 @@ def test_every_signup_answer_is_padded_to_the_same_minimum(client, session, monk
 
 def test_one_click_unsubscribe_is_recorded_once_and_repeatable(client, session, rt):
     reader = factories.reader(session, "leaver@example.org")
-    token = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
+    token = reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, reader)
     for _ in range(2):
         r = client.post(f"/unsubscribe/{token}", data="List-Unsubscribe=One-Click",
                         content_type="application/x-www-form-urlencoded")
