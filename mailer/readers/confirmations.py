@@ -23,7 +23,7 @@ from mailer.mail.rendering import FillTemplate, compile_email, escape_values
 from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
-from mailer.readers.address_change import change_token
+from mailer.readers.address_change import change_allowed, change_token
 from mailer.readers.subscriptions import confirmation_token
 
 
@@ -87,7 +87,7 @@ def send_email_change(
                          (Reader.status == ReaderStatus.CONFIRMED) & (Reader.pending_email != "")):
         return None
     reader = session.get(Reader, reader_id)
-    if reader is None or not reader.pending_email:
+    if reader is None or not change_allowed(session, reader):
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
     data = build_message(settings, reader.name, reader.pending_email, "change-email",
