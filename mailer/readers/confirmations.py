@@ -87,7 +87,7 @@ def send_email_change(
                          (Reader.status == ReaderStatus.CONFIRMED) & (Reader.pending_email != "")):
         return None
     reader = session.get(Reader, reader_id)
-    if reader is None or not change_allowed(session, reader):
+    if reader is None or not reader.pending_email or not change_allowed(session, reader):
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
     data = build_message(settings, reader.name, reader.pending_email, "change-email",
