@@ -9,6 +9,7 @@ from flask import Flask
 
 from mailer import database
 from mailer.celery_setup import celery_init_app
+from mailer.common import limits_storage
 from mailer.cli.commands import register_cli
 from mailer.config import load_settings
 from mailer.extensions import csrf, db, limiter, login_manager, migrate
@@ -44,7 +45,10 @@ def create_app(**overrides: Any) -> Flask:
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        # Shared by every process: Redis, or a small SQLite file beside the embedded
+        # default's other files (see common/limits_storage.py).
+        RATELIMIT_STORAGE_URI=settings.redis_url
+        or limits_storage.storage_uri(settings.instance_path / "ratelimits.sqlite"),
         RATELIMIT_HEADERS_ENABLED=False,  # each answer would cost another Redis round trip (bench/web)
         RATELIMIT_ENABLED=ratelimit,
     )

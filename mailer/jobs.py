@@ -45,6 +45,7 @@ class TaskName(StrEnum):
     SEND_LANE = "mailer.send_lane"
     POLL_FEED = "mailer.poll_feed"
     TICK = "mailer.tick"
+    SEND_LOGIN_NOTICE = "mailer.send_login_notice"
 
 
 def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:

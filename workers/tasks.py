@@ -13,7 +13,7 @@ from functools import partial
 from celery import shared_task
 from flask import current_app
 
-from mailer import content, delivery, editions, readers
+from mailer import console, content, delivery, editions, readers
 from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
@@ -92,3 +92,10 @@ def tick() -> dict[str, object]:
         current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting)}
+
+
+@shared_task(name=TaskName.SEND_LOGIN_NOTICE, ignore_result=True)
+def send_login_notice(throttle_id: int) -> str:
+    rt = runtime()
+    outcome = console.send_login_notice(db.session, rt.settings, rt.sender(), throttle_id)
+    return "no account" if outcome is None else outcome.result

@@ -12,7 +12,7 @@ from mailer.models.editions import (
     EditionVariant,
     variant_articles,
 )
-from mailer.models.editors import ApiToken, Editor, Role
+from mailer.models.editors import ApiToken, Editor, EditorSession, LoginThrottle, Role
 from mailer.models.readers import (
     Frequency,
     Reader,
@@ -36,8 +36,10 @@ __all__ = [
     "EditionStatus",
     "EditionVariant",
     "Editor",
+    "EditorSession",
     "Feed",
     "Frequency",
+    "LoginThrottle",
     "Reader",
     "ReaderEvent",
     "ReaderStatus",

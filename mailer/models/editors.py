@@ -65,7 +65,37 @@ class ApiToken(Base):
     editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    # read, write or admin; what the token may do is also capped by its owner's
+    # role at the time of use. Tokens from before scopes existed are "admin".
+    scope: Mapped[str] = mapped_column(String(10), default="write", server_default="admin")
     prefix: Mapped[str] = mapped_column(String(12), default="")  # shown to tell tokens apart
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginThrottle(Base):
+    """Failed console logins per address (known or not, so the throttle itself
+    tells nobody which addresses have accounts); the address is kept only as a hash."""
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime | None]
+    blocked_until: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]
+
+
+class EditorSession(Base):
+    """A console login, so logging out ends it on the server: a copied session
+    cookie stops working. The cookie holds the id; only its hash is stored."""
+
+    __tablename__ = "editor_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"),
+                                           index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,5 @@
-"""security hardening: reader ids never reused, reader link nonces
+"""security hardening: reader ids never reused, reader link nonces, login
+throttles, server-side console sessions, API token scopes
 
 Revision ID: 0009
 Revises: 0008
@@ -11,6 +12,8 @@ readers from before keep an empty one, so links in emails already sent still wor
 """
 from alembic import op
 import sqlalchemy as sa
+
+import mailer.models.base
 
 
 # revision identifiers, used by Alembic.
@@ -51,8 +54,41 @@ def upgrade():
         if sqlite:
             _sqlite_foreign_keys(bind, True)
 
+    op.create_table(
+        'login_throttles',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('key_hash', sa.String(length=64), nullable=False),
+        sa.Column('failures', sa.Integer(), nullable=False),
+        sa.Column('last_failure_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column('blocked_until', mailer.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column('notified_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+        sa.UniqueConstraint('key_hash'),
+    )
+    op.create_table(
+        'editor_sessions',
+        sa.Column('id_hash', sa.String(length=64), nullable=False),
+        sa.Column('editor_id', sa.Integer(), nullable=False),
+        sa.Column('created_at', mailer.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('last_seen_at', mailer.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['editor_id'], ['editors.id'], ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id_hash'),
+    )
+    with op.batch_alter_table('editor_sessions', schema=None) as batch_op:
+        batch_op.create_index('ix_editor_sessions_editor_id', ['editor_id'], unique=False)
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('scope', sa.String(length=10), server_default='admin',
+                                      nullable=False))
+
 
 def downgrade():
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_column('scope')
+    with op.batch_alter_table('editor_sessions', schema=None) as batch_op:
+        batch_op.drop_index('ix_editor_sessions_editor_id')
+    op.drop_table('editor_sessions')
+    op.drop_table('login_throttles')
+
     bind = op.get_bind()
     sqlite = bind.dialect.name == 'sqlite'
     if sqlite:

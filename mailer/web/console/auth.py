@@ -14,7 +14,14 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
-from mailer.console import authenticate, change_own_password, create_token
+from mailer.console import (
+    attempt_login,
+    change_own_password,
+    close_session,
+    create_token,
+    open_session,
+    session_alive,
+)
 from mailer.extensions import db, limiter
 from mailer.models import ApiToken, Editor, Role, utcnow
 from mailer.web.console import console
@@ -22,6 +29,7 @@ from mailer.web.console.helpers import flash_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SESSION_KEY = "console_session"  # the server-side session id, in the signed cookie
 OPEN_ENDPOINTS = {"console.login"}
 # Changes any logged-in role may make, to its own account only.
 SELF_SERVICE_ENDPOINTS = {"console.account_password"}
@@ -71,7 +79,7 @@ def no_cache(response: Response) -> Response:
 
 def safe_next(target: str | None) -> str:
     """Only console paths on this site: never an open redirect."""
-    if target:
+    if target and len(target) <= 2000 and target.isprintable() and target.isascii():
         parts = urlsplit(target)
         if (not parts.scheme and not parts.netloc and target.startswith("/console")
                 and "\\" not in target and not target.startswith("//")):
@@ -88,12 +96,19 @@ def login() -> Response | str | tuple[str, int]:
         return render_template("console/login.html", next=request.args.get("next", ""))
     email = str(request.form.get("email", ""))[:320]
     password = str(request.form.get("password", ""))[:1000]
-    editor = authenticate(db.session, email, password)
+    result = attempt_login(db.session, email, password)
+    if result.retry_after:
+        wait = max(1, round(result.retry_after))
+        return render_template(
+            "console/login.html", next=request.form.get("next", ""), email=email,
+            error=f"Too many failed logins for this address: try again in {wait} seconds."), 429
+    editor = result.editor
     if editor is None:
         return render_template("console/login.html", next=request.form.get("next", ""),
                                error="Wrong email or password.", email=email), 401
     # A fresh session at login: nothing set before (e.g. by an attacker) survives.
     session.clear()
+    session[SESSION_KEY] = open_session(db.session, editor.id)
     login_user(editor)
     editor.last_login_at = utcnow()
     db.session.commit()
@@ -103,6 +118,8 @@ def login() -> Response | str | tuple[str, int]:
 @console.post("/logout")
 @viewer_required
 def logout() -> Response:
+    # Ended on the server: a copy of this cookie no longer logs anyone in.
+    close_session(db.session, session.get(SESSION_KEY))
     logout_user()
     session.clear()
     return redirect(url_for("console.login"))
@@ -174,4 +191,6 @@ def load_editor(editor_id: str) -> object | None:
         return None
     if not hmac.compare_digest(fingerprint, editor.session_fingerprint()):
         return None
+    if not session_alive(db.session, session.get(SESSION_KEY), editor.id):
+        return None  # logged out (or idle too long): this cookie was left behind
     return editor
