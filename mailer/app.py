@@ -9,8 +9,8 @@ from flask import Flask
 
 from mailer import database
 from mailer.celery_setup import celery_init_app
-from mailer.common import limits_storage
 from mailer.cli.commands import register_cli
+from mailer.common import limits_storage
 from mailer.config import load_settings
 from mailer.extensions import csrf, db, limiter, login_manager, migrate
 from mailer.jobs import CeleryDispatcher
