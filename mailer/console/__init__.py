@@ -2,7 +2,13 @@
 statistics and settings checks.
 """
 
-from mailer.console.api_tokens import check_token, create_token
+from mailer.console.api_tokens import (
+    SCOPES,
+    check_token,
+    create_token,
+    effective_scope,
+    scope_allows,
+)
 from mailer.console.editors import (
     authenticate,
     change_own_password,
@@ -35,6 +41,7 @@ from mailer.console.stats import (
 
 __all__ = [
     "FINAL_EDITION_STATES",
+    "SCOPES",
     "CheckResult",
     "EditionStats",
     "activity_series",
@@ -50,12 +57,14 @@ __all__ = [
     "create_token",
     "delivery_counts",
     "edition_stats",
+    "effective_scope",
     "link_stats",
     "list_editors",
     "open_session",
     "reader_counts",
     "reader_growth",
     "recent_editions",
+    "scope_allows",
     "send_login_notice",
     "session_alive",
     "set_active",

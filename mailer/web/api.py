@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import select
 
 from mailer import content as content_service
 from mailer.common import ValidationError, clean_int
-from mailer.console import check_token
+from mailer.console import check_token, scope_allows
 from mailer.content import digest_json, save_digest
 from mailer.editions import cancel_edition, pause_edition, progress, resume_edition, start_edition
 from mailer.extensions import csrf, db
@@ -24,16 +24,33 @@ csrf.exempt(api)  # bearer tokens, not cookies: CSRF cannot ride on them
 
 @api.before_request
 def authenticate() -> tuple[Response, int] | None:
+    """Bearer token, and its scope (capped by its owner's current role): `read`
+    for GET, `write` for anything else; admin routes also call require_scope."""
     if request.endpoint == "api.openapi":
         return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not check_token(
-        db.session, token.strip(), runtime().settings.api_token
-    ):
+    scope = None
+    if scheme.lower() == "bearer":
+        scope = check_token(db.session, token.strip(), runtime().settings.api_token)
+    if scope is None:
         return jsonify(error="missing or invalid API token",
                        fields={"Authorization": "Bearer token required"}), 401
+    g.api_scope = scope
+    needed = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+    if not scope_allows(scope, needed):
+        return _scope_error(needed)
     return None
+
+
+def _scope_error(needed: str) -> tuple[Response, int]:
+    return jsonify(error=f"this token's scope does not allow this (needs {needed})",
+                   fields={"Authorization": f"a token with scope {needed} is required"}), 403
+
+
+def require_scope(needed: str) -> tuple[Response, int] | None:
+    """For admin-only routes: `if (denied := require_scope("admin")): return denied`."""
+    return None if scope_allows(g.get("api_scope"), needed) else _scope_error(needed)
 
 
 def body() -> dict[str, Any]:

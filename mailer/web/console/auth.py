@@ -15,11 +15,14 @@ from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
 from mailer.console import (
+    SCOPES,
     attempt_login,
     change_own_password,
     close_session,
     create_token,
+    effective_scope,
     open_session,
+    scope_allows,
     session_alive,
 )
 from mailer.extensions import db, limiter
@@ -32,7 +35,8 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SESSION_KEY = "console_session"  # the server-side session id, in the signed cookie
 OPEN_ENDPOINTS = {"console.login"}
 # Changes any logged-in role may make, to its own account only.
-SELF_SERVICE_ENDPOINTS = {"console.account_password"}
+SELF_SERVICE_ENDPOINTS = {"console.account_password", "console.token_create",
+                          "console.token_revoke"}
 
 
 def require_role(*roles: str) -> Callable[[F], F]:
@@ -125,25 +129,47 @@ def logout() -> Response:
     return redirect(url_for("console.login"))
 
 
+def _token_rows() -> list[tuple[ApiToken, str | None]]:
+    """Tokens with what each may do now; a viewer sees only their own."""
+    query = select(ApiToken, Editor.role).outerjoin(Editor, ApiToken.editor_id == Editor.id)
+    if current_user.role != Role.ADMIN:
+        query = query.where(ApiToken.editor_id == current_user.id)
+    rows = db.session.execute(query.order_by(ApiToken.id.desc())).all()
+    return [(token, effective_scope(token, role)) for token, role in rows]
+
+
+def _tokens_page(new_token: str | None = None, error: str = "",
+                 status: int = 200) -> tuple[str, int]:
+    allowed = [s for s in SCOPES if scope_allows(ROLE_SCOPE[current_user.role], s)]
+    return render_template("console/tokens.html", tokens=_token_rows(), new_token=new_token,
+                           scopes=allowed, error=error), status
+
+
+ROLE_SCOPE = {Role.VIEWER: "read", Role.EDITOR: "write", Role.ADMIN: "admin"}
+
+
 @console.get("/tokens")
-@editor_required
-def tokens() -> str:
-    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
-    return render_template("console/tokens.html", tokens=rows, new_token=None)
+@viewer_required
+def tokens() -> tuple[str, int]:
+    return _tokens_page()
 
 
 @console.post("/tokens")
-@editor_required
-def token_create() -> str:
+@viewer_required
+def token_create() -> tuple[str, int]:
     name = " ".join(str(request.form.get("name", "")).split())[:200] or "console token"
-    token = create_token(db.session, name, editor_id=current_user.id)
-    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
+    scope = str(request.form.get("scope", "write"))[:10]
+    try:
+        token = create_token(db.session, name, editor_id=current_user.id, scope=scope)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _tokens_page(error=exc.message, status=exc.status)
     # Shown once, on this response only; only its hash is stored.
-    return render_template("console/tokens.html", tokens=rows, new_token=token)
+    return _tokens_page(new_token=token)
 
 
 @console.post("/tokens/<int:token_id>/revoke")
-@editor_required
+@viewer_required
 def token_revoke(token_id: int) -> Response:
     row = db.get_or_404(ApiToken, token_id, description="No such token.")
     if current_user.role != Role.ADMIN and row.editor_id != current_user.id:
