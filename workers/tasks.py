@@ -75,7 +75,8 @@ def send_lane(edition_id: int) -> dict[str, int | str]:
 
 @shared_task(name=TaskName.POLL_FEED, ignore_result=True)
 def poll_feed(feed_id: int) -> int:
-    result = content.poll_feed(db.session, feed_id)
+    result = content.poll_feed(db.session, feed_id,
+                               allow_private=runtime().settings.allow_private_urls)
     return result.imported if result else -1
 
 

@@ -95,7 +95,8 @@ def poll_feed(feed_id: int) -> Response:
         return jsonify(error=f"No feed {feed_id}.", fields={}), 404  # type: ignore[return-value]
     feed.next_poll_at = None
     db.session.commit()
-    result = content_service.poll_feed(db.session, feed_id)
+    result = content_service.poll_feed(db.session, feed_id,
+                                       allow_private=runtime().settings.allow_private_urls)
     db.session.expire_all()
     data = content_service.feed_json(db.session.get(Feed, feed_id))  # type: ignore[arg-type]
     data["imported_now"] = result.imported if result else 0
