@@ -17,6 +17,7 @@ from mailer.jobs import CeleryDispatcher
 from mailer.runtime import build_runtime
 from mailer.web import register_web
 from mailer.web.console.auth import load_editor
+from mailer.web.json_provider import SafeJSONProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +34,7 @@ def create_app(**overrides: Any) -> Flask:
         template_folder=str(ROOT / "templates" / "web"),
         static_folder=str(ROOT / "mailer" / "static"),
     )
+    app.json = SafeJSONProvider(app)  # depth and surrogate checks before any JSON is used
     app.config.update(
         TESTING=testing,
         SECRET_KEY=settings.secret_key,
@@ -47,8 +49,8 @@ def create_app(**overrides: Any) -> Flask:
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
         # Shared by every process: Redis, or a small SQLite file beside the embedded
         # default's other files (see common/limits_storage.py).
-        RATELIMIT_STORAGE_URI=settings.redis_url
-        or limits_storage.storage_uri(settings.instance_path / "ratelimits.sqlite"),
+        RATELIMIT_STORAGE_URI=limits_storage.storage_uri_for(settings.redis_url,
+                                                             settings.instance_path),
         RATELIMIT_HEADERS_ENABLED=False,  # each answer would cost another Redis round trip (bench/web)
         RATELIMIT_ENABLED=ratelimit,
     )

@@ -73,7 +73,7 @@ class Settings:
     # and link-local addresses (tests, intranets); see common/urlsafety.py.
     allow_private_urls: bool = False
     # Test sends (addresses mailed) per editor per hour, across all requests.
-    test_send_hourly_cap: int = 50
+    test_send_hourly_cap: int = 100
 
     @property
     def outbox_path(self) -> Path:
@@ -168,7 +168,7 @@ def load_settings(**overrides: object) -> Settings:
         form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),
         signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
         allow_private_urls=_env("MAILER_ALLOW_PRIVATE_URLS", "0") in ("1", "true", "yes"),
-        test_send_hourly_cap=_env_int("MAILER_TEST_SEND_HOURLY_CAP", 50),
+        test_send_hourly_cap=_env_int("MAILER_TEST_SEND_HOURLY_CAP", 100),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -99,3 +99,9 @@ class SQLiteStorage(Storage):
 
 def storage_uri(path: Path) -> str:
     return f"{SCHEME}://{path.resolve()}"
+
+
+def storage_uri_for(redis_url: str | None, instance_path: Path) -> str:
+    """Where every process keeps its rate-limit counters: Redis when the broker
+    is Redis, else the SQLite file in the instance folder."""
+    return redis_url or storage_uri(instance_path / "ratelimits.sqlite")

@@ -25,6 +25,7 @@ from mailer.console.login_guard import (
     send_login_notice,
     session_alive,
 )
+from mailer.console.quotas import spend_test_sends
 from mailer.console.settings_checks import CheckResult, check_dkim, check_smtp
 from mailer.console.stats import (
     FINAL_EDITION_STATES,
@@ -70,4 +71,5 @@ __all__ = [
     "set_active",
     "set_password",
     "set_role",
+    "spend_test_sends",
 ]

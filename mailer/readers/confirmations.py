@@ -4,6 +4,7 @@ with the standard library from the same template sets."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,21 @@ def _compiled(template: str, base_url: str) -> tuple[str, FillTemplate, FillTemp
     that differs per reader (the link included) is a placeholder filled per message."""
     compiled = compile_email(template, {"base_url": base_url})
     return compiled.subject, FillTemplate(compiled.text), FillTemplate(compiled.html)
+
+
+# What a name may look like in an email to an address nobody has confirmed yet:
+# a signup form is otherwise a way to mail any text (a link, an advert) to anyone.
+MAX_UNCONFIRMED_NAME = 40
+_LINK_LIKE = re.compile(r"://|www\.|@|[a-z0-9-]\.[a-z]{2,}\b|[<>\[\]{}]", re.IGNORECASE)
+
+
+def unconfirmed_name(name: str) -> str:
+    """The reader's name if it is short and carries no link, else "" (the email
+    then just says "Hello,")."""
+    name = header_safe(name)
+    if len(name) > MAX_UNCONFIRMED_NAME or _LINK_LIKE.search(name):
+        return ""
+    return name
 
 
 def _values(name: str, email: str, link: str) -> dict[str, str]:
@@ -71,8 +87,9 @@ def send_confirmation(
     if reader is None:
         return None
     confirm_url = f"{settings.base_url}/confirm/{confirmation_token(tokens, reader)}"
-    data = build_message(settings, reader.name, reader.email, "confirm",
-                         _values(reader.name, reader.email, confirm_url))
+    name = unconfirmed_name(reader.name)
+    data = build_message(settings, name, reader.email, "confirm",
+                         _values(name, reader.email, confirm_url))
     return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
                             sender.send(settings.mail_from_address, reader.email, data))
 
@@ -90,8 +107,9 @@ def send_email_change(
     if reader is None or not reader.pending_email or not change_allowed(session, reader):
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
-    data = build_message(settings, reader.name, reader.pending_email, "change-email",
-                         _values(reader.name, reader.pending_email, url))
+    name = unconfirmed_name(reader.name)
+    data = build_message(settings, name, reader.pending_email, "change-email",
+                         _values(name, reader.pending_email, url))
     return _sent_or_release(session, reader_id, Reader.email_change_mailed_at,
                             sender.send(settings.mail_from_address, reader.pending_email, data))
 

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import partial
+
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
 from mailer import content as content_service
 from mailer import editions as editions_service
 from mailer.common import NotFound, clean_url
+from mailer.console import spend_test_sends
 from mailer.content import MAX_ID, digest_json, find_digest, save_digest
 from mailer.editions import approve_edition, progress
 from mailer.extensions import csrf, db
@@ -55,8 +59,11 @@ def preview_digest(digest_id: int) -> Response:
 @digests_api.post("/digests/<int:digest_id>/test-send")
 def test_send(digest_id: int) -> Response:
     rt = runtime()
+    # Capped per token (hashed) per hour, across processes.
+    actor = "api:" + hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:16]
     results = editions_service.test_send(db.session, rt.settings, rt.sender(), digest_id,
-                                 body().get("addresses"))
+                                 body().get("addresses"),
+                                 spend=partial(spend_test_sends, rt.settings, actor))
     return jsonify(results=results)
 
 
