@@ -66,7 +66,9 @@ def create_app(**overrides: Any) -> Flask:
     app.extensions["mailer"] = build_runtime(settings)
     celery_app = celery_init_app(app, settings)
     app.extensions["dispatch"] = CeleryDispatcher(
-        celery_app, settings.queue_name, settings.redis_url or "")
+        celery_app, settings.queue_name, settings.redis_url or "",
+        wake_folder=settings.instance_path / "broker" / "wakes"
+        if settings.uses_embedded_broker else None)
 
     register_web(app)
     register_cli(app)
