@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from functools import partial
 
-from celery import shared_task
+from celery import Task, shared_task
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from mailer import console, content, delivery, editions, readers
 from mailer.extensions import db
@@ -29,6 +30,9 @@ def send_confirmations() -> dict[str, int]:
     report = readers.send_due_confirmations(
         db.session, rt.settings, rt.tokens, rt.sender(),
         rearm=partial(rearm_wake, TaskName.SEND_CONFIRMATIONS),
+        # Short turns: after a signup flood, a new send queued behind this task
+        # waits at most this long for a worker process.
+        budget_seconds=10.0,
     )
     if report.not_sent:
         log.warning("%s confirmation email(s) not sent this round", report.not_sent)
@@ -48,10 +52,16 @@ def send_email_change(reader_id: int) -> str:
     return outcome.result
 
 
-@shared_task(name=TaskName.PREPARE_EDITION, ignore_result=True)
-def prepare_edition(edition_id: int) -> int:
+# On SQLite a write that meets another process's fresh commit fails at once with
+# "database is locked" (WAL snapshot): compiling is idempotent, so try again soon
+# rather than leave a new send to the sweeper's next minute.
+@shared_task(name=TaskName.PREPARE_EDITION, ignore_result=True, bind=True, max_retries=10)
+def prepare_edition(self: Task, edition_id: int) -> int:
     try:
         return editions.prepare_edition(db.session, runtime().settings, edition_id)
+    except OperationalError as exc:
+        db.session.rollback()
+        raise self.retry(exc=exc, countdown=0.5) from exc
     except TemplateError as exc:
         # Not retryable: an editor must fix the template. Shown on the edition.
         editions.fail_edition(db.session, edition_id, str(exc))
