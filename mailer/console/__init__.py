@@ -2,6 +2,7 @@
 statistics and settings checks.
 """
 
+from mailer.console import audit
 from mailer.console.api_tokens import (
     SCOPES,
     check_token,
@@ -48,6 +49,7 @@ __all__ = [
     "activity_series",
     "article_stats",
     "attempt_login",
+    "audit",
     "authenticate",
     "change_own_password",
     "check_dkim",

@@ -12,7 +12,14 @@ from mailer.models.editions import (
     EditionVariant,
     variant_articles,
 )
-from mailer.models.editors import ApiToken, Editor, EditorSession, LoginThrottle, Role
+from mailer.models.editors import (
+    ApiToken,
+    AuditEvent,
+    Editor,
+    EditorSession,
+    LoginThrottle,
+    Role,
+)
 from mailer.models.readers import (
     Frequency,
     Reader,
@@ -26,6 +33,7 @@ from mailer.models.readers import (
 __all__ = [
     "ApiToken",
     "Article",
+    "AuditEvent",
     "Base",
     "Delivery",
     "DeliveryStatus",

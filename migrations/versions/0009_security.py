@@ -1,5 +1,5 @@
 """security hardening: reader ids never reused, reader link nonces, login
-throttles, server-side console sessions, API token scopes
+throttles, server-side console sessions, API token scopes, audit log
 
 Revision ID: 0009
 Revises: 0008
@@ -76,6 +76,21 @@ def upgrade():
     )
     with op.batch_alter_table('editor_sessions', schema=None) as batch_op:
         batch_op.create_index('ix_editor_sessions_editor_id', ['editor_id'], unique=False)
+    op.create_table(
+        'audit_events',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('editor_id', sa.Integer(), nullable=True),
+        sa.Column('actor', sa.String(length=320), nullable=False),
+        sa.Column('action', sa.String(length=80), nullable=False),
+        sa.Column('target', sa.String(length=300), nullable=False),
+        sa.Column('detail', sa.JSON(), nullable=False),
+        sa.Column('ip', sa.String(length=64), nullable=False),
+        sa.Column('created_at', mailer.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['editor_id'], ['editors.id'], ondelete='SET NULL'),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_events_created_at', ['created_at'], unique=False)
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.add_column(sa.Column('scope', sa.String(length=10), server_default='admin',
                                       nullable=False))
@@ -84,6 +99,9 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('api_tokens', schema=None) as batch_op:
         batch_op.drop_column('scope')
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_events_created_at')
+    op.drop_table('audit_events')
     with op.batch_alter_table('editor_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_editor_sessions_editor_id')
     op.drop_table('editor_sessions')

@@ -12,6 +12,7 @@ from flask import Blueprint
 console = Blueprint("console", __name__)
 
 from mailer.web.console import (  # noqa: E402  (views register on the blueprint)
+    audit,
     auth,
     content,
     dashboard,
@@ -23,5 +24,5 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     settings,
 )
 
-__all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
+__all__ = ["audit", "auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
            "readers", "settings"]
