@@ -20,11 +20,14 @@ embedded default (`MAILER_BROKER_URL` unset or `filesystem://`).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from queue import Empty
 from typing import Any
@@ -108,3 +111,23 @@ class Transport(filesystem.Transport):
 
 
 TRANSPORT_ALIASES[ALIAS] = f"{__name__}:Transport"
+
+
+@contextlib.contextmanager
+def single_runner(instance_path: Path, name: str) -> Iterator[bool]:
+    """Yields True to the one process on this host that holds `name`'s lock, False
+    to the others (at once, without waiting). On the embedded broker a drain
+    task that finds another one running returns, so a flood of wake messages
+    never occupies every worker process while new sends wait."""
+    folder = instance_path / "broker" / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -7,6 +7,7 @@ re-enqueues) does no harm. Task names come from `mailer.jobs.TaskName`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import partial
 
@@ -14,7 +15,7 @@ from celery import Task, shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from mailer import console, content, delivery, editions, readers
+from mailer import broker_fs, console, content, delivery, editions, readers
 from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
@@ -27,17 +28,29 @@ log = logging.getLogger(__name__)
 def send_confirmations() -> dict[str, int]:
     """Woken by signups (coalesced) and by the tick: sends what the rows say is due."""
     rt = runtime()
-    report = readers.send_due_confirmations(
-        db.session, rt.settings, rt.tokens, rt.sender(),
-        rearm=partial(rearm_wake, TaskName.SEND_CONFIRMATIONS),
-        # Short turns: after a signup flood, a new send queued behind this task
-        # waits at most this long for a worker process.
-        budget_seconds=10.0,
-    )
+    dispatch = current_app.extensions["dispatch"]
+    exclusive = (broker_fs.single_runner(rt.settings.instance_path, TaskName.SEND_CONFIRMATIONS)
+                 if rt.settings.uses_embedded_broker else contextlib.nullcontext(True))
+    with exclusive as mine:
+        if not mine:
+            # Another drain is at it; it looks for rows once more after it stops.
+            return {"sent": 0, "not_sent": 0}
+        report = readers.send_due_confirmations(
+            db.session, rt.settings, rt.tokens, rt.sender(),
+            rearm=partial(rearm_wake, TaskName.SEND_CONFIRMATIONS),
+            # Short turns: after a signup flood, a new send queued behind this task
+            # waits at most this long for a worker process.
+            budget_seconds=10.0,
+        )
     if report.not_sent:
         log.warning("%s confirmation email(s) not sent this round", report.not_sent)
-    if report.more:  # the time budget ran out: hand over to a fresh task
-        current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
+    if report.more or (rt.settings.uses_embedded_broker
+                       and readers.confirmations_due(db.session, limit=1)):
+        # The budget ran out, or rows came in while this drain held the lock (their
+        # wake found it taken): hand over to a fresh task. Re-armed first: that
+        # earlier wake's mark would otherwise swallow this one.
+        dispatch.rearm(TaskName.SEND_CONFIRMATIONS)
+        dispatch.wake(TaskName.SEND_CONFIRMATIONS)
     return {"sent": report.sent, "not_sent": report.not_sent}
 
 

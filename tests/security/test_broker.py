@@ -26,7 +26,9 @@ def _connection(folder: Path) -> Connection:
         "processed_folder": str(folder / "processed"), "store_processed": False})
 
 
-def test_messages_round_trip_and_bad_files_are_dropped(tmp_path, caplog):
+def test_messages_round_trip_and_bad_files_are_dropped(tmp_path, caplog, monkeypatch):
+    # Alembic's logging setup (run by other tests) disables loggers that existed before it.
+    monkeypatch.setattr(logging.getLogger("mailer.broker_fs"), "disabled", False)
     with _connection(tmp_path) as conn:
         queue = conn.SimpleQueue("jobs")
         queue.put({"n": 1})
@@ -93,3 +95,11 @@ def test_wakes_are_coalesced_without_redis(tmp_path):
     other = CeleryDispatcher(celery, "q", "", wake_folder=tmp_path / "wakes")  # type: ignore[arg-type]
     other.wake("mailer.send_confirmations")
     assert len(celery.sent) == 3
+
+
+def test_only_one_drain_runs_at_a_time_on_one_host(tmp_path):
+    with broker_fs.single_runner(tmp_path, "drain") as first:
+        with broker_fs.single_runner(tmp_path, "drain") as second:
+            assert (first, second) == (True, False)
+    with broker_fs.single_runner(tmp_path, "drain") as again:
+        assert again
