@@ -19,11 +19,12 @@ from mailer.jobs import WAKE_TTL_MS, CeleryDispatcher
 
 
 def _connection(folder: Path) -> Connection:
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return Connection(f"{broker_fs.ALIAS}://", transport_options={
         "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-        "processed_folder": str(folder / "processed"), "store_processed": False})
+        "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
+        "store_processed": False})
 
 
 def test_messages_round_trip_and_bad_files_are_dropped(tmp_path, caplog, monkeypatch):
