@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 from pathlib import Path
 from queue import Empty
 
@@ -16,6 +17,12 @@ from kombu import Connection
 
 from mailer import broker_fs
 from mailer.jobs import WAKE_TTL_MS, CeleryDispatcher
+
+
+def _queue_name() -> str:
+    # kombu keeps queue bindings in process-wide state: a fresh name per test
+    # binds it in this test's own control folder.
+    return f"jobs{uuid.uuid4().hex[:8]}"
 
 
 def _connection(folder: Path) -> Connection:
@@ -31,14 +38,15 @@ def test_messages_round_trip_and_bad_files_are_dropped(tmp_path, caplog, monkeyp
     # Alembic's logging setup (run by other tests) disables loggers that existed before it.
     monkeypatch.setattr(logging.getLogger("mailer.broker_fs"), "disabled", False)
     with _connection(tmp_path) as conn:
-        queue = conn.SimpleQueue("jobs")
+        name = _queue_name()
+        queue = conn.SimpleQueue(name)
         queue.put({"n": 1})
         inbox = tmp_path / "queue"
         # What a crashed writer or a stray editor leaves: garbage, half a JSON
         # document, and a temporary file still being written.
-        (inbox / "1_garbage.jobs.msg").write_bytes(b"\x00\xff not json")
-        (inbox / "2_half.jobs.msg").write_bytes(b'{"body": "abc", "headers": {')
-        (inbox / ".3_inflight.jobs.msg.tmp").write_bytes(b'{"body"')
+        (inbox / f"1_garbage.{name}.msg").write_bytes(b"\x00\xff not json")
+        (inbox / f"2_half.{name}.msg").write_bytes(b'{"body": "abc", "headers": {')
+        (inbox / f".3_inflight.{name}.msg.tmp").write_bytes(b'{"body"')
         queue.put({"n": 2})
         with caplog.at_level(logging.ERROR, logger="mailer.broker_fs"):
             got = sorted(queue.get(timeout=2).payload["n"] for _ in range(2))
@@ -46,7 +54,7 @@ def test_messages_round_trip_and_bad_files_are_dropped(tmp_path, caplog, monkeyp
         with pytest.raises(Empty):
             queue.get(timeout=0.3)
         assert sum("malformed broker message" in r.message for r in caplog.records) == 2
-        assert [p.name for p in inbox.iterdir()] == [".3_inflight.jobs.msg.tmp"]
+        assert [p.name for p in inbox.iterdir()] == [f".3_inflight.{name}.msg.tmp"]
         assert list((tmp_path / "processed").iterdir()) == []
         queue.close()
 
@@ -62,12 +70,13 @@ def test_a_message_file_is_never_visible_half_written(tmp_path, monkeypatch):
 
     monkeypatch.setattr(broker_fs.os, "replace", watching_replace)
     with _connection(tmp_path) as conn:
-        queue = conn.SimpleQueue("jobs")
+        name = _queue_name()
+        queue = conn.SimpleQueue(name)
         queue.put({"n": 1})
         queue.close()
     # Just before the rename the message existed only as the hidden temp file.
     assert seen == [[]]
-    assert len([n for n in os.listdir(tmp_path / "queue") if n.endswith(".jobs.msg")]) == 1
+    assert len([n for n in os.listdir(tmp_path / "queue") if n.endswith(f".{name}.msg")]) == 1
 
 
 class _Recorder:
