@@ -12,12 +12,14 @@ from flask.cli import ScriptInfo
 from mailer import database
 from mailer.celery_setup import celery_init_app
 from mailer.cli.commands import register_cli
+from mailer.common import limits_storage
 from mailer.config import load_settings, missing_instance
 from mailer.extensions import csrf, db, limiter, login_manager, migrate
 from mailer.jobs import CeleryDispatcher
 from mailer.runtime import build_runtime
 from mailer.web import register_web
 from mailer.web.console.auth import load_editor
+from mailer.web.json_provider import SafeJSONProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +42,7 @@ def create_app(**overrides: Any) -> Flask:
         template_folder=str(ROOT / "templates" / "web"),
         static_folder=str(ROOT / "mailer" / "static"),
     )
+    app.json = SafeJSONProvider(app)  # depth and surrogate checks before any JSON is used
     app.config.update(
         TESTING=testing,
         SECRET_KEY=settings.secret_key,
@@ -52,7 +55,10 @@ def create_app(**overrides: Any) -> Flask:
         REMEMBER_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=20 * 1024 * 1024,
-        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        # Shared by every process: Redis, or a small SQLite file beside the embedded
+        # default's other files (see common/limits_storage.py).
+        RATELIMIT_STORAGE_URI=limits_storage.storage_uri_for(settings.redis_url,
+                                                             settings.instance_path),
         RATELIMIT_HEADERS_ENABLED=False,  # each answer would cost another Redis round trip (bench/web)
         RATELIMIT_ENABLED=ratelimit,
     )
@@ -68,7 +74,9 @@ def create_app(**overrides: Any) -> Flask:
     app.extensions["mailer"] = build_runtime(settings)
     celery_app = celery_init_app(app, settings)
     app.extensions["dispatch"] = CeleryDispatcher(
-        celery_app, settings.queue_name, settings.redis_url or "")
+        celery_app, settings.queue_name, settings.redis_url or "",
+        wake_folder=settings.instance_path / "broker" / "wakes"
+        if settings.uses_embedded_broker else None)
 
     register_web(app)
     register_cli(app)

@@ -9,6 +9,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
+from mailer import broker_fs
 from mailer.config import Settings
 from mailer.jobs import TaskName
 
@@ -53,6 +54,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "schedule": timedelta(seconds=settings.bounce_poll_seconds),
         }
     if settings.uses_embedded_broker:
+        # kombu's filesystem transport with atomic writes and claims (broker_fs.py).
+        config["broker_url"] = f"{broker_fs.ALIAS}://"
         folder = settings.instance_path / "broker"
         for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,11 @@ class Settings:
     bounce_mailbox: str = ""
     soft_bounce_limit: int = 3  # soft bounces in a row that suppress an address
     bounce_poll_seconds: float = 60.0
+    # MAILER_ALLOW_PRIVATE_URLS=1: feeds and webhooks may reach loopback, private
+    # and link-local addresses (tests, intranets); see common/urlsafety.py.
+    allow_private_urls: bool = False
+    # Test sends (addresses mailed) per editor per hour, across all requests.
+    test_send_hourly_cap: int = 100
 
     @property
     def outbox_path(self) -> Path:
@@ -222,6 +227,8 @@ def load_settings(**overrides: object) -> Settings:
         bounce_mailbox=_env("MAILER_BOUNCE_MAILBOX"),
         soft_bounce_limit=_env_int("MAILER_SOFT_BOUNCE_LIMIT", 3),
         bounce_poll_seconds=_env_float("MAILER_BOUNCE_POLL_SECONDS", 60.0),
+        allow_private_urls=_env("MAILER_ALLOW_PRIVATE_URLS", "0") in ("1", "true", "yes"),
+        test_send_hourly_cap=_env_int("MAILER_TEST_SEND_HOURLY_CAP", 100),
     )
     values.update(overrides)
     if not values["secret_key"]:

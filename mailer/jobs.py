@@ -7,15 +7,19 @@ not there yet, and a rolled-back request publishes nothing.
 
 Work that is recorded in rows and drained in bulk (confirmation emails) uses
 `wake_on_commit(name)` instead: a task without arguments, published at most
-once while one is pending (a Redis `SET NX` key the task clears before each
-round of reading the rows), so a burst of signups costs one publish, not one
-each. The beat tick wakes the same tasks, so nothing waits on a lost message.
+once while one is pending (a Redis `SET NX` key, or on the embedded broker a
+file, that the task clears before each round of reading the rows), so a burst
+of signups costs one publish, not one each. The beat tick wakes the same tasks,
+so nothing waits on a lost message.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from celery import Celery
@@ -47,6 +51,7 @@ class TaskName(StrEnum):
     TICK = "mailer.tick"
     SEND_READER_LINK = "mailer.send_reader_link"
     POLL_BOUNCES = "mailer.poll_bounces"
+    SEND_LOGIN_NOTICE = "mailer.send_login_notice"
 
 
 def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:
@@ -95,11 +100,17 @@ class CeleryDispatcher:
     """Sends tasks by name. A broker outage is logged, not raised: the rows are
     committed, and the beat sweeper re-enqueues work the broker never got."""
 
-    def __init__(self, celery_app: Celery, queue: str, redis_url: str = "") -> None:
+    def __init__(self, celery_app: Celery, queue: str, redis_url: str = "",
+                 wake_folder: Path | None = None) -> None:
         self.celery = celery_app
         self.queue = queue
         self.redis_url = redis_url
         self._redis: Any = None
+        # Without Redis: a wake is pending while its file exists (and is younger
+        # than WAKE_TTL_MS), the same rule as the Redis SET NX PX key.
+        self.wake_folder = wake_folder
+        if wake_folder is not None:
+            wake_folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, name: str, args: tuple[Any, ...]) -> None:
         try:
@@ -118,9 +129,37 @@ class CeleryDispatcher:
                                                socket_connect_timeout=2)
         return self._redis
 
+    def _wake_file(self, name: str) -> Path | None:
+        return None if self.wake_folder is None else self.wake_folder / f"{self.queue}.{name}"
+
+    def _claim_wake_file(self, path: Path) -> bool:
+        """Whether this caller may publish: it created the wake file, or took over
+        one left by a wake whose task never came (older than WAKE_TTL_MS)."""
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            return True
+        except FileExistsError:
+            pass
+        try:
+            age_ms = (time.time() - path.stat().st_mtime) * 1000
+        except FileNotFoundError:
+            return True  # cleared a moment ago by the task: publish
+        if age_ms < WAKE_TTL_MS:
+            return False
+        os.utime(path)
+        return True
+
     def wake(self, name: str) -> None:
-        """Publish `name()` unless a wake is already pending. Without Redis (the
-        embedded broker) every wake publishes; the task then finds little to do."""
+        """Publish `name()` unless a wake is already pending: a Redis key, or on
+        the embedded broker a file in the instance folder (shared by every process
+        on the host), so a burst of signups costs one message either way."""
+        path = self._wake_file(name)
+        if path is not None:
+            try:
+                if not self._claim_wake_file(path):
+                    return
+            except OSError:
+                log.warning("wake file for %s unavailable; publishing anyway", name, exc_info=True)
         client = self._client()
         if client is not None:
             try:
@@ -131,6 +170,12 @@ class CeleryDispatcher:
         self(name, ())
 
     def rearm(self, name: str) -> None:
+        path = self._wake_file(name)
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                log.warning("could not clear the wake file for %s", name, exc_info=True)
         client = self._client()
         if client is None:
             return

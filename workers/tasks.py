@@ -7,13 +7,15 @@ re-enqueues) does no harm. Task names come from `mailer.jobs.TaskName`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import partial
 
-from celery import shared_task
+from celery import Task, shared_task
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
-from mailer import content, delivery, editions, readers
+from mailer import broker_fs, console, content, delivery, editions, readers
 from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
@@ -27,14 +29,29 @@ log = logging.getLogger(__name__)
 def send_confirmations() -> dict[str, int]:
     """Woken by signups (coalesced) and by the tick: sends what the rows say is due."""
     rt = runtime()
-    report = readers.send_due_confirmations(
-        db.session, rt.settings, rt.tokens, rt.sender(),
-        rearm=partial(rearm_wake, TaskName.SEND_CONFIRMATIONS),
-    )
+    dispatch = current_app.extensions["dispatch"]
+    exclusive = (broker_fs.single_runner(rt.settings.instance_path, TaskName.SEND_CONFIRMATIONS)
+                 if rt.settings.uses_embedded_broker else contextlib.nullcontext(True))
+    with exclusive as mine:
+        if not mine:
+            # Another drain is at it; it looks for rows once more after it stops.
+            return {"sent": 0, "not_sent": 0}
+        report = readers.send_due_confirmations(
+            db.session, rt.settings, rt.tokens, rt.sender(),
+            rearm=partial(rearm_wake, TaskName.SEND_CONFIRMATIONS),
+            # Short turns: after a signup flood, a new send queued behind this task
+            # waits at most this long for a worker process.
+            budget_seconds=10.0,
+        )
     if report.not_sent:
         log.warning("%s confirmation email(s) not sent this round", report.not_sent)
-    if report.more:  # the time budget ran out: hand over to a fresh task
-        current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
+    if report.more or (rt.settings.uses_embedded_broker
+                       and readers.confirmations_due(db.session, limit=1)):
+        # The budget ran out, or rows came in while this drain held the lock (their
+        # wake found it taken): hand over to a fresh task. Re-armed first: that
+        # earlier wake's mark would otherwise swallow this one.
+        dispatch.rearm(TaskName.SEND_CONFIRMATIONS)
+        dispatch.wake(TaskName.SEND_CONFIRMATIONS)
     return {"sent": report.sent, "not_sent": report.not_sent}
 
 
@@ -49,10 +66,16 @@ def send_email_change(reader_id: int) -> str:
     return outcome.result
 
 
-@shared_task(name=TaskName.PREPARE_EDITION, ignore_result=True)
-def prepare_edition(edition_id: int) -> int:
+# On SQLite a write that meets another process's fresh commit fails at once with
+# "database is locked" (WAL snapshot): compiling is idempotent, so try again soon
+# rather than leave a new send to the sweeper's next minute.
+@shared_task(name=TaskName.PREPARE_EDITION, ignore_result=True, bind=True, max_retries=10)
+def prepare_edition(self: Task, edition_id: int) -> int:
     try:
         return editions.prepare_edition(db.session, runtime().settings, edition_id)
+    except OperationalError as exc:
+        db.session.rollback()
+        raise self.retry(exc=exc, countdown=0.5) from exc
     except TemplateError as exc:
         # Not retryable: an editor must fix the template. Shown on the edition.
         editions.fail_edition(db.session, edition_id, str(exc))
@@ -77,7 +100,8 @@ def send_lane(edition_id: int) -> dict[str, int | str]:
 
 @shared_task(name=TaskName.POLL_FEED, ignore_result=True)
 def poll_feed(feed_id: int) -> int:
-    result = content.poll_feed(db.session, feed_id)
+    result = content.poll_feed(db.session, feed_id,
+                               allow_private=runtime().settings.allow_private_urls)
     return result.imported if result else -1
 
 
@@ -116,3 +140,10 @@ def send_reader_link(reader_id: int) -> str:
     if not outcome.sent:
         log.warning("link email to reader %s: %s %s", reader_id, outcome.code, outcome.message)
     return outcome.result
+
+
+@shared_task(name=TaskName.SEND_LOGIN_NOTICE, ignore_result=True)
+def send_login_notice(throttle_id: int) -> str:
+    rt = runtime()
+    outcome = console.send_login_notice(db.session, rt.settings, rt.sender(), throttle_id)
+    return "no account" if outcome is None else outcome.result

@@ -15,7 +15,7 @@ from mailer import delivery, editions
 from mailer.cli.feeds import register_feed_commands
 from mailer.cli.readers import register_reader_commands
 from mailer.common import ValidationError
-from mailer.console import create_token
+from mailer.console import SCOPES, create_token
 from mailer.extensions import db
 from mailer.models import Editor, Role
 from mailer.runtime import runtime
@@ -131,15 +131,21 @@ def register_cli(app: Flask) -> None:
     @app.cli.command("create-token")
     @click.option("--name", default="cli", help="What the token is for.")
     @click.option("--editor", "editor_email", default=None, help="Owner's email.")
-    def create_token_cmd(name: str, editor_email: str | None) -> None:
+    @click.option("--scope", type=click.Choice(SCOPES), default="write", show_default=True,
+                  help="read: GET only; write: also changes; admin: also admin routes. "
+                       "Capped by the owner's role (a viewer gets read at most).")
+    def create_token_cmd(name: str, editor_email: str | None, scope: str) -> None:
         """Create an API token; it is printed once."""
         editor_id = None
         if editor_email:
-            editor = db.session.scalar(select(Editor).where(Editor.email == editor_email))
+            editor = db.session.scalar(select(Editor).where(Editor.email == editor_email.lower()))
             if editor is None:
                 raise click.ClickException(f"no editor {editor_email!r}")
             editor_id = editor.id
-        click.echo(create_token(db.session, name, editor_id))
+        try:
+            click.echo(create_token(db.session, name, editor_id, scope=scope))
+        except ValidationError as exc:
+            _fail(exc)
 
     @app.cli.command("send")
     @click.argument("digest")

@@ -20,6 +20,7 @@ from mailer.content import (
 )
 from mailer.extensions import db
 from mailer.models import Feed
+from mailer.runtime import runtime
 
 
 def _category_map(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -60,7 +61,8 @@ def register_feed_commands(app: Flask) -> None:
             feed = save_feed(db.session, data)
         except ValidationError as exc:
             raise click.ClickException(exc.message) from exc
-        result = poll_feed(db.session, feed.id)
+        result = poll_feed(db.session, feed.id,
+                           allow_private=runtime().settings.allow_private_urls)
         db.session.refresh(feed)
         if result is None:
             raise click.ClickException(f"feed {feed.id} {source}: {feed.last_error}")

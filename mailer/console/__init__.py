@@ -2,7 +2,17 @@
 statistics and settings checks.
 """
 
-from mailer.console.api_tokens import check_token, create_token, token_is_admin
+from mailer.console import (
+    audit,
+)
+from mailer.console.api_tokens import (
+    SCOPES,
+    check_token,
+    create_token,
+    effective_scope,
+    scope_allows,
+    token_is_admin,
+)
 from mailer.console.editors import (
     authenticate,
     change_own_password,
@@ -12,8 +22,26 @@ from mailer.console.editors import (
     set_password,
     set_role,
 )
-from mailer.console.publication import publication_json, update_publication
-from mailer.console.settings_checks import CheckResult, check_bounces, check_dkim, check_smtp
+from mailer.console.login_guard import (
+    attempt_login,
+    close_session,
+    open_session,
+    send_login_notice,
+    session_alive,
+)
+from mailer.console.publication import (
+    publication_json,
+    update_publication,
+)
+from mailer.console.quotas import (
+    spend_test_sends,
+)
+from mailer.console.settings_checks import (
+    CheckResult,
+    check_bounces,
+    check_dkim,
+    check_smtp,
+)
 from mailer.console.stats import (
     FINAL_EDITION_STATES,
     EditionStats,
@@ -33,11 +61,14 @@ from mailer.console.stats import (
 
 __all__ = [
     "FINAL_EDITION_STATES",
+    "SCOPES",
     "CheckResult",
     "EditionStats",
     "GrowthDay",
     "activity_series",
     "article_stats",
+    "attempt_login",
+    "audit",
     "authenticate",
     "change_own_password",
     "check_bounces",
@@ -45,20 +76,27 @@ __all__ = [
     "check_smtp",
     "check_token",
     "clicks_per_article",
+    "close_session",
     "create_editor",
     "create_token",
     "delivery_counts",
     "edition_stats",
+    "effective_scope",
     "link_stats",
     "list_editors",
     "net_growth",
+    "open_session",
     "publication_json",
     "reader_counts",
     "reader_growth",
     "recent_editions",
+    "scope_allows",
+    "send_login_notice",
+    "session_alive",
     "set_active",
     "set_password",
     "set_role",
+    "spend_test_sends",
     "token_is_admin",
     "unsubscribe_reasons",
     "update_publication",

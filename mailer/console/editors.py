@@ -6,6 +6,8 @@ never locks themself out, and there is always at least one active admin.
 
 from __future__ import annotations
 
+import functools
+import secrets
 from collections.abc import Sequence
 
 from sqlalchemy import func, select, update
@@ -53,12 +55,19 @@ def create_editor(session: DbSession, email: str, password: str, role: str = Rol
     return editor
 
 
+@functools.cache
+def dummy_hash() -> str:
+    """Checked for unknown addresses, so they cost one scrypt like known ones."""
+    return generate_password_hash(secrets.token_hex(16), method="scrypt")
+
+
 def authenticate(session: DbSession, email: str, password: str) -> Editor | None:
+    """The password check alone (one scrypt whatever the address); the console's
+    login adds the throttle: see login_guard.attempt_login."""
     editor = session.scalar(select(Editor).where(Editor.email == email.strip().lower()))
-    if editor is None or not editor.active:
-        check_password_hash(generate_password_hash("x", method="scrypt"), password)  # even time
-        return None
-    return editor if check_password_hash(editor.password_hash, password) else None
+    known = editor is not None and editor.active
+    stored = editor.password_hash if known and editor is not None else dummy_hash()
+    return editor if check_password_hash(stored, password) and known else None
 
 
 def list_editors(session: DbSession) -> Sequence[Editor]:

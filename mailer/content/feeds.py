@@ -2,8 +2,9 @@
 in one transaction.
 
 feedparser is only ever given bytes (never a URL), so it cannot fetch anything:
-fetching is ours, with a timeout, a size cap, http(s) only (redirects too) and
-conditional GET (ETag / Last-Modified). A feed that is malformed, too large,
+fetching is ours (common/urlsafety.py: public addresses only, after every
+redirect too, one deadline for the whole fetch, a size cap) with conditional
+GET (ETag / Last-Modified). A feed that is malformed, too large,
 mislabelled in its encoding or otherwise unusable imports nothing and leaves a
 clear message in `feeds.last_status` / `last_error`.
 """
@@ -11,10 +12,9 @@ clear message in `feeds.last_status` / `last_error`.
 from __future__ import annotations
 
 import calendar
+import http.client
 import io
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +25,7 @@ import feedparser
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from mailer.common import urlsafety
 from mailer.common.errors import NotFound, ValidationError
 from mailer.common.validation import clean_int, clean_slug, clean_url
 from mailer.content.articles import upsert_article
@@ -63,49 +64,35 @@ class ImportResult:
     not_modified: bool = False
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    max_redirections = 5
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        if not newurl.lower().startswith(("http://", "https://")):
-            raise FeedError(f"redirect to a non-HTTP address refused: {newurl[:200]}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-_opener = urllib.request.build_opener(_HttpOnlyRedirects)
-
-
 def fetch(url: str, *, etag: str = "", last_modified: str = "",
-          timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_FEED_BYTES) -> Fetched:
-    """GET the feed, conditionally; refuse bodies over `max_bytes`."""
-    if not url.lower().startswith(("http://", "https://")):
-        raise FeedError("only http:// and https:// feeds can be fetched")
-    request = urllib.request.Request(url, headers={  # noqa: S310 - scheme checked above
+          timeout: float = FETCH_TIMEOUT, max_bytes: int = MAX_FEED_BYTES,
+          allow_private: bool = False) -> Fetched:
+    """GET the feed, conditionally, from a public address only (see
+    common/urlsafety.py); `timeout` bounds the whole fetch, redirects included."""
+    headers = {
         "User-Agent": USER_AGENT,
         "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5",
-    })
+    }
     if etag:
-        request.add_header("If-None-Match", etag)
+        headers["If-None-Match"] = etag
     if last_modified:
-        request.add_header("If-Modified-Since", last_modified)
+        headers["If-Modified-Since"] = last_modified
     try:
-        with _opener.open(request, timeout=timeout) as response:
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FeedError(f"feed is larger than the {max_bytes // 1024} KB limit")
-            body = response.read(max_bytes + 1)
-            if len(body) > max_bytes:
-                raise FeedError(f"feed is larger than the {max_bytes // 1024} KB limit")
-            return Fetched(body, response.headers.get("Content-Type", ""),
-                           response.headers.get("ETag", ""), response.headers.get("Last-Modified", ""))
-    except urllib.error.HTTPError as exc:
-        if exc.code == 304:
-            return Fetched(None, etag=etag, last_modified=last_modified)
-        raise FeedError(f"HTTP {exc.code} {exc.reason}") from exc
-    except urllib.error.URLError as exc:
-        raise FeedError(f"could not fetch the feed: {exc.reason}") from exc
-    except (TimeoutError, OSError) as exc:
+        answer = urlsafety.fetch(url, headers=headers, total_timeout=timeout, max_bytes=max_bytes,
+                                 allow_private=allow_private)
+    except urlsafety.UnsafeURL as exc:
+        raise FeedError(str(exc)) from exc
+    except urlsafety.FetchError as exc:
         raise FeedError(f"could not fetch the feed: {exc}") from exc
+    if answer.status == 304:
+        return Fetched(None, etag=etag, last_modified=last_modified)
+    if answer.status in urlsafety.REDIRECTS:
+        raise FeedError("too many redirects")
+    if answer.status != 200:
+        reason = http.client.responses.get(answer.status, "")
+        raise FeedError(f"HTTP {answer.status} {reason}".strip())
+    return Fetched(answer.body, answer.headers.get("content-type", ""),
+                   answer.headers.get("etag", ""), answer.headers.get("last-modified", ""))
 
 
 def _when(entry: Mapping[str, Any]) -> datetime | None:
@@ -257,8 +244,8 @@ def parse_category_map(text: object) -> dict[str, str]:
     return mapping
 
 
-def add_feed(session: DbSession, data: Mapping[str, Any], *,
-             insist: bool = False) -> tuple[Feed, ImportResult | None]:
+def add_feed(session: DbSession, data: Mapping[str, Any], *, insist: bool = False,
+             allow_private: bool = False) -> tuple[Feed, ImportResult | None]:
     """Add a feed from the console: its first fetch must work, or nothing is saved
     (ValidationError naming the `url` field with the reason) unless `insist`, which
     saves it with the error shown as its status. On success its items are imported
@@ -271,7 +258,7 @@ def add_feed(session: DbSession, data: Mapping[str, Any], *,
     parsed: ParsedFeed | None = None
     fetched: Fetched | None = None
     try:
-        fetched = fetch(url)
+        fetched = fetch(url, allow_private=allow_private)
         parsed = parse_feed(fetched.body or b"", fetched.content_type)
     except FeedError as exc:
         problem = str(exc)
@@ -333,7 +320,7 @@ def delete_feed(session: DbSession, feed_id: int) -> None:
 
 
 def poll_feed(session: DbSession, feed_id: int, *, timeout: float = FETCH_TIMEOUT,
-              max_bytes: int = MAX_FEED_BYTES) -> ImportResult | None:
+              max_bytes: int = MAX_FEED_BYTES, allow_private: bool = False) -> ImportResult | None:
     """Fetch and import one feed now; the outcome is recorded on the feed.
     Returns None when the feed is gone or failed (see `last_error`)."""
     feed = session.get(Feed, feed_id)
@@ -342,7 +329,8 @@ def poll_feed(session: DbSession, feed_id: int, *, timeout: float = FETCH_TIMEOU
     url, etag, modified = feed.url, feed.etag, feed.last_modified
     now = utcnow()
     try:
-        fetched = fetch(url, etag=etag, last_modified=modified, timeout=timeout, max_bytes=max_bytes)
+        fetched = fetch(url, etag=etag, last_modified=modified, timeout=timeout, max_bytes=max_bytes,
+                        allow_private=allow_private)
         if fetched.body is None:
             result = ImportResult(0, 0, not_modified=True)
         else:
@@ -356,6 +344,13 @@ def poll_feed(session: DbSession, feed_id: int, *, timeout: float = FETCH_TIMEOU
         session.rollback()
         _record(session, feed_id, now, status="error", error=str(exc)[:2000])
         log.info("feed %s: %s", url, exc)
+        return None
+    except Exception:
+        # Whatever a hostile feed manages to break, the feed records an error and
+        # is polled again later: it never stays stuck, and nobody sees a 500.
+        session.rollback()
+        log.exception("feed %s: unexpected failure", url)
+        _record(session, feed_id, now, status="error", error="the feed could not be read")
         return None
     feed.last_status = "ok"
     feed.last_error = ""

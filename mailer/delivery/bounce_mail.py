@@ -31,6 +31,7 @@ from mailer.delivery.mailbox import Fetched, Mailbox, MailboxError, open_mailbox
 from mailer.mail.messages import delivery_of_token, message_id
 from mailer.models import Delivery, DeliveryStatus, Reader, ReaderEvent, utcnow
 from mailer.models.base import DbSession
+from mailer.readers.links import nonce_lookup
 from mailer.readers.subscriptions import unsubscribe
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,8 @@ class BounceReader:
             " ".join(_header(msg, h) for h in ("To", "Delivered-To", "X-Original-To")))
         for token in candidates:
             try:
-                reader_id = self.tokens.reader_id(Purpose.UNSUBSCRIBE, token)
+                reader_id = self.tokens.reader_id(Purpose.UNSUBSCRIBE, token,
+                                                  nonce_lookup(self.session))
             except TokenError:
                 continue
             if unsubscribe(self.session, reader_id, source="mailto") is not None:

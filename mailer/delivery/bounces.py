@@ -8,7 +8,6 @@ counted. Applying the same event twice changes nothing the second time.
 
 from __future__ import annotations
 
-import json
 import re
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from mailer.common import safejson
 from mailer.common.errors import ValidationError
 from mailer.delivery.sns import is_sns_url
 from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
@@ -50,7 +50,7 @@ def _text(value: object, limit: int = 300) -> str:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return safejson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationError("The body is not valid JSON.", {"body": "invalid JSON"}) from exc
 

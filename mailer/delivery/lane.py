@@ -85,12 +85,13 @@ class SkeletonCache:
 
 
 def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Recipient:
-    unsub = tokens.reader_token(Purpose.UNSUBSCRIBE, reader.id)
-    prefs = tokens.reader_token(Purpose.PREFERENCES, reader.id)
+    unsub = tokens.reader_token(Purpose.UNSUBSCRIBE, reader.id, reader.token_nonce)
+    prefs = tokens.reader_token(Purpose.PREFERENCES, reader.id, reader.token_nonce)
     return Recipient(
         reader_id=reader.id,
         email=reader.email,
         name=reader.name,
+        token_nonce=reader.token_nonce,
         unsubscribe_url=f"{settings.base_url}/unsubscribe/{unsub}",
         preferences_url=f"{settings.base_url}/preferences/{prefs}",
         unsubscribe_token=unsub,
@@ -150,7 +151,8 @@ def run_lane(
             readers = {
                 r.id: ReaderRow(*r)
                 for r in session.execute(
-                    select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency)
+                    select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency,
+                           Reader.token_nonce)
                     .where(Reader.id.in_([r[1] for r in rows]))
                 )
             }

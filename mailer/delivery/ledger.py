@@ -80,6 +80,7 @@ class ReaderRow(NamedTuple):
     name: str
     status: str
     frequency: str
+    token_nonce: str = ""  # signed into the reader's links (see common/tokens.py)
 
 
 def backoff_seconds(attempts: int, base: float) -> float:

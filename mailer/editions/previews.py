@@ -8,6 +8,7 @@ and reports the size against Gmail's clipping limit.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -150,9 +151,11 @@ def preview_page(preview: Preview, width: str = "desktop") -> str:
 
 
 def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id: object,
-              addresses: object) -> dict[str, str]:
+              addresses: object, spend: Callable[[int], None] | None = None) -> dict[str, str]:
     """Send the digest's preview to a few addresses, marked as a test.
-    Returns {address: result}. No ledger rows: test copies are not deliveries."""
+    Returns {address: result}. No ledger rows: test copies are not deliveries.
+    `spend(n)` is called with the number of addresses before anything is sent
+    (the caller's hourly cap; it raises to refuse)."""
     if isinstance(addresses, str):
         addresses = [a.strip() for a in addresses.replace(";", ",").replace("\n", ",").split(",")
                      if a.strip()]
@@ -164,6 +167,8 @@ def test_send(session: DbSession, settings: Settings, sender: Sender, digest_id:
                               {"addresses": "too many"})
     clean = [clean_email(a, "addresses") for a in addresses]
     preview = preview_digest(session, settings, digest_id)
+    if spend is not None:
+        spend(len(clean))
     skeleton = MessageSkeleton(
         subject=f"[Test] {preview.subject}",
         html=preview.compiled_html,

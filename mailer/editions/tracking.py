@@ -24,6 +24,7 @@ from sqlalchemy import exists, select
 from mailer.common.tokens import parse_click, parse_open
 from mailer.models import Article, Delivery, EditionLink, ReaderEvent, utcnow
 from mailer.models.base import DbSession
+from mailer.readers import nonce_lookup
 
 TRACK_FIELD = "track"
 PLACEHOLDER = f"%%{TRACK_FIELD}%%"
@@ -118,7 +119,7 @@ def _sent_at(session: DbSession, edition_id: int, reader_id: int) -> tuple[bool,
 def record_open(session: DbSession, secret: str, token: str, *, method: str,
                 headers: Mapping[str, str], now: datetime | None = None) -> str:
     """Count an open (the first per reader and edition). Returns what happened."""
-    parsed = parse_open(secret, token)
+    parsed = parse_open(secret, token, nonce_lookup(session))
     if parsed is None or not parsed.signed:
         return "invalid"
     now = now or utcnow()
@@ -146,7 +147,7 @@ def resolve_click(session: DbSession, secret: str, token: str, *, method: str,
                   headers: Mapping[str, str], now: datetime | None = None) -> str | None:
     """The stored URL to redirect to, or None (unknown token or link). Counts the
     click when the token is signed and the hit does not look automated."""
-    parsed = parse_click(secret, token)
+    parsed = parse_click(secret, token, nonce_lookup(session))
     if parsed is None:
         return None
     link = session.get(EditionLink, parsed.link_id)

@@ -318,6 +318,7 @@ class Recipient:
     preferences_url: str
     # Put in the subject of the List-Unsubscribe mailto: mail to it names the reader.
     unsubscribe_token: str = ""
+    token_nonce: str = ""  # the reader's, signed into tracking links
 
     def values(self) -> dict[str, str]:
         name = header_safe(self.name)
@@ -431,7 +432,8 @@ class MessageSkeleton:
     def render(self, rcpt: Recipient) -> bytes:
         values = rcpt.values()
         if self.tracked:
-            values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id)
+            values["track"] = track_value(self.secret, self.edition_id, rcpt.reader_id,
+                                          rcpt.token_nonce)
         unsubscribe = ""
         if self.list_headers:
             unsubscribe = f"<{quote(header_safe(rcpt.unsubscribe_url), safe=_URL_SAFE)}>"

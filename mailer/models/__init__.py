@@ -12,7 +12,14 @@ from mailer.models.editions import (
     EditionVariant,
     variant_articles,
 )
-from mailer.models.editors import ApiToken, Editor, Role
+from mailer.models.editors import (
+    ApiToken,
+    AuditEvent,
+    Editor,
+    EditorSession,
+    LoginThrottle,
+    Role,
+)
 from mailer.models.publication import PUBLICATION_ROW_ID, PublicationSettings
 from mailer.models.readers import (
     Frequency,
@@ -29,6 +36,7 @@ __all__ = [
     "PUBLICATION_ROW_ID",
     "ApiToken",
     "Article",
+    "AuditEvent",
     "Base",
     "Delivery",
     "DeliveryStatus",
@@ -39,8 +47,10 @@ __all__ = [
     "EditionStatus",
     "EditionVariant",
     "Editor",
+    "EditorSession",
     "Feed",
     "Frequency",
+    "LoginThrottle",
     "PublicationSettings",
     "Reader",
     "ReaderEvent",

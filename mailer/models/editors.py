@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from enum import StrEnum, nonmember
+from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, utcnow
@@ -66,7 +67,53 @@ class ApiToken(Base):
     editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200), default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    # read, write or admin; what the token may do is also capped by its owner's
+    # role at the time of use. Tokens from before scopes existed are "admin".
+    scope: Mapped[str] = mapped_column(String(10), default="write", server_default="admin")
     prefix: Mapped[str] = mapped_column(String(12), default="")  # shown to tell tokens apart
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class LoginThrottle(Base):
+    """Failed console logins per address (known or not, so the throttle itself
+    tells nobody which addresses have accounts); the address is kept only as a hash."""
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime | None]
+    blocked_until: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]
+
+
+class EditorSession(Base):
+    """A console login, so logging out ends it on the server: a copied session
+    cookie stops working. The cookie holds the id; only its hash is stored."""
+
+    __tablename__ = "editor_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"),
+                                           index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """What editors and API tokens did: logins, sends, settings, tokens, roles,
+    exports. Append-only; admins read and export it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(320), default="")  # address or "API token mlr_…"
+    action: Mapped[str] = mapped_column(String(80))
+    target: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum, nonmember
 from typing import Any
@@ -45,12 +46,19 @@ class Topic(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def new_token_nonce() -> str:
+    return secrets.token_hex(8)
+
+
 class Reader(Base):
     __tablename__ = "readers"
     __table_args__ = (
         # The confirmation drain's read: pending readers by request time only.
         Index("ix_readers_confirmation_due", "confirmation_sent_at",
               postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+        # Links and tokens name readers by id: an erased reader's id is never handed
+        # to the next subscriber (SQLite would otherwise reuse the highest one).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -63,6 +71,11 @@ class Reader(Base):
     frequency: Mapped[str] = mapped_column(String(20), default=Frequency.IMMEDIATE)
     # Changing it invalidates every confirmation link issued before.
     confirm_nonce: Mapped[str] = mapped_column(String(32), default="")
+    # Signed into every link that never expires (unsubscribe, preferences,
+    # tracking): it dies with the row, and the links with it. Empty only for
+    # readers from before it existed, whose links are signed as they always were.
+    token_nonce: Mapped[str] = mapped_column(String(32), default=new_token_nonce,
+                                             server_default="")
     consent_at: Mapped[datetime | None]
     consent_source: Mapped[str] = mapped_column(String(200), default="")
     consent_ip: Mapped[str] = mapped_column(String(64), default="")

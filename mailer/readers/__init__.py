@@ -7,6 +7,7 @@ from mailer.readers.address_change import (
     request_change,
 )
 from mailer.readers.confirmations import (
+    build_message,
     confirmations_due,
     reader_links_due,
     send_due_confirmations,
@@ -16,6 +17,11 @@ from mailer.readers.confirmations import (
 from mailer.readers.import_export import (
     export_readers,
     import_readers,
+)
+from mailer.readers.links import (
+    nonce_lookup,
+    reader_for_token,
+    reader_link_token,
 )
 from mailer.readers.privacy import (
     erase_reader,
@@ -48,6 +54,7 @@ __all__ = [
     "PAUSE_DAYS",
     "UNSUBSCRIBE_REASONS",
     "Publication",
+    "build_message",
     "confirm",
     "confirm_change",
     "confirmations_due",
@@ -57,7 +64,10 @@ __all__ = [
     "import_readers",
     "keep_reader",
     "load_publication",
+    "nonce_lookup",
     "publication_defaults",
+    "reader_for_token",
+    "reader_link_token",
     "reader_links_due",
     "request_change",
     "request_link",

@@ -25,8 +25,9 @@ CHANGE_EMAIL_INTERVAL = timedelta(hours=1)
 
 def request_change(session: DbSession, reader_id: int, new_email: object,
                    now: datetime | None = None) -> bool:
-    """Ask to move `reader_id` to `new_email`. Returns whether an email was queued.
-    The caller answers the same either way. Commits."""
+    """Ask to move `reader_id` to `new_email`. Returns whether an email task was
+    queued (it mails only an address that is free). The caller answers the same
+    either way. Commits."""
     now = now or utcnow()
     address = clean_email(new_email)
     reader = session.get(Reader, reader_id)
@@ -34,11 +35,9 @@ def request_change(session: DbSession, reader_id: int, new_email: object,
         raise ValidationError("Only an active subscription can change its address.", status=409)
     if email_key(address) == reader.email_key:
         raise ValidationError("That is already your address.", {"email": "unchanged"})
-    taken = session.scalar(select(Reader.id).where(Reader.email_key == email_key(address)))
-    if taken is not None or is_suppressed(session, address):
-        # Say nothing about other people's addresses; the change simply never happens.
-        session.rollback()
-        return False
+    # The same writes, the same answer and the same page whether or not the new
+    # address is someone else's or suppressed: the preference centre must not tell
+    # who reads us. The email task checks again and mails only a free address.
     reader.pending_email = address
     session.add(ReaderEvent(reader_id=reader.id, kind="email-change-requested", detail={}))
     claimed = session.execute(
@@ -53,6 +52,17 @@ def request_change(session: DbSession, reader_id: int, new_email: object,
         enqueue_on_commit(session, TaskName.SEND_EMAIL_CHANGE, reader.id)
     session.commit()
     return bool(claimed)
+
+
+def change_allowed(session: DbSession, reader: Reader) -> bool:
+    """Whether the address `reader` asked to move to may be mailed: not another
+    reader's, not suppressed."""
+    new = reader.pending_email
+    if not new:
+        return False
+    taken = session.scalar(select(Reader.id).where(Reader.email_key == email_key(new),
+                                                   Reader.id != reader.id))
+    return taken is None and not is_suppressed(session, new)
 
 
 def change_token(tokens: Tokens, reader: Reader) -> str:

@@ -4,6 +4,7 @@ with the standard library from the same template sets."""
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from mailer.mail.rendering import compile_email
 from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
-from mailer.readers.address_change import change_token
+from mailer.readers.address_change import change_allowed, change_token
 from mailer.readers.publication import Publication, load_publication, publication_defaults
 from mailer.readers.subscriptions import confirmation_token
 
@@ -37,6 +38,21 @@ def _skeleton(template: str, base_url: str, mail_from: str, reply_to: str, secre
                            mail_from=publication.from_header(mail_from), reply_to=reply_to,
                            secret=secret, edition_id=0, feedback_id=feedback, dkim=dkim,
                            one_off=True)
+
+
+# What a name may look like in an email to an address nobody has confirmed yet:
+# a signup form is otherwise a way to mail any text (a link, an advert) to anyone.
+MAX_UNCONFIRMED_NAME = 40
+_LINK_LIKE = re.compile(r"://|www\.|@|[a-z0-9-]\.[a-z]{2,}\b|[<>\[\]{}]", re.IGNORECASE)
+
+
+def unconfirmed_name(name: str) -> str:
+    """The reader's name if it is short and carries no link, else "" (the email
+    then just says "Hello,")."""
+    name = header_safe(name)
+    if len(name) > MAX_UNCONFIRMED_NAME or _LINK_LIKE.search(name):
+        return ""
+    return name
 
 
 def _values(name: str, email: str, link: str) -> dict[str, str]:
@@ -67,8 +83,9 @@ def send_confirmation(
     if reader is None:
         return None
     confirm_url = f"{settings.base_url}/confirm/{confirmation_token(tokens, reader)}"
-    data = build_message(settings, reader.name, reader.email, "confirm",
-                         _values(reader.name, reader.email, confirm_url),
+    name = unconfirmed_name(reader.name)
+    data = build_message(settings, name, reader.email, "confirm",
+                         _values(name, reader.email, confirm_url),
                          load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.confirmation_mailed_at,
                             sender.send(envelope_sender(settings), reader.email, data))
@@ -120,11 +137,12 @@ def send_email_change(
                          (Reader.status == ReaderStatus.CONFIRMED) & (Reader.pending_email != "")):
         return None
     reader = session.get(Reader, reader_id)
-    if reader is None or not reader.pending_email:
+    if reader is None or not reader.pending_email or not change_allowed(session, reader):
         return None
     url = f"{settings.base_url}/change-email/{change_token(tokens, reader)}"
-    data = build_message(settings, reader.name, reader.pending_email, "change-email",
-                         _values(reader.name, reader.pending_email, url),
+    name = unconfirmed_name(reader.name)
+    data = build_message(settings, name, reader.pending_email, "change-email",
+                         _values(name, reader.pending_email, url),
                          load_publication(session, settings))
     return _sent_or_release(session, reader_id, Reader.email_change_mailed_at,
                             sender.send(envelope_sender(settings), reader.pending_email,

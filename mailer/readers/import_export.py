@@ -193,12 +193,13 @@ def export_readers(session: DbSession) -> Iterator[str]:
         if not batch:
             return
         for r in batch:
-            writer.writerow([
-                r.email, _cell(r.name), " ".join(sorted(t.slug for t in r.topics)), r.frequency,
+            # Every cell, the address included (`=1+1@example.org` is a valid address).
+            writer.writerow([_cell(value) for value in (
+                r.email, r.name, " ".join(sorted(t.slug for t in r.topics)), r.frequency,
                 r.status, r.consent_at.isoformat() if r.consent_at else "",
-                _cell(r.consent_source), r.confirmed_at.isoformat() if r.confirmed_at else "",
+                r.consent_source, r.confirmed_at.isoformat() if r.confirmed_at else "",
                 r.created_at.isoformat() if r.created_at else "",
-            ])
+            )])
         last_id = batch[-1].id
         session.expunge_all()
         yield flush()

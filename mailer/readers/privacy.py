@@ -60,9 +60,9 @@ def erase_reader(session: DbSession, reader_id: int) -> None:
     reader = session.get(Reader, reader_id)
     if reader is None:
         raise NotFound("Unknown reader.")
+    # Only the confirmed address: a pending one is merely what was typed, and
+    # suppressing it would let anyone block any address (even another reader's).
     suppress(session, reader.email, SuppressionReason.ERASED)
-    if reader.pending_email:
-        suppress(session, reader.pending_email, SuppressionReason.ERASED)
     # Events keep their kind and time (counts), lose who and anything personal.
     session.execute(
         update(ReaderEvent).where(ReaderEvent.reader_id == reader_id)

@@ -42,6 +42,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.models.base import DbSession, UTCDateTime
+from mailer.models.readers import new_token_nonce
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 # "Email me a new link" and a repeated signup of a confirmed reader: at most one
@@ -232,7 +233,8 @@ def _new_reader_statement() -> Select[Any]:
     row = select(
         bindparam("email", type_=String), bindparam("email_key", type_=String),
         bindparam("name", type_=String), bindparam("frequency", type_=String),
-        literal(ReaderStatus.PENDING, String), bindparam("nonce", type_=String), now,
+        literal(ReaderStatus.PENDING, String), bindparam("nonce", type_=String),
+        bindparam("token_nonce", type_=String), now,
         bindparam("source", type_=String), bindparam("ip", type_=String),
         # A brand-new row has sent nothing yet: it takes the hour's confirmation slot.
         now, now,
@@ -240,8 +242,8 @@ def _new_reader_statement() -> Select[Any]:
     new_reader = (
         pg_insert(readers)
         .from_select(["email", "email_key", "name", "frequency", "status", "confirm_nonce",
-                      "consent_at", "consent_source", "consent_ip", "confirmation_sent_at",
-                      "created_at"], row, include_defaults=False)
+                      "token_nonce", "consent_at", "consent_source", "consent_ip",
+                      "confirmation_sent_at", "created_at"], row, include_defaults=False)
         .on_conflict_do_nothing(index_elements=["email_key"])
         .returning(readers.c.id)
         .cte("new_reader")
@@ -278,6 +280,7 @@ def _insert_new_reader_pg(session: DbSession, address: str, name: str, frequency
     reader_id, was_suppressed = session.execute(_new_reader_statement(), {
         "email": address, "email_key": email_key(address), "hash": email_hash(address),
         "name": name, "frequency": frequency, "nonce": secrets.token_hex(8), "now": now,
+        "token_nonce": new_token_nonce(),
         "source": source, "ip": ip[:64], "topic_ids": topic_ids,
         "detail": {"source": source, "ip": ip[:64], "confirmed": False},
     }).one()

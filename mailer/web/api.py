@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from pydantic import BaseModel
 from pydantic import ValidationError as SchemaError
 
 from mailer.common import NotFound, ValidationError
-from mailer.console import check_token
+from mailer.console import check_token, scope_allows
 from mailer.content import MAX_ID
 from mailer.extensions import csrf, db
 from mailer.runtime import runtime
@@ -58,14 +58,31 @@ class Operation:
 
 
 def authenticate() -> tuple[Response, int] | None:
+    """Bearer token, and its scope (capped by its owner's current role): `read`
+    for GET, `write` for anything else; admin routes also call require_scope."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not check_token(
-        db.session, token.strip(), runtime().settings.api_token
-    ):
+    scope = None
+    if scheme.lower() == "bearer":
+        scope = check_token(db.session, token.strip(), runtime().settings.api_token)
+    if scope is None:
         return jsonify(error="missing or invalid API token",
                        fields={"Authorization": "Bearer token required"}), 401
+    g.api_scope = scope
+    needed = "read" if request.method in ("GET", "HEAD", "OPTIONS") else "write"
+    if not scope_allows(scope, needed):
+        return _scope_error(needed)
     return None
+
+
+def _scope_error(needed: str) -> tuple[Response, int]:
+    return jsonify(error=f"this token's scope does not allow this (needs {needed})",
+                   fields={"Authorization": f"a token with scope {needed} is required"}), 403
+
+
+def require_scope(needed: str) -> tuple[Response, int] | None:
+    """For admin-only routes: `if (denied := require_scope("admin")): return denied`."""
+    return None if scope_allows(g.get("api_scope"), needed) else _scope_error(needed)
 
 
 def api_blueprint(name: str) -> Blueprint:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Response
+import hashlib
+from functools import partial
+
+from flask import Response, request
 from sqlalchemy import select
 
 from mailer import editions as editions_service
+from mailer.console import spend_test_sends
 from mailer.content import digest_json, find_digest, save_digest
 from mailer.extensions import db
 from mailer.mail import digest_layouts
@@ -84,8 +88,11 @@ def preview_digest(digest_id: int, query: PreviewQuery) -> PreviewOut | Response
        body=SendTestIn, ok={200: SendTestOut})
 def test_send(digest_id: int, body: SendTestIn) -> SendTestOut:
     rt = runtime()
+    # Capped per token (hashed) per hour, across processes.
+    actor = "api:" + hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:16]
     results = editions_service.test_send(db.session, rt.settings, rt.sender(), digest_id,
-                                         body.addresses)
+                                         body.addresses,
+                                         spend=partial(spend_test_sends, rt.settings, actor))
     return SendTestOut(results=results)
 
 

@@ -8,6 +8,7 @@ from mailer import content as content_service
 from mailer.common import NotFound, clean_url
 from mailer.extensions import db
 from mailer.models import Feed
+from mailer.runtime import runtime
 from mailer.web.api import api_blueprint, given, route
 from mailer.web.api_schemas import FeedIn, FeedList, FeedOut, FeedPolled
 
@@ -36,7 +37,8 @@ def poll_feed(feed_id: int) -> FeedPolled:
         raise NotFound(f"No feed {feed_id}.")
     feed.next_poll_at = None
     db.session.commit()
-    result = content_service.poll_feed(db.session, feed_id)
+    result = content_service.poll_feed(db.session, feed_id,
+                                       allow_private=runtime().settings.allow_private_urls)
     db.session.expire_all()
     data = content_service.feed_json(db.session.get(Feed, feed_id))  # type: ignore[arg-type]
     data["imported_now"] = result.imported if result else 0

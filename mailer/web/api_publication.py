@@ -3,13 +3,13 @@ language), read by any token and changed by an admin's."""
 
 from __future__ import annotations
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
-from mailer.console import publication_json, token_is_admin, update_publication
+from mailer.console import publication_json, update_publication
 from mailer.extensions import db
 from mailer.readers import load_publication
 from mailer.runtime import runtime
-from mailer.web.api import api_blueprint, given, route
+from mailer.web.api import api_blueprint, given, require_scope, route
 from mailer.web.api_schemas import Error, PublicationIn, PublicationOut
 
 api_publication = api_blueprint("api_publication")
@@ -26,8 +26,7 @@ def get_publication() -> PublicationOut:
        body=PublicationIn, ok={200: PublicationOut}, errors={403: Error, 422: Error})
 def put_publication(body: PublicationIn) -> PublicationOut | tuple[Response, int]:
     settings = runtime().settings
-    _, _, token = request.headers.get("Authorization", "").partition(" ")
-    if not token_is_admin(db.session, token.strip(), settings.api_token):
+    if require_scope("admin") is not None:
         return jsonify(error="only an admin's token may change the publication settings",
                        fields={"Authorization": "admin token required"}), 403
     updated = update_publication(db.session, settings, given(body), updated_by="api")

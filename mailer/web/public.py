@@ -41,6 +41,8 @@ from mailer.readers import (
     confirm_change,
     erase_reader,
     export_reader,
+    reader_for_token,
+    reader_link_token,
     request_change,
 )
 from mailer.runtime import runtime
@@ -197,7 +199,7 @@ def confirm(token: str) -> str:
         return render_template("message.html", title="Already confirmed",
                                message="This link was already used: your subscription is active. "
                                        "Every digest has a link to your preferences.")
-    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": result.reader.id})
+    prefs = reader_link_token(runtime().tokens, Purpose.PREFERENCES, result.reader)
     return render_template("message.html", title="You are subscribed",
                            message="Thank you: your subscription is confirmed.",
                            link=(url_for("public.preferences", token=prefs),
@@ -207,18 +209,14 @@ def confirm(token: str) -> str:
 @public.get("/change-email/<token>")
 def change_email(token: str) -> str:
     reader = confirm_change(db.session, runtime().tokens, token)
-    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id})
+    prefs = reader_link_token(runtime().tokens, Purpose.PREFERENCES, reader)
     return render_template("message.html", title="Address changed",
                            message=f"Your digests now go to {reader.email}.",
                            link=(url_for("public.preferences", token=prefs), "Your preferences"))
 
 
 def _unsubscribe_reader(token: str) -> Reader:
-    reader_id = runtime().tokens.reader_id(Purpose.UNSUBSCRIBE, token)
-    reader = db.session.get(Reader, reader_id)
-    if reader is None:
-        raise TokenError("This link is no longer valid.")
-    return reader
+    return reader_for_token(db.session, runtime().tokens, Purpose.UNSUBSCRIBE, token)
 
 
 def _unsubscribe_page(reader: Reader, token: str, **extra: object) -> str:
@@ -252,26 +250,23 @@ def unsubscribe_keep(token: str) -> tuple[str, int] | str:
 @public.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058 one-click: the signed token is the authorisation
 def unsubscribe(token: str) -> tuple[str, int] | str:
-    reader_id = runtime().tokens.reader_id(Purpose.UNSUBSCRIBE, token)
+    reader = _unsubscribe_reader(token)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     email = readers_service.unsubscribe_by_link(
-        db.session, reader_id,
+        db.session, reader.id,
         source="one-click" if one_click else "page",
         reason="" if one_click else request.form.get("reason", ""),
         comment="" if one_click else request.form.get("comment", ""),
     )
     if email is None:
         raise TokenError("This link is no longer valid.")
-    prefs = runtime().tokens.make(Purpose.PREFERENCES, {"r": reader_id})
+    prefs = reader_link_token(runtime().tokens, Purpose.PREFERENCES, reader)
     return render_template("unsubscribe.html", email=email, token=token, done=True,
                            prefs_token=prefs)
 
 
 def _preferences_reader(token: str) -> Reader:
-    reader = db.session.get(Reader, runtime().tokens.reader_id(Purpose.PREFERENCES, token))
-    if reader is None:
-        raise TokenError("This link is no longer valid.")
-    return reader
+    return reader_for_token(db.session, runtime().tokens, Purpose.PREFERENCES, token)
 
 
 @public.get("/preferences/<token>/data.json")
@@ -327,7 +322,8 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
     return render_template("preferences.html", reader=reader, topics=_topics(), token=token,
                            frequencies=FREQUENCY_LABELS, message=message, errors=errors,
                            chosen={t.slug for t in reader.topics},
-                           unsubscribe_token=runtime().tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id}),
+                           unsubscribe_token=reader_link_token(runtime().tokens, Purpose.UNSUBSCRIBE,
+                                                              reader),
                            subscribed=reader.status == ReaderStatus.CONFIRMED), status
 
 

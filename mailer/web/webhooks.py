@@ -4,7 +4,7 @@ and POST /webhooks/ses (Amazon SES notifications delivered by SNS).
 Not browser forms, so CSRF-exempt; authenticated instead by the shared secret
 MAILER_BOUNCE_WEBHOOK_SECRET, given as `Authorization: Bearer <secret>`, an
 `X-Webhook-Secret` header, the password of HTTP basic auth (how SNS sends it:
-`https://user:<secret>@host/webhooks/ses`) or a `secret` query parameter.
+`https://user:<secret>@host/webhooks/ses`); never in the query string (access logs).
 `/webhooks/ses` also accepts, without a secret, messages whose SNS signature
 checks out for a topic listed in MAILER_SNS_TOPIC_ARNS (services/py).
 Configured with neither, both endpoints refuse everything.
@@ -42,7 +42,8 @@ def _presented_secret() -> str:
         return auth[7:].strip()
     if request.authorization is not None and request.authorization.password:
         return request.authorization.password
-    return request.headers.get("X-Webhook-Secret") or request.args.get("secret", "")
+    # Headers only: a secret in the query string ends up in access logs.
+    return request.headers.get("X-Webhook-Secret", "")
 
 
 @webhooks.before_request

@@ -1,7 +1,7 @@
 """publication settings, digest intro/section order/archive, edition dropped stories
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-29 13:30:00
 
 The publication's identity lives in a single-row table (NULL = environment
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

@@ -56,7 +56,9 @@ def site(request: pytest.FixtureRequest, tmp_path: Path,
         settings = {"MAILER_INSTANCE_PATH": str(instance), "MAILER_SECRET_KEY": "browser-secret",
                     "MAILER_API_TOKEN": API_TOKEN, "MAILER_BASE_URL": base_url,
                     "MAILER_FROM": "Harbour News <news@mailer.test>", "MAILER_SMTP_URL": smtp.url,
-                    "MAILER_QUEUE": f"browser-{uuid.uuid4().hex[:8]}", **backends}
+                    "MAILER_QUEUE": f"browser-{uuid.uuid4().hex[:8]}",
+                    "MAILER_ALLOW_PRIVATE_URLS": "1",  # the feed server of the tests is on loopback
+                    **backends}
         env = processes.environment(settings)
         release = processes.flask(env, "db", "upgrade")
         assert release.returncode == 0, release.stderr

@@ -15,7 +15,8 @@ from tests.support.feedserver import FeedServer
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
+def server(settings_override) -> Iterator[FeedServer]:  # type: ignore[no-untyped-def]
+    settings_override(allow_private_urls=True)  # the test's feed server is on loopback
     with FeedServer() as s:
         yield s
 

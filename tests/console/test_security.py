@@ -19,7 +19,8 @@ from tests.console.world import build_world
 
 # Pages a viewer may not open (they only serve changes); the login page sends
 # a logged-in editor on.
-VIEWER_GET = {"console.login": 302, "console.tokens": 403, "console.digest_new": 403,
+VIEWER_GET = {"console.login": 302, "console.digest_new": 403, "console.audit_log": 403,
+              "console.audit_export": 403,
               "console.editors": 403}
 # Sent with every POST: enough for any form to change something if it were let through
 # (an account's role, state and password included).
@@ -134,7 +135,7 @@ def test_every_state_changing_route_refuses_a_request_without_csrf(app, admin, w
 def _arbitrary_targets(world, secret: str, other_link: int) -> list[str]:  # type: ignore[no-untyped-def]
     rnd = random.Random(6)
     e, reader = world.edition_id, world.reader_id
-    good = tokens.track_value(secret, e, reader)
+    good = tokens.track_value(secret, e, reader, world.reader_nonce)
     hostile = ["https://evil.example/", "//evil.example", "/\\evil.example", "javascript:alert(1)",
                "http:evil.example", "%2F%2Fevil.example", "https:%2F%2Fevil.example", "..%2F..%2Fevil",
                "\x00", "évil", " ", "."]

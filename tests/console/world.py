@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mailer import delivery, editions
 from mailer.console.api_tokens import create_token
-from mailer.models import ApiToken, Edition, EditionLink, Feed, ReaderEvent
+from mailer.models import ApiToken, Edition, EditionLink, Feed, Reader, ReaderEvent
 from mailer.runtime import Runtime
 from tests.support import factories
 
@@ -27,6 +27,7 @@ class World:
     link_ids: list[int]
     editor_id: int = 0  # an account for the /console/editors/<id> routes; set by the caller
     feed_id: int = 0
+    reader_nonce: str = ""  # signed into the reader's tracking links
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
@@ -73,4 +74,4 @@ def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
     session.add(feed)
     session.commit()
     return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links,
-                 feed_id=feed.id)
+                 feed_id=feed.id, reader_nonce=session.get(Reader, reader.id).token_nonce)

@@ -31,13 +31,13 @@ def server() -> Iterator[FeedServer]:
 def test_a_feed_that_reads_is_saved_with_its_articles(session, server, dispatch):
     factories.topic(session, "transport", "Transport")
     url = server.serve("/rss", RSS, etag='"v1"')
-    feed, result = add_feed(session, {"url": url, "category_map": {"Transport": "transport"}})
+    feed, result = add_feed(session, {"url": url, "category_map": {"Transport": "transport"}}, allow_private=True)
     assert result is not None and (result.imported, result.created) == (2, 2)
     assert (feed.title, feed.last_status, feed.last_error, feed.etag) == ("Harbour Gazette", "ok", "", '"v1"')
     ferry = session.scalar(select(Article).where(Article.url == "https://gazette.example.org/ferry"))
     assert ferry.feed_id == feed.id and [t.slug for t in ferry.topics] == ["transport"]
     with pytest.raises(ValidationError) as exc:
-        add_feed(session, {"url": url})
+        add_feed(session, {"url": url}, allow_private=True)
     assert "already" in exc.value.fields["url"]
 
 
@@ -46,10 +46,10 @@ def test_a_feed_that_reads_is_saved_with_its_articles(session, server, dispatch)
 def test_a_feed_that_fails_saves_nothing_unless_the_editor_insists(session, server, page):
     url = server.serve("/bad", **page)
     with pytest.raises(FirstFetchFailed) as exc:
-        add_feed(session, {"url": url})
+        add_feed(session, {"url": url}, allow_private=True)
     assert exc.value.fields["url"].startswith("the first fetch failed")
     assert session.scalar(select(func.count(Feed.id))) == 0
-    feed, result = add_feed(session, {"url": url}, insist=True)
+    feed, result = add_feed(session, {"url": url}, insist=True, allow_private=True)
     assert result is None and feed.last_status == "error" and feed.last_error
     assert session.scalar(select(func.count(Feed.id))) == 1
 
@@ -57,7 +57,7 @@ def test_a_feed_that_fails_saves_nothing_unless_the_editor_insists(session, serv
 def test_unknown_topic_in_the_mapping_saves_nothing(session, server):
     url = server.serve("/rss", RSS)
     with pytest.raises(ValidationError) as exc:
-        add_feed(session, {"url": url, "category_map": {"Transport": "nope"}})
+        add_feed(session, {"url": url, "category_map": {"Transport": "nope"}}, allow_private=True)
     assert "topics" in exc.value.fields
     assert session.scalar(select(func.count(Feed.id))) == 0
     assert session.scalar(select(func.count(Article.id))) == 0

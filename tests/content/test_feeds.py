@@ -112,7 +112,7 @@ def test_rss_import_maps_categories_sanitises_and_uses_conditional_get(session, 
     url = server.serve("/rss.xml", RSS, etag='"v1"', last_modified="Tue, 24 Nov 2026 10:00:00 GMT")
     feed = feeds.save_feed(session, {"url": url, "category_map": {"transport": "transport",
                                                                    "POLITICS": "politics"}})
-    result = feeds.poll_feed(session, feed.id)
+    result = feeds.poll_feed(session, feed.id, allow_private=True)
     assert (result.imported, result.created) == (2, 2)
     got = articles(session)
     ferry = got["https://gazette.example.org/ferry"]
@@ -125,7 +125,7 @@ def test_rss_import_maps_categories_sanitises_and_uses_conditional_get(session, 
     session.refresh(feed)
     assert (feed.last_status, feed.etag, feed.title) == ("ok", '"v1"', "Harbour Gazette")
 
-    again = feeds.poll_feed(session, feed.id)
+    again = feeds.poll_feed(session, feed.id, allow_private=True)
     assert again.not_modified
     _path, headers = server.requests[-1]
     assert headers.get("If-None-Match") == '"v1"'
@@ -134,7 +134,7 @@ def test_rss_import_maps_categories_sanitises_and_uses_conditional_get(session, 
     # a changed document (new ETag) updates by URL: no duplicates
     server.serve("/rss.xml", RSS.replace("Ferry timetable changes", "Ferry timetable changed"),
                  etag='"v2"')
-    result = feeds.poll_feed(session, feed.id)
+    result = feeds.poll_feed(session, feed.id, allow_private=True)
     assert (result.imported, result.created) == (2, 0)
     assert session.scalar(select(func.count()).select_from(Article)) == 2
     assert articles(session)["https://gazette.example.org/ferry"].title == "Ferry timetable changed"
@@ -144,7 +144,7 @@ def test_atom_import_with_default_topic(session, server, topics):
     url = server.serve("/atom.xml", ATOM, content_type="application/atom+xml")
     feed = feeds.save_feed(session, {"url": url, "topic": "space"})
     assert feeds.save_feed(session, {"url": url}).id == feed.id  # idempotent on URL
-    result = feeds.poll_feed(session, feed.id)
+    result = feeds.poll_feed(session, feed.id, allow_private=True)
     assert result.created == 1
     comet = articles(session)["https://science.example.org/comet"]
     assert comet.author == "Ada Astronomer"
@@ -155,7 +155,7 @@ def test_atom_import_with_default_topic(session, server, topics):
 def test_iso_8859_1_declared_feed_is_decoded(session, server, topics):
     url = server.serve("/latin1.xml", LATIN1, content_type="application/rss+xml")
     feed = feeds.save_feed(session, {"url": url})
-    assert feeds.poll_feed(session, feed.id).created == 1
+    assert feeds.poll_feed(session, feed.id, allow_private=True).created == 1
     assert articles(session)["https://zeitung.example.org/cafe"].title == "München: Café eröffnet"
 
 
@@ -175,7 +175,7 @@ def test_unusable_feed_records_error_and_imports_nothing(session, server, topics
     before = factories.article(session, title="Untouched")
     url = server.serve(f"/bad-{name}.xml", body, **kw)
     feed = feeds.save_feed(session, {"url": url})
-    assert feeds.poll_feed(session, feed.id, timeout=1.0, max_bytes=50_000) is None
+    assert feeds.poll_feed(session, feed.id, timeout=1.0, max_bytes=50_000, allow_private=True) is None
     feed = session.get(Feed, feed.id)
     assert feed.last_status == "error"
     assert expected in feed.last_error
@@ -185,12 +185,12 @@ def test_unusable_feed_records_error_and_imports_nothing(session, server, topics
 
 def test_missing_feed_and_refused_schemes(session, server):
     feed = feeds.save_feed(session, {"url": server.url("/nothing-here.xml")})
-    assert feeds.poll_feed(session, feed.id) is None
+    assert feeds.poll_feed(session, feed.id, allow_private=True) is None
     assert "HTTP 404" in session.get(Feed, feed.id).last_error
     redirect = server.serve("/redirect.xml", "", status=302, headers={"Location": "ftp://127.0.0.1/feed.xml"})
     feed = feeds.save_feed(session, {"url": redirect})
-    assert feeds.poll_feed(session, feed.id) is None
-    assert "non-HTTP" in session.get(Feed, feed.id).last_error
+    assert feeds.poll_feed(session, feed.id, allow_private=True) is None
+    assert "only public http:// and https://" in session.get(Feed, feed.id).last_error
     with pytest.raises(feeds.FeedError):
         feeds.fetch("file:///etc/passwd")
 
@@ -210,7 +210,9 @@ def test_due_feeds_are_claimed_once(session, dispatch, server):
     assert dispatch.sent == [("mailer.poll_feed", (feed.id,))]
 
 
-def test_cli_import_feed_from_file_and_url(app, session, server, topics, tmp_path):
+def test_cli_import_feed_from_file_and_url(app, session, server, topics, tmp_path,
+                                           settings_override):
+    settings_override(allow_private_urls=True)  # the test server is on loopback
     runner = app.test_cli_runner()
     path = tmp_path / "feed.xml"
     path.write_text(RSS, encoding="utf-8")

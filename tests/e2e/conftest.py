@@ -29,6 +29,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         "MAILER_CLAIM_LEASE_SECONDS": "6",
         "MAILER_RETRY_BASE_SECONDS": "1",
         "MAILER_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
+        "MAILER_ALLOW_PRIVATE_URLS": "1",  # the test feed server is on loopback
     }
     pg_url = None
     if request.param == "postgres-redis":

@@ -81,9 +81,9 @@ def test_confirm_token_does_not_work_after_unsubscribe(session, rt, dispatch):
 def test_tokens_are_single_purpose(rt):
     confirm = rt.tokens.make(Purpose.CONFIRM, {"r": 1, "n": "x"})
     with pytest.raises(TokenError):
-        rt.tokens.reader_id(Purpose.UNSUBSCRIBE, confirm)
+        rt.tokens.reader_id(Purpose.UNSUBSCRIBE, confirm, lambda _id: "")
     with pytest.raises(TokenError):
-        rt.tokens.reader_id(Purpose.UNSUBSCRIBE, confirm[:-2] + "xx")
+        rt.tokens.reader_id(Purpose.UNSUBSCRIBE, confirm[:-2] + "xx", lambda _id: "")
 
 
 def test_suppressed_address_is_not_re_added(session, dispatch):

@@ -14,6 +14,7 @@ from mailer.common.tokens import Purpose
 from mailer.extensions import db, limiter
 from mailer.jobs import RecordingDispatcher
 from mailer.models import Reader, ReaderStatus
+from mailer.readers import reader_link_token
 from tests.support import factories
 from tests.web.conftest import csrf_from
 
@@ -66,8 +67,8 @@ def test_tokens_only_work_for_their_own_purpose(client, session, rt, pending):
     reader = factories.reader(session, "active@example.org")
     tokens = {
         Purpose.CONFIRM: rt.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": pending.confirm_nonce}),
-        Purpose.UNSUBSCRIBE: rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id}),
-        Purpose.PREFERENCES: rt.tokens.make(Purpose.PREFERENCES, {"r": reader.id}),
+        Purpose.UNSUBSCRIBE: reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, reader),
+        Purpose.PREFERENCES: reader_link_token(rt.tokens, Purpose.PREFERENCES, reader),
         Purpose.CHANGE_EMAIL: rt.tokens.make(Purpose.CHANGE_EMAIL, {"r": reader.id, "e": "x@example.org"}),
     }
     routes = {Purpose.CONFIRM: ("GET", "/confirm/"), Purpose.UNSUBSCRIBE: ("POST", "/unsubscribe/"),
@@ -85,7 +86,7 @@ def test_tokens_only_work_for_their_own_purpose(client, session, rt, pending):
 
 def test_forged_and_tampered_tokens_are_refused(client, session, rt, pending):
     reader = factories.reader(session, "victim@example.org")
-    good = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
+    good = reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, reader)
     forged = URLSafeTimedSerializer("not-our-secret", salt="mailer.unsubscribe").dumps({"r": reader.id})
     tampered = good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB")
     # Swap the payload of a valid token for another reader's id, keeping the signature.
@@ -104,7 +105,7 @@ def test_forged_and_tampered_tokens_are_refused(client, session, rt, pending):
 
 def test_confirm_links_from_before_an_unsubscribe_do_not_resubscribe(client, session, rt, pending):
     token = rt.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": pending.confirm_nonce})
-    unsub = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": pending.id})
+    unsub = reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, pending)
     assert client.post(f"/unsubscribe/{unsub}").status_code == 200
     assert client.get(f"/confirm/{token}").status_code == 404
     session.expire_all()
@@ -121,7 +122,7 @@ def test_confirm_and_change_links_expire_after_48_hours(client, session, rt, pen
     monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real_time() - 48 * 3600 - 60)
     confirm = rt.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": pending.confirm_nonce})
     change = rt.tokens.make(Purpose.CHANGE_EMAIL, {"r": reader.id, "e": "moved@example.org"})
-    unsubscribe = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
+    unsubscribe = reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, reader)
     monkeypatch.setattr(itsdangerous.timed.time, "time", real_time)
     r = client.get(f"/confirm/{confirm}")
     assert r.status_code == 410 and "expired" in r.get_data(as_text=True)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from mailer.common.tokens import Purpose
 from mailer.models import Reader
+from mailer.readers import reader_link_token
 from tests.support import factories
 from tests.web.conftest import csrf_from
 
@@ -102,7 +103,7 @@ def test_signup_forms_survive_hostile_values(client, session, dispatch):
 def test_preference_forms_survive_hostile_values(client, session, rt, dispatch):
     factories.topic(session, "local")
     reader = factories.reader(session, "prefs@example.org")
-    url = f"/preferences/{rt.tokens.make(Purpose.PREFERENCES, {'r': reader.id})}"
+    url = f"/preferences/{reader_link_token(rt.tokens, Purpose.PREFERENCES, reader)}"
     token = csrf_from(client.get(url).get_data(as_text=True))
     for value in HOSTILE:
         for fields in (

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from mailer.common.tokens import Purpose
 from mailer.models import Reader, ReaderStatus
+from mailer.readers import reader_link_token
 from tests.support import factories
 
 
@@ -43,7 +44,7 @@ def test_bad_tokens_get_4xx_pages(client):
 
 def test_one_click_unsubscribe_without_cookie_or_csrf(client, session, rt):
     reader = factories.reader(session)
-    token = rt.tokens.make(Purpose.UNSUBSCRIBE, {"r": reader.id})
+    token = reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, reader)
     page = client.get(f"/unsubscribe/{token}")
     assert page.status_code == 200
     session.refresh(reader)

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mailer.common.tokens import Purpose
+from mailer.readers.links import reader_link_token
 from mailer.models import Frequency, Reader, ReaderEvent, ReaderStatus
 from mailer.readers import erase_reader
 from tests.support import factories
@@ -17,7 +18,7 @@ from tests.web.test_archive import sent_edition
 
 
 def unsub_url(rt, reader) -> str:
-    return f"/unsubscribe/{rt.tokens.make(Purpose.UNSUBSCRIBE, {'r': reader.id})}"
+    return f"/unsubscribe/{reader_link_token(rt.tokens, Purpose.UNSUBSCRIBE, reader)}"
 
 
 def test_link_page_answers_the_same_for_every_address(client, session, dispatch):

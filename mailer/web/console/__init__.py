@@ -8,6 +8,7 @@ editors may send anything but GET/HEAD. CSRF is checked globally by CSRFProtect.
 from __future__ import annotations
 
 from mailer.web.console import (  # the views register on the blueprint
+    audit,
     auth,
     content,
     dashboard,
@@ -21,5 +22,6 @@ from mailer.web.console import (  # the views register on the blueprint
 )
 from mailer.web.console.blueprint import console
 
-__all__ = ["auth", "console", "content", "dashboard", "digests", "drafts", "editions", "editors", "outbox",
+__all__ = ["audit", "auth", "console", "content", "dashboard", "digests", "drafts", "editions", "editors",
+           "outbox",
            "readers", "settings"]

@@ -14,7 +14,17 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
-from mailer.console import authenticate, change_own_password, create_token
+from mailer.console import (
+    SCOPES,
+    attempt_login,
+    change_own_password,
+    close_session,
+    create_token,
+    effective_scope,
+    open_session,
+    scope_allows,
+    session_alive,
+)
 from mailer.extensions import db, limiter
 from mailer.models import ApiToken, Editor, Role, utcnow
 from mailer.web.console.blueprint import console
@@ -22,9 +32,11 @@ from mailer.web.console.helpers import flash_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+SESSION_KEY = "console_session"  # the server-side session id, in the signed cookie
 OPEN_ENDPOINTS = {"console.login"}
 # Changes any logged-in role may make, to its own account only.
-SELF_SERVICE_ENDPOINTS = {"console.account_password"}
+SELF_SERVICE_ENDPOINTS = {"console.account_password", "console.token_create",
+                          "console.token_revoke"}
 
 
 def require_role(*roles: str) -> Callable[[F], F]:
@@ -71,7 +83,7 @@ def no_cache(response: Response) -> Response:
 
 def safe_next(target: str | None) -> str:
     """Only console paths on this site: never an open redirect."""
-    if target:
+    if target and len(target) <= 2000 and target.isprintable() and target.isascii():
         parts = urlsplit(target)
         if (not parts.scheme and not parts.netloc and target.startswith("/console")
                 and "\\" not in target and not target.startswith("//")):
@@ -88,12 +100,19 @@ def login() -> Response | str | tuple[str, int]:
         return render_template("console/login.html", next=request.args.get("next", ""))
     email = str(request.form.get("email", ""))[:320]
     password = str(request.form.get("password", ""))[:1000]
-    editor = authenticate(db.session, email, password)
+    result = attempt_login(db.session, email, password)
+    if result.retry_after:
+        wait = max(1, round(result.retry_after))
+        return render_template(
+            "console/login.html", next=request.form.get("next", ""), email=email,
+            error=f"Too many failed logins for this address: try again in {wait} seconds."), 429
+    editor = result.editor
     if editor is None:
         return render_template("console/login.html", next=request.form.get("next", ""),
                                error="Wrong email or password.", email=email), 401
     # A fresh session at login: nothing set before (e.g. by an attacker) survives.
     session.clear()
+    session[SESSION_KEY] = open_session(db.session, editor.id)
     login_user(editor)
     editor.last_login_at = utcnow()
     db.session.commit()
@@ -103,30 +122,54 @@ def login() -> Response | str | tuple[str, int]:
 @console.post("/logout")
 @viewer_required
 def logout() -> Response:
+    # Ended on the server: a copy of this cookie no longer logs anyone in.
+    close_session(db.session, session.get(SESSION_KEY))
     logout_user()
     session.clear()
     return redirect(url_for("console.login"))
 
 
+def _token_rows() -> list[tuple[ApiToken, str | None]]:
+    """Tokens with what each may do now; a viewer sees only their own."""
+    query = select(ApiToken, Editor.role).outerjoin(Editor, ApiToken.editor_id == Editor.id)
+    if current_user.role != Role.ADMIN:
+        query = query.where(ApiToken.editor_id == current_user.id)
+    rows = db.session.execute(query.order_by(ApiToken.id.desc())).all()
+    return [(token, effective_scope(token, role)) for token, role in rows]
+
+
+def _tokens_page(new_token: str | None = None, error: str = "",
+                 status: int = 200) -> tuple[str, int]:
+    allowed = [s for s in SCOPES if scope_allows(ROLE_SCOPE[current_user.role], s)]
+    return render_template("console/tokens.html", tokens=_token_rows(), new_token=new_token,
+                           scopes=allowed, error=error), status
+
+
+ROLE_SCOPE = {Role.VIEWER: "read", Role.EDITOR: "write", Role.ADMIN: "admin"}
+
+
 @console.get("/tokens")
-@editor_required
-def tokens() -> str:
-    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
-    return render_template("console/tokens.html", tokens=rows, new_token=None)
+@viewer_required
+def tokens() -> tuple[str, int]:
+    return _tokens_page()
 
 
 @console.post("/tokens")
-@editor_required
-def token_create() -> str:
+@viewer_required
+def token_create() -> tuple[str, int]:
     name = " ".join(str(request.form.get("name", "")).split())[:200] or "console token"
-    token = create_token(db.session, name, editor_id=current_user.id)
-    rows = db.session.scalars(select(ApiToken).order_by(ApiToken.id.desc())).all()
+    scope = str(request.form.get("scope", "write"))[:10]
+    try:
+        token = create_token(db.session, name, editor_id=current_user.id, scope=scope)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _tokens_page(error=exc.message, status=exc.status)
     # Shown once, on this response only; only its hash is stored.
-    return render_template("console/tokens.html", tokens=rows, new_token=token)
+    return _tokens_page(new_token=token)
 
 
 @console.post("/tokens/<int:token_id>/revoke")
-@editor_required
+@viewer_required
 def token_revoke(token_id: int) -> Response:
     row = db.get_or_404(ApiToken, token_id, description="No such token.")
     if current_user.role != Role.ADMIN and row.editor_id != current_user.id:
@@ -174,4 +217,6 @@ def load_editor(editor_id: str) -> object | None:
         return None
     if not hmac.compare_digest(fingerprint, editor.session_fingerprint()):
         return None
+    if not session_alive(db.session, session.get(SESSION_KEY), editor.id):
+        return None  # logged out (or idle too long): this cookie was left behind
     return editor

@@ -24,6 +24,7 @@ from mailer.content import (
 )
 from mailer.extensions import db
 from mailer.models import Article, Feed, Topic
+from mailer.runtime import runtime
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, field_errors, flash_error, page_number, text_arg
@@ -196,7 +197,8 @@ def feed_create() -> Response | tuple[str, int]:
     values = _typed_feed()
     insist = request.form.get("insist") == "yes"
     try:
-        feed, result = add_feed(db.session, _feed_data(values), insist=insist)
+        feed, result = add_feed(db.session, _feed_data(values), insist=insist,
+                              allow_private=runtime().settings.allow_private_urls)
     except ValidationError as exc:
         db.session.rollback()
         flash_error(exc, FEED_LABELS)
@@ -249,7 +251,7 @@ def feed_save(feed_id: int) -> Response | tuple[str, int]:
 @editor_required
 def feed_poll(feed_id: int) -> Response:
     _feed(feed_id)
-    result = poll_feed(db.session, feed_id)
+    result = poll_feed(db.session, feed_id, allow_private=runtime().settings.allow_private_urls)
     feed = _feed(feed_id)
     if result is None:
         flash(f"The feed could not be read: {feed.last_error}", "error")

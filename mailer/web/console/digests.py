@@ -4,6 +4,7 @@ approve drafts."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
+from mailer.console import spend_test_sends
 from mailer.content import archive_digest, list_digests, restore_digest, save_digest
 from mailer.editions import plan_send, preview_digest, start_edition, test_send
 from mailer.extensions import db
@@ -191,7 +193,9 @@ def digest_test_send(digest_id: int) -> Response:
                    else "console.digest_preview", digest_id=digest_id)
     with rt.one_off_sender() as sender:
         try:
-            results = test_send(db.session, rt.settings, sender, digest.id, raw)
+            results = test_send(db.session, rt.settings, sender, digest.id, raw,
+                                spend=partial(spend_test_sends, rt.settings,
+                                              f"editor:{current_user.id}"))
         except ValidationError as exc:
             flash_error(exc)
             return redirect(back)
