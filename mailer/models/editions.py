@@ -61,6 +61,12 @@ class Edition(Base):
     finished_at: Mapped[datetime | None]
     # Bumped by workers as they go; the sweeper wakes editions that went quiet.
     last_activity_at: Mapped[datetime | None]
+    # Why the engine paused the edition itself (circuit breaker); empty otherwise.
+    paused_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Set while no SMTP relay accepts connections for this edition's lanes.
+    relay_unreachable_since: Mapped[datetime | None]
+    # The breaker's failure-rate window counts only attempts after this (a resume).
+    breaker_reset_at: Mapped[datetime | None]
 
     digest: Mapped[Digest] = relationship(lazy="joined")
 

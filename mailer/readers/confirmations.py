@@ -20,7 +20,7 @@ from mailer.common.tokens import Tokens
 from mailer.config import Settings
 from mailer.mail.messages import domain_of, header_safe
 from mailer.mail.rendering import FillTemplate, compile_email, escape_values
-from mailer.mail.senders import Outcome, Result, Sender
+from mailer.mail.senders import Outcome, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
 from mailer.readers.address_change import change_token
@@ -115,7 +115,7 @@ def _take_request(session: DbSession, reader_id: int, requested: Any, mailed: An
 
 
 def _sent_or_release(session: DbSession, reader_id: int, mailed: Any, outcome: Outcome) -> Outcome:
-    if outcome.result == Result.TEMPORARY:
+    if outcome.retryable:
         # Not delivered, worth another try: a later round (the beat tick wakes one) takes it.
         # A permanent refusal is not retried, and an unknown outcome (the body may
         # have arrived) is not sent twice.

@@ -1,0 +1,36 @@
+"""engine: why an edition paused itself, since when its relay is unreachable
+
+Revision ID: 0013
+Revises: 0008
+Create Date: 2026-11-29 13:30:00
+
+`paused_reason` says why the circuit breaker paused an edition (empty when an
+editor paused it); `relay_unreachable_since` is set while no SMTP relay answers;
+`breaker_reset_at` is when the failure-rate window last started (a resume).
+"""
+from alembic import op
+import sqlalchemy as sa
+
+import mailer.models.base  # UTCDateTime
+
+
+# revision identifiers, used by Alembic.
+revision = '0013'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('editions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('paused_reason', sa.Text(), server_default='',
+                                      nullable=False))
+        batch_op.add_column(sa.Column('relay_unreachable_since', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('breaker_reset_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('editions', schema=None) as batch_op:
+        batch_op.drop_column('breaker_reset_at')
+        batch_op.drop_column('relay_unreachable_since')
+        batch_op.drop_column('paused_reason')
