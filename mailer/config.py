@@ -69,6 +69,16 @@ class Settings:
     # Every successful signup answer takes at least this long, whatever state the
     # address was in, so timing does not tell a new address from a known one.
     signup_min_seconds: float = 0.03
+    # Delivery engine (docs/delivery.md, "Faults"): an edition pauses itself when more
+    # than this share of its recent attempts failed permanently ...
+    breaker_failure_rate: float = 0.2
+    breaker_window: int = 500  # ... over this many recent attempts (per worker process)
+    breaker_min_attempts: int = 100  # ... once at least this many were seen
+    # ... or when no relay has been reachable for this long.
+    relay_down_pause_seconds: float = 300.0
+    # A lane whose database session is gone (its advisory lock is free) and that
+    # has not touched its rows for this long is dead: its rows are released.
+    dead_lane_grace_seconds: float = 2.0
 
     @property
     def outbox_path(self) -> Path:
@@ -162,6 +172,11 @@ def load_settings(**overrides: object) -> Settings:
         signup_rate_limit=_env("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour"),
         form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),
         signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
+        breaker_failure_rate=_env_float("MAILER_BREAKER_FAILURE_RATE", 0.2),
+        breaker_window=_env_int("MAILER_BREAKER_WINDOW", 500),
+        breaker_min_attempts=_env_int("MAILER_BREAKER_MIN_ATTEMPTS", 100),
+        relay_down_pause_seconds=_env_float("MAILER_RELAY_DOWN_PAUSE_SECONDS", 300.0),
+        dead_lane_grace_seconds=_env_float("MAILER_DEAD_LANE_GRACE_SECONDS", 2.0),
     )
     values.update(overrides)
     if not values["secret_key"]:

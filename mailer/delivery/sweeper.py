@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from mailer.config import Settings
-from mailer.delivery.ledger import finish_if_complete
+from mailer.delivery.ledger import finish_if_complete, release_dead_lanes
 from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -37,25 +37,38 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
     - `sending` rows whose lease ran out: the worker died mid-transaction; the
       message may have arrived, so `unknown` (shown to editors, never re-sent).
     - `claimed` rows whose lease ran out: never started, back to `pending`.
+    - on PostgreSQL, rows of lanes known dead (their advisory lock is free) are
+      repaired the same way at once, without waiting for the lease, and their
+      edition's lanes re-enqueued without waiting for the quiet period.
     - sending editions with due work and no recent activity: lanes re-enqueued
       (a lost broker message only delays the send).
     """
     now = now or utcnow()
     report = SweepReport()
+    dead_in: set[int] = set()
+    for edition_id in session.scalars(
+        select(Edition.id).where(Edition.status.in_([EditionStatus.SENDING, EditionStatus.PAUSED]))
+    ).all():
+        dead = release_dead_lanes(session, edition_id, settings.dead_lane_grace_seconds, now)
+        report.unknown += dead.unknown
+        report.released += dead.released
+        if dead.workers:
+            dead_in.add(edition_id)
     stale = now - timedelta(seconds=settings.claim_lease_seconds)
-    report.unknown = session.execute(
+    report.unknown += session.execute(
         update(Delivery)
         .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stale)
         .values(status=DeliveryStatus.UNKNOWN,
                 error="worker lost during the SMTP transaction; the message may have arrived")
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
-    report.released = session.execute(
+    released_by_lease = session.execute(
         update(Delivery)
         .where(Delivery.status == DeliveryStatus.CLAIMED, Delivery.claimed_at < stale)
         .values(status=DeliveryStatus.PENDING, claimed_by="")
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
+    report.released += released_by_lease
     session.commit()
 
     quiet = now - timedelta(seconds=max(5, settings.claim_lease_seconds // 2))
@@ -70,7 +83,7 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
             )
         )
         if due and (edition.last_activity_at is None or edition.last_activity_at < quiet
-                    or report.released):
+                    or released_by_lease or edition.id in dead_in):
             edition.last_activity_at = now
             start_lanes_on_commit(session, edition.id, settings.send_lanes)
             report.woken.append(edition.id)
