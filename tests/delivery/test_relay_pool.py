@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from mailer.mail.senders import Outcome, RelayPool, Result, make_sender, parse_relays
 from mailer.models import Delivery, Reader
-from sqlalchemy import select
 from tests.delivery.conftest import lane, planned_edition
 from tests.support.smtp import SmtpServer
 
