@@ -2,7 +2,7 @@
 """One entry point for every benchmark.
 
     .venv/bin/python bench/run.py send [--readers 20000 ...]
-    .venv/bin/python bench/run.py render | web | console | broker [...]
+    .venv/bin/python bench/run.py render | web | console | broker | faults [...]
     .venv/bin/python bench/run.py all      # each with its defaults, one after another
 
 Each benchmark prints its figures and writes bench/results/<name>.json.
@@ -23,6 +23,7 @@ SCRIPTS = {
     "web": HERE / "web" / "run.py",
     "console": HERE / "console" / "run.py",
     "broker": HERE / "broker.py",
+    "faults": HERE / "faults.py",
 }
 
 
