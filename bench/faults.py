@@ -180,9 +180,18 @@ class Campaign:
             raise SystemExit(upgrade.stderr)
         os.environ.update(settings)
 
-    def start_worker(self, n: int) -> subprocess.Popen[bytes]:
+    def start_worker(self, n: int, wait: bool = True) -> subprocess.Popen[bytes]:
         log = self.folder / f"worker{n}.log"
-        return start_worker(self.env, log, self.opts.concurrency, "prefork")
+        if wait:
+            return start_worker(self.env, log, self.opts.concurrency, "prefork")
+        # A supervisor restarting a dead worker: the campaign goes on meanwhile.
+        return subprocess.Popen(
+            [str(BIN / "celery"), "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
+             "--concurrency", str(self.opts.concurrency), "--pool", "prefork",
+             "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "-n", f"faults-{n}-{os.getpid()}@%h"],
+            cwd=ROOT, env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
 
     def start_processes(self) -> None:
         self.workers = [self.start_worker(n) for n in range(self.opts.workers)]
@@ -209,8 +218,7 @@ class Campaign:
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
             event["pid"] = victim.pid
-            self.workers[-1] = self.start_worker(len(self.workers) + len(self.events))
-            event["restarted_after"] = round(time.monotonic() - event["at"], 2)
+            self.workers[-1] = self.start_worker(len(self.workers) + len(self.events), wait=False)
         elif name == "pg-terminate":
             import psycopg
 
