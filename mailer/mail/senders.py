@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -121,13 +121,14 @@ class SmtpTarget:
             raise ValueError("MAILER_SMTP_URL has no host")
         query = parse_qs(parts.query)
         implicit = parts.scheme == "smtps"
+        where = f"MAILER_SMTP_URL relay {parts.hostname}"
         try:
             port = parts.port
-            weight = int(query.get("weight", ["1"])[0])
-            max_connections = int(query.get("max_connections", ["0"])[0])
-            timeout = float(query.get("timeout", ["30"])[0])
         except ValueError as exc:
-            raise ValueError(f"MAILER_SMTP_URL {parts.hostname}: {exc}") from exc
+            raise ValueError(f"{where}: the port is not a number") from exc
+        weight = _number(query, "weight", "1", int, where)
+        max_connections = _number(query, "max_connections", "0", int, where)
+        timeout = _number(query, "timeout", "30", float, where)
         if weight < 0 or max_connections < 0 or timeout <= 0:
             raise ValueError(f"MAILER_SMTP_URL {parts.hostname}: weight and max_connections "
                              "must be >= 0 and timeout > 0")
@@ -142,6 +143,15 @@ class SmtpTarget:
             weight=weight,
             max_connections=max_connections,
         )
+
+
+def _number(query: dict[str, list[str]], name: str, default: str, kind: type[Any],
+            where: str) -> Any:
+    raw = query.get(name, [default])[0]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{where}: {name} must be a number, got {raw!r}") from None
 
 
 def parse_relays(smtp_url: str) -> list[SmtpTarget]:

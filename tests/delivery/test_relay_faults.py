@@ -73,3 +73,16 @@ def test_probe_connects_and_reports():
         sender.close()
     probe = SmtpSender(SmtpTarget.from_url(f"smtp://127.0.0.1:{closed_port()}?timeout=1")).probe()
     assert probe is not None and probe.result == Result.RELAY
+
+
+def test_settings_check_names_a_wrong_password_and_a_bad_url():
+    from mailer.console.settings_checks import check_smtp
+
+    with BadSmtpServer("auth_535", auth=True) as bad, BadSmtpServer("ok", auth=True) as good:
+        result = check_smtp(f"smtp://u:right@127.0.0.1:{good.port},"
+                            f"smtp://u:wrong@127.0.0.1:{bad.port}")
+        assert not result.ok
+        assert "accepted the login" in result.message
+        assert f"127.0.0.1:{bad.port}: relay refused the credentials" in result.message
+    result = check_smtp("smtp://relay.test?weight=heavy")
+    assert not result.ok and "weight" in result.message

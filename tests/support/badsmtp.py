@@ -81,7 +81,9 @@ class _Handler(socketserver.StreamRequestHandler):
                 body = b""
                 while True:
                     line = self.rfile.readline()
-                    if not line or line == b".\r\n":
+                    if not line:
+                        return  # the client hung up mid-body: nothing to deliver
+                    if line == b".\r\n":
                         break
                     body += line
                 with state.lock:
