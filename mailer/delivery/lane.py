@@ -174,7 +174,7 @@ def run_lane(
     """
     limiter = limiter or NoLimit()
     worker = worker_name()
-    ledger = LedgerWriter(session, worker, settings)
+    ledger = LedgerWriter(session, worker, settings, edition_id)
     report = ledger.report
     window = breaker_window(edition_id, settings.breaker_window)
     envelope_from = settings.mail_from_address  # parsed once, not per message

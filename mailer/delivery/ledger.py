@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
@@ -66,6 +66,9 @@ BACKOFF_STEPS = (60, 300, 900, 1800, 3600)  # seconds; the last repeats
 # First key of every lane's advisory lock (two-int form), so lanes never collide
 # with other users of advisory locks in the same database.
 LANE_LOCK_SPACE = 0x6D6C  # "ml"
+# Every lane also holds a shared lock (EDITION_LANES_SPACE, edition id): the
+# number of holders is the number of live lanes of that edition (`live_lanes`).
+EDITION_LANES_SPACE = 0x6D6D
 # Waits between attempts of a write whose database connection was lost (~4 s in all).
 RECONNECT_WAITS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
 
@@ -202,7 +205,8 @@ class _PgLedgerConnection:
     Durability is the same: each statement commits before the body goes out.
     """
 
-    def __init__(self, session: DbSession, sync_commit: bool, worker: str) -> None:
+    def __init__(self, session: DbSession, sync_commit: bool, worker: str,
+                 edition_id: int | None = None) -> None:
         from psycopg import pq
 
         engine = session.get_bind()
@@ -222,6 +226,10 @@ class _PgLedgerConnection:
         # connection dies, which is how others know the lane is dead.
         self.lock_key = lane_lock_key(worker)
         conn.execute("SELECT pg_advisory_lock(%s, %s)", (LANE_LOCK_SPACE, self.lock_key))
+        self.edition_id = edition_id
+        if edition_id is not None:
+            conn.execute("SELECT pg_advisory_lock_shared(%s, %s)",
+                         (EDITION_LANES_SPACE, edition_id))
         self.statement = f"mailer_mark_{uuid.uuid4().hex[:12]}".encode()
         result = self.pgconn.prepare(self.statement, _PG_MARK_SENDING_LIBPQ)
         if result.status != pq.ExecStatus.COMMAND_OK:
@@ -262,6 +270,9 @@ class _PgLedgerConnection:
             self.conn.execute(b"DEALLOCATE " + self.statement)
             self.conn.execute("SELECT pg_advisory_unlock(%s, %s)",
                               (LANE_LOCK_SPACE, self.lock_key))
+            if self.edition_id is not None:
+                self.conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
+                                  (EDITION_LANES_SPACE, self.edition_id))
             self.conn.execute("RESET synchronous_commit")
             self.conn.autocommit = False
             self.pooled.close()  # back to the pool
@@ -272,8 +283,10 @@ class _PgLedgerConnection:
 class LedgerWriter:
     """Writes outcomes for one lane; the `sent` marks ride on the next `sending` write."""
 
-    def __init__(self, session: DbSession, worker: str, settings: Settings) -> None:
+    def __init__(self, session: DbSession, worker: str, settings: Settings,
+                 edition_id: int | None = None) -> None:
         self.session = session
+        self.edition_id = edition_id
         self.worker = worker
         self.settings = settings
         self.sent_ids: list[int] = []
@@ -284,7 +297,8 @@ class LedgerWriter:
             self.pg = self._write(self._open_pg)
 
     def _open_pg(self) -> _PgLedgerConnection:
-        return _PgLedgerConnection(self.session, self.settings.ledger_sync_commit, self.worker)
+        return _PgLedgerConnection(self.session, self.settings.ledger_sync_commit, self.worker,
+                                   self.edition_id)
 
     def reconnect(self) -> None:
         """Replace the raw ledger connection (and with it the lane's lock)."""
@@ -600,6 +614,17 @@ def release_dead_lanes(session: DbSession, edition_id: int, grace_seconds: float
                     edition_id, report.workers, report.released, report.unknown)
     session.commit()
     return report
+
+
+def live_lanes(session: DbSession, edition_id: int) -> int | None:
+    """How many lanes of this edition are running now (PostgreSQL; None on SQLite)."""
+    if not on_postgres(session):
+        return None
+    return int(session.scalar(text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = CAST(:space AS oid) AND objid = CAST(:edition AS oid) AND objsubid = 2"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ), {"space": EDITION_LANES_SPACE, "edition": edition_id}) or 0)
 
 
 def pause_for(session: DbSession, edition_id: int, reason: str) -> bool:

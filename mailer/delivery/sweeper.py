@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from mailer.config import Settings
-from mailer.delivery.ledger import finish_if_complete, release_dead_lanes
+from mailer.delivery.ledger import finish_if_complete, live_lanes, release_dead_lanes
 from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -21,6 +21,9 @@ from mailer.models import (
 from mailer.models.base import DbSession
 
 log = logging.getLogger(__name__)
+
+# An edition with due rows and no live lane gets lanes at most this often.
+TOP_UP_INTERVAL = timedelta(seconds=15)
 
 @dataclass
 class SweepReport:
@@ -40,8 +43,8 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
     - on PostgreSQL, rows of lanes known dead (their advisory lock is free) are
       repaired the same way at once, without waiting for the lease, and their
       edition's lanes re-enqueued without waiting for the quiet period.
-    - sending editions with due work and no recent activity: lanes re-enqueued
-      (a lost broker message only delays the send).
+    - sending editions with due work and no recent activity, or (PostgreSQL) no
+      live lane at all: lanes re-enqueued (a lost broker message only delays the send).
     """
     now = now or utcnow()
     report = SweepReport()
@@ -82,10 +85,17 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
                 | ((Delivery.status == DeliveryStatus.RETRY) & (Delivery.next_attempt_at <= now)),
             )
         )
-        if due and (edition.last_activity_at is None or edition.last_activity_at < quiet
-                    or released_by_lease or edition.id in dead_in):
+        live = live_lanes(session, edition.id)
+        lost = due and (edition.last_activity_at is None or edition.last_activity_at < quiet
+                        or released_by_lease or edition.id in dead_in)
+        # On PostgreSQL the lanes' locks say whether any lane of this edition runs:
+        # none while rows are due means its lane tasks were lost (broker restart).
+        idle = (due and live == 0 and (edition.lanes_woken_at is None
+                                      or edition.lanes_woken_at < now - TOP_UP_INTERVAL))
+        if lost or idle:
             edition.last_activity_at = now
-            start_lanes_on_commit(session, edition.id, settings.send_lanes)
+            edition.lanes_woken_at = now
+            start_lanes_on_commit(session, edition.id, max(1, settings.send_lanes - (live or 0)))
             report.woken.append(edition.id)
         elif not due and finish_if_complete(session, edition.id):
             report.finished.append(edition.id)

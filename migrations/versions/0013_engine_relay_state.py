@@ -6,7 +6,8 @@ Create Date: 2026-11-29 13:30:00
 
 `paused_reason` says why the circuit breaker paused an edition (empty when an
 editor paused it); `relay_unreachable_since` is set while no SMTP relay answers;
-`breaker_reset_at` is when the failure-rate window last started (a resume).
+`breaker_reset_at` is when the failure-rate window last started (a resume);
+`lanes_woken_at` is when the sweeper last queued lanes for the edition.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -27,10 +28,12 @@ def upgrade():
                                       nullable=False))
         batch_op.add_column(sa.Column('relay_unreachable_since', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('breaker_reset_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('lanes_woken_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('editions', schema=None) as batch_op:
+        batch_op.drop_column('lanes_woken_at')
         batch_op.drop_column('breaker_reset_at')
         batch_op.drop_column('relay_unreachable_since')
         batch_op.drop_column('paused_reason')

@@ -196,3 +196,26 @@ def test_lane_rides_out_terminated_database_connections(session, rt, sender, dis
     session.rollback()
     assert session.scalar(select(Edition.status).where(Edition.id == edition.id)) == \
         EditionStatus.DONE
+
+
+def test_sweeper_counts_live_lanes_by_their_locks(session, rt, sender, dispatch):
+    _postgres(session)
+    from mailer.delivery.ledger import EDITION_LANES_SPACE, live_lanes
+
+    edition = planned_edition(session, rt, readers=3)
+    session.execute(update(Edition).where(Edition.id == edition.id)
+                    .values(last_activity_at=utcnow()))
+    session.commit()
+    with _admin(session) as lane_conn:  # one live lane of this edition
+        lane_conn.execute("SELECT pg_advisory_lock_shared(%s, %s)",
+                          (EDITION_LANES_SPACE, edition.id))
+        assert live_lanes(session, edition.id) == 1
+        dispatch.sent.clear()
+        assert edition.id not in sweep(session, rt.settings).woken  # it is being sent
+    assert live_lanes(session, edition.id) == 0
+    dispatch.sent.clear()
+    report = sweep(session, rt.settings)  # rows due, no lane alive: lanes queued at once
+    assert edition.id in report.woken
+    assert dispatch.names().count("mailer.send_lane") == rt.settings.send_lanes
+    dispatch.sent.clear()
+    assert edition.id not in sweep(session, rt.settings).woken  # not again right away
