@@ -461,6 +461,10 @@ def main() -> None:
         tail = (round(run["done_at"] - run["pending_zero_at"], 1)
                 if run["pending_zero_at"] else None)
         results["faulty"] = {
+            "rate_per_second": [round(r) for r in rate_series(campaign.samples, run["t0"],
+                                                               run["done_at"])],
+            "fault_offsets": {e["fault"]: round(e["at"] - run["t0"], 1)
+                              for e in campaign.events},
             "seconds": seconds, "counts": run["counts"], "fault_costs": costs,
             "tail_seconds_after_last_pending": tail,
             "ratio_to_baseline": round(seconds / baseline_seconds, 2) if baseline_seconds else None,
