@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
 
-from billiard.exceptions import WorkerLostError
 from celery import shared_task
-from celery.signals import task_failure
 from flask import current_app
 
 from mailer import content, delivery, editions, readers
@@ -96,15 +93,3 @@ def tick() -> dict[str, object]:
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting)}
 
-
-@task_failure.connect
-def _worker_lost(sender: Any = None, exception: BaseException | None = None,
-                 **_: object) -> None:
-    """A pool process died under a task (kill -9, OOM): sweep now rather than at the
-    next beat tick, so its lanes' rows go back to work within seconds."""
-    if isinstance(exception, WorkerLostError):
-        log.warning("a worker process was lost; sweeping now")
-        try:
-            sender.app.send_task(str(TaskName.TICK))
-        except Exception:
-            log.exception("could not queue a sweep; the beat tick will run one")

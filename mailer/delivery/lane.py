@@ -17,6 +17,7 @@ from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
 from mailer.delivery.ledger import (
     ClaimLost,
+    DeadLanes,
     LaneReport,
     LedgerWriter,
     ReaderRow,
@@ -24,6 +25,7 @@ from mailer.delivery.ledger import (
     finish_if_complete,
     heartbeat,
     is_disconnect,
+    live_lanes,
     pause_for,
     relay_down,
     release_dead_lanes,
@@ -95,6 +97,8 @@ def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Reci
 
 # Waits between reconnection attempts while no relay answers (the last repeats).
 RELAY_BACKOFF = (0.5, 1.0, 2.0, 4.0)
+# How often a running lane looks for dead lanes of its edition (PostgreSQL).
+DEAD_LANE_CHECK_SECONDS = 2.0
 # Consecutive lost database connections a lane rides out before it gives up
 # (the task fails; the sweeper re-queues the edition's lanes).
 MAX_DB_LOSSES = 20
@@ -183,6 +187,7 @@ def run_lane(
     inline_wait = min(1.0, settings.claim_lease_seconds / 4)
     started = clock()
     last_heartbeat = [started]  # shared with the rounds
+    last_dead_check = [started]
     db_losses = 0
     try:
         while True:
@@ -192,7 +197,7 @@ def run_lane(
                     skeletons=skeletons, limiter=limiter, ledger=ledger, window=window,
                     worker=worker, envelope_from=envelope_from, inline_wait=inline_wait,
                     started=started, budget_seconds=budget_seconds, clock=clock, sleep=sleep,
-                    last_heartbeat=last_heartbeat,
+                    last_heartbeat=last_heartbeat, last_dead_check=last_dead_check,
                 )
                 db_losses = 0
                 if stop:
@@ -241,6 +246,7 @@ def _lane_round(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
     last_heartbeat: list[float],
+    last_dead_check: list[float],
 ) -> str:
     """One claimed chunk. Returns why the lane stops, or "" to go on."""
     report = ledger.report
@@ -250,11 +256,16 @@ def _lane_round(
     if status != EditionStatus.SENDING:
         return f"edition is {status}"
     window.reset_if_changed(row[1] if row else None)
+    if clock() - last_dead_check[0] >= DEAD_LANE_CHECK_SECONDS:
+        # Every lane watches its edition's other lanes: a dead one (its worker
+        # was killed) has its rows repaired within seconds, and is replaced.
+        last_dead_check[0] = clock()
+        _replace_dead_lanes(session, edition_id, settings)
     now = utcnow()
     rows = claim_batch(session, edition_id, worker, settings.batch_size, now)
     session.commit()
     if not rows:
-        dead = release_dead_lanes(session, edition_id, settings.dead_lane_grace_seconds)
+        dead = _replace_dead_lanes(session, edition_id, settings)
         if dead.released:
             return ""  # a dead lane's rows are pending again: take them
         in_budget = clock() - started < budget_seconds
@@ -347,6 +358,18 @@ def _lane_round(
         session.commit()
         return "time budget used; re-enqueued"
     return ""
+
+
+def _replace_dead_lanes(session: DbSession, edition_id: int, settings: Settings) -> DeadLanes:
+    dead = release_dead_lanes(session, edition_id, settings.dead_lane_grace_seconds)
+    if dead.workers:
+        # Their tasks may be gone with their worker (a broker only re-delivers
+        # after its visibility timeout): queue replacements, up to the lane count.
+        live = live_lanes(session, edition_id) or 0
+        for _ in range(min(len(dead.workers), max(0, settings.send_lanes - live))):
+            enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
+        session.commit()
+    return dead
 
 
 def _wait_for_relay(session: DbSession, edition_id: int, settings: Settings, sender: Sender,

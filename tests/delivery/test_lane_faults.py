@@ -219,3 +219,17 @@ def test_sweeper_counts_live_lanes_by_their_locks(session, rt, sender, dispatch)
     assert dispatch.names().count("mailer.send_lane") == rt.settings.send_lanes
     dispatch.sent.clear()
     assert edition.id not in sweep(session, rt.settings).woken  # not again right away
+
+
+def test_a_running_lane_takes_over_a_dead_lanes_rows_and_replaces_it(
+        session, rt, sender, dispatch):
+    _postgres(session)
+    edition = planned_edition(session, rt, readers=8)
+    claim_batch(session, edition.id, "ghost:9:dead", 3, utcnow() - timedelta(seconds=30))
+    session.commit()
+    dispatch.sent.clear()
+    lane(session, rt, sender, edition.id)
+    counts = editions.status_counts(session, edition.id)
+    assert counts == {"sent": 8}  # nothing waited for the 120 s lease
+    assert len(sender.messages) == 8
+    assert "mailer.send_lane" in dispatch.names()  # a replacement for the dead lane
