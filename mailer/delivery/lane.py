@@ -15,6 +15,7 @@ from sqlalchemy import func, select, update
 
 from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
+from mailer.content.schedules import quiet_until
 from mailer.delivery.ledger import (
     ClaimLost,
     DeadLanes,
@@ -38,6 +39,7 @@ from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import (
     Delivery,
     DeliveryStatus,
+    Digest,
     Edition,
     EditionStatus,
     EditionVariant,
@@ -250,12 +252,19 @@ def _lane_round(
 ) -> str:
     """One claimed chunk. Returns why the lane stops, or "" to go on."""
     report = ledger.report
-    row = session.execute(select(Edition.status, Edition.breaker_reset_at)
-                          .where(Edition.id == edition_id)).one_or_none()
-    status = row[0] if row else None
-    if status != EditionStatus.SENDING:
-        return f"edition is {status}"
-    window.reset_if_changed(row[1] if row else None)
+    row = session.execute(
+        select(Edition.status, Edition.breaker_reset_at, Digest.quiet_hours, Digest.timezone)
+        .join(Digest, Digest.id == Edition.digest_id)
+        .where(Edition.id == edition_id)).one_or_none()
+    if row is None or row[0] != EditionStatus.SENDING:
+        return f"edition is {row[0] if row else None}"
+    window.reset_if_changed(row[1])
+    until = quiet_until(row[2], row[3], utcnow())
+    if until is not None:
+        ledger.release()
+        pause_for(session, edition_id, f"quiet hours {row[2]} ({row[3]}); resumes at "
+                                       f"{until:%Y-%m-%d %H:%M} UTC", resume_at=until)
+        return "paused: quiet hours"
     if clock() - last_dead_check[0] >= DEAD_LANE_CHECK_SECONDS:
         # Every lane watches its edition's other lanes: a dead one (its worker
         # was killed) has its rows repaired within seconds, and is replaced.

@@ -627,13 +627,15 @@ def live_lanes(session: DbSession, edition_id: int) -> int | None:
     ), {"space": EDITION_LANES_SPACE, "edition": edition_id}) or 0)
 
 
-def pause_for(session: DbSession, edition_id: int, reason: str) -> bool:
-    """The circuit breaker: pause a sending edition and say why (resume clears it)."""
+def pause_for(session: DbSession, edition_id: int, reason: str,
+              resume_at: datetime | None = None) -> bool:
+    """The engine pauses a sending edition and says why (resume clears it). With
+    `resume_at` (quiet hours) the sweeper resumes it by itself then."""
     paused = session.execute(
         update(Edition)
         .where(Edition.id == edition_id, Edition.status == EditionStatus.SENDING)
         .values(status=EditionStatus.PAUSED, paused_reason=reason[:2000],
-                last_activity_at=utcnow())
+                resume_at=resume_at, last_activity_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     session.commit()

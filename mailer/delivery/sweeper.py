@@ -30,6 +30,7 @@ class SweepReport:
     unknown: int = 0
     released: int = 0
     woken: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)
     recompiled: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
 
@@ -48,6 +49,18 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
     """
     now = now or utcnow()
     report = SweepReport()
+    # Pauses that end by themselves (quiet hours are over).
+    for edition_id in session.scalars(
+        update(Edition)
+        .where(Edition.status == EditionStatus.PAUSED, Edition.resume_at <= now)
+        .values(status=EditionStatus.SENDING, paused_reason="", resume_at=None,
+                breaker_reset_at=now, last_activity_at=now, lanes_woken_at=now)
+        .returning(Edition.id)
+        .execution_options(synchronize_session=False)
+    ).all():
+        start_lanes_on_commit(session, edition_id, settings.send_lanes)
+        report.resumed.append(edition_id)
+    session.commit()
     dead_in: set[int] = set()
     for edition_id in session.scalars(
         select(Edition.id).where(Edition.status.in_([EditionStatus.SENDING, EditionStatus.PAUSED]))

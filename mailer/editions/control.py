@@ -112,7 +112,8 @@ def resume_edition(session: DbSession, settings: Settings, edition_id: int) -> E
     # A fresh start for the circuit breaker: its failure window and relay clock.
     session.execute(
         update(Edition).where(Edition.id == edition_id)
-        .values(paused_reason="", relay_unreachable_since=None, breaker_reset_at=utcnow())
+        .values(paused_reason="", relay_unreachable_since=None, resume_at=None,
+                breaker_reset_at=utcnow())
         .execution_options(synchronize_session=False)
     )
     start_lanes_on_commit(session, edition_id, settings.send_lanes)

@@ -64,6 +64,7 @@ def progress(session: DbSession, edition_id: int, now: datetime | None = None) -
         "paused_reason": edition.paused_reason,
         "relay_unreachable_since": (edition.relay_unreachable_since.isoformat()
                                     if edition.relay_unreachable_since else None),
+        "resume_at": edition.resume_at.isoformat() if edition.resume_at else None,
         "relay_status": (f"relay unreachable since "
                          f"{edition.relay_unreachable_since:%Y-%m-%d %H:%M:%S} UTC"
                          if edition.relay_unreachable_since else ""),

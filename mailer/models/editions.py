@@ -67,6 +67,8 @@ class Edition(Base):
     relay_unreachable_since: Mapped[datetime | None]
     # The breaker's failure-rate window counts only attempts after this (a resume).
     breaker_reset_at: Mapped[datetime | None]
+    # A pause that ends by itself (quiet hours): the sweeper resumes it then.
+    resume_at: Mapped[datetime | None]
     # When the sweeper last queued lanes for this edition (tops up lost lanes).
     lanes_woken_at: Mapped[datetime | None]
 
