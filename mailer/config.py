@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -79,6 +80,10 @@ class Settings:
     # A lane whose database session is gone (its advisory lock is free) and that
     # has not touched its rows for this long is dead: its rows are released.
     dead_lane_grace_seconds: float = 2.0
+    # Warm-up ramp for a new sending domain (MAILER_WARMUP="200,2,50000"): at most
+    # `first` messages on day 0, times `factor` each day after, up to `ceiling`.
+    warmup: tuple[int, float, int] | None = None
+    warmup_start: date | None = None  # day 0 (MAILER_WARMUP_START); unset: first day used
 
     @property
     def outbox_path(self) -> Path:
@@ -133,6 +138,28 @@ def _domain_rates(raw: str) -> dict[str, float]:
     return rates
 
 
+def _warmup(raw: str) -> tuple[int, float, int] | None:
+    if not raw.strip():
+        return None
+    try:
+        first, factor, ceiling = (part.strip() for part in raw.split(","))
+        plan = (int(first), float(factor), int(ceiling))
+    except ValueError as exc:
+        raise SystemExit("MAILER_WARMUP must be 'first,factor,ceiling', e.g. 200,2,50000") from exc
+    if plan[0] < 1 or plan[1] < 1 or plan[2] < plan[0]:
+        raise SystemExit("MAILER_WARMUP: first >= 1, factor >= 1 and ceiling >= first")
+    return plan
+
+
+def _day(raw: str, name: str) -> date | None:
+    if not raw.strip():
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a date like 2026-12-01, got {raw!r}") from exc
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read settings; `overrides` (used by tests) win over the environment."""
     load_dotenv(Path.cwd() / ".env", override=False)
@@ -177,6 +204,8 @@ def load_settings(**overrides: object) -> Settings:
         breaker_min_attempts=_env_int("MAILER_BREAKER_MIN_ATTEMPTS", 100),
         relay_down_pause_seconds=_env_float("MAILER_RELAY_DOWN_PAUSE_SECONDS", 300.0),
         dead_lane_grace_seconds=_env_float("MAILER_DEAD_LANE_GRACE_SECONDS", 2.0),
+        warmup=_warmup(_env("MAILER_WARMUP")),
+        warmup_start=_day(_env("MAILER_WARMUP_START"), "MAILER_WARMUP_START"),
     )
     values.update(overrides)
     if not values["secret_key"]:

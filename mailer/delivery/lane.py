@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
 from mailer.content.schedules import quiet_until
+from mailer.delivery import warmup
 from mailer.delivery.ledger import (
     ClaimLost,
     DeadLanes,
@@ -198,6 +199,7 @@ def run_lane(
                     session, edition_id, settings=settings, sender=sender, tokens=tokens,
                     skeletons=skeletons, limiter=limiter, ledger=ledger, window=window,
                     worker=worker, envelope_from=envelope_from, inline_wait=inline_wait,
+                    sending_domain=envelope_from.rpartition("@")[2].lower(),
                     started=started, budget_seconds=budget_seconds, clock=clock, sleep=sleep,
                     last_heartbeat=last_heartbeat, last_dead_check=last_dead_check,
                 )
@@ -242,6 +244,7 @@ def _lane_round(
     window: BreakerWindow,
     worker: str,
     envelope_from: str,
+    sending_domain: str,
     inline_wait: float,
     started: float,
     budget_seconds: float,
@@ -271,8 +274,20 @@ def _lane_round(
         last_dead_check[0] = clock()
         _replace_dead_lanes(session, edition_id, settings)
     now = utcnow()
-    rows = claim_batch(session, edition_id, worker, settings.batch_size, now)
+    limit = settings.batch_size
+    if settings.warmup is not None:
+        limit, cap = warmup.take_slots(session, settings, sending_domain, limit, now)
+        if not limit:
+            ledger.release()
+            resume = warmup.next_day(now)
+            pause_for(session, edition_id, f"warm-up: the {cap} messages allowed today from "
+                                           f"{sending_domain} are sent; resumes at "
+                                           f"{resume:%Y-%m-%d %H:%M} UTC", resume_at=resume)
+            return "paused: warm-up cap"
+    rows = claim_batch(session, edition_id, worker, limit, now)
     session.commit()
+    if settings.warmup is not None:
+        warmup.give_back(session, sending_domain, limit - len(rows), now)
     if not rows:
         dead = _replace_dead_lanes(session, edition_id, settings)
         if dead.released:

@@ -10,6 +10,7 @@ from mailer.models.editions import (
     EditionLink,
     EditionStatus,
     EditionVariant,
+    SendQuotaDay,
     variant_articles,
 )
 from mailer.models.editors import ApiToken, Editor, Role
@@ -42,6 +43,7 @@ __all__ = [
     "ReaderEvent",
     "ReaderStatus",
     "Role",
+    "SendQuotaDay",
     "Suppression",
     "Topic",
     "article_topics",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -142,3 +142,14 @@ class EditionLink(Base):
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     article_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
     url: Mapped[str] = mapped_column(String(2000))
+
+
+class SendQuotaDay(Base):
+    """Messages sent per sending domain and UTC day, for the warm-up ramp
+    (`MAILER_WARMUP`): shared by every worker through the database."""
+
+    __tablename__ = "send_quota_days"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    used: Mapped[int] = mapped_column(default=0)

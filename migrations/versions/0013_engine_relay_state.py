@@ -8,7 +8,8 @@ Create Date: 2026-11-29 13:30:00
 editor paused it); `relay_unreachable_since` is set while no SMTP relay answers;
 `breaker_reset_at` is when the failure-rate window last started (a resume);
 `lanes_woken_at` is when the sweeper last queued lanes for the edition;
-`resume_at` ends a pause by itself (quiet hours); digests get `quiet_hours`.
+`resume_at` ends a pause by itself (quiet hours, warm-up cap); digests get
+`quiet_hours`; `send_quota_days` counts messages per sending domain and day (warm-up).
 """
 from alembic import op
 import sqlalchemy as sa
@@ -24,6 +25,13 @@ depends_on = None
 
 
 def upgrade():
+    op.create_table(
+        'send_quota_days',
+        sa.Column('domain', sa.String(length=255), nullable=False),
+        sa.Column('day', sa.Date(), nullable=False),
+        sa.Column('used', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('domain', 'day', name=op.f('pk_send_quota_days')),
+    )
     with op.batch_alter_table('editions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('paused_reason', sa.Text(), server_default='',
                                       nullable=False))
@@ -45,3 +53,4 @@ def downgrade():
         batch_op.drop_column('breaker_reset_at')
         batch_op.drop_column('relay_unreachable_since')
         batch_op.drop_column('paused_reason')
+    op.drop_table('send_quota_days')
