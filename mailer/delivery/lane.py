@@ -175,9 +175,11 @@ def run_lane(
     Faults it rides out by itself: a lost database connection (replaced, the
     round repeated), a relay that refuses or drops connections (rows back to
     `pending`, reconnect with a short back-off, the edition shows since when),
-    dead lanes of the same edition (their rows released once this lane runs dry).
-    It pauses the edition (circuit breaker) on a misconfigured relay, a relay
-    down for `relay_down_pause_seconds`, or too many permanent failures.
+    dead lanes of the same edition (looked for every 2 s and when this lane runs
+    dry: their rows are repaired and replacement lanes queued). It pauses the
+    edition (circuit breaker) on a misconfigured relay, a relay down for
+    `relay_down_pause_seconds`, or too many permanent failures, and in the
+    digest's quiet hours or when the warm-up cap of the day is used.
     """
     limiter = limiter or NoLimit()
     worker = worker_name()
@@ -278,6 +280,12 @@ def _lane_round(
     if settings.warmup is not None:
         limit, cap = warmup.take_slots(session, settings, sending_domain, limit, now)
         if not limit:
+            if _next_due_in(session, edition_id, now) is None and not session.scalar(
+                    select(func.count()).select_from(Delivery).where(
+                        Delivery.edition_id == edition_id,
+                        Delivery.status == DeliveryStatus.PENDING)):
+                finish_if_complete(session, edition_id)
+                return "nothing to claim"  # nothing left: no reason to wait for tomorrow
             ledger.release()
             resume = warmup.next_day(now)
             pause_for(session, edition_id, f"warm-up: the {cap} messages allowed today from "

@@ -44,3 +44,13 @@ def test_edition_stops_at_the_cap_and_resumes_the_next_day(
     session.rollback()
     assert len(sender.messages) == 8
     assert session.get(Edition, edition.id).status == "done"
+
+
+def test_a_used_up_cap_does_not_hold_back_a_finished_edition(
+        session, rt, sender, dispatch, settings_override):
+    settings_override(warmup=(4, 2.0, 100), warmup_start=utcnow().date(), batch_size=2)
+    edition = planned_edition(session, rt, readers=4)
+    lane(session, rt, sender, edition.id)
+    session.rollback()
+    assert len(sender.messages) == 4
+    assert session.get(Edition, edition.id).status == "done"
