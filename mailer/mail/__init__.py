@@ -12,16 +12,18 @@ from mailer.mail.rendering import (
     digest_layouts,
     template_names,
 )
-from mailer.mail.senders import Sender, make_sender
+from mailer.mail.senders import RelayLimit, Sender, make_sender, parse_relays
 
 __all__ = [
     "CompiledEmail",
     "DkimSigner",
     "FillTemplate",
+    "RelayLimit",
     "Sender",
     "TemplateError",
     "digest_layouts",
     "domain_of",
     "make_sender",
+    "parse_relays",
     "template_names",
 ]

@@ -107,6 +107,7 @@ class SmtpTarget:
     timeout: float
     weight: int = 1
     max_connections: int = 0  # per worker process; 0 = no cap
+    rate: float = 0.0  # messages per second to this relay, across workers; 0 = no cap
 
     @property
     def name(self) -> str:
@@ -129,9 +130,10 @@ class SmtpTarget:
         weight = _number(query, "weight", "1", int, where)
         max_connections = _number(query, "max_connections", "0", int, where)
         timeout = _number(query, "timeout", "30", float, where)
-        if weight < 0 or max_connections < 0 or timeout <= 0:
-            raise ValueError(f"MAILER_SMTP_URL {parts.hostname}: weight and max_connections "
-                             "must be >= 0 and timeout > 0")
+        rate = _number(query, "rate", "0", float, where)
+        if weight < 0 or max_connections < 0 or timeout <= 0 or rate < 0:
+            raise ValueError(f"{where}: weight, max_connections and rate must be >= 0 "
+                             "and timeout > 0")
         return cls(
             host=parts.hostname,
             port=port or (465 if implicit else 25),
@@ -142,6 +144,7 @@ class SmtpTarget:
             timeout=timeout,
             weight=weight,
             max_connections=max_connections,
+            rate=rate,
         )
 
 
@@ -483,6 +486,11 @@ def relay_health(target: SmtpTarget) -> RelayHealth:
         return item
 
 
+# Takes a send slot for a relay (by name): 0 when taken (after sleeping up to
+# `max_wait`), else the seconds until one is free and nothing is taken.
+RelayLimit = Callable[[str, float], float]
+
+
 class RelayPool:
     """Several relays behind one `Sender`: one connection per relay per thread.
 
@@ -495,7 +503,9 @@ class RelayPool:
     """
 
     def __init__(self, targets: list[SmtpTarget], local_hostname: str | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 limit: RelayLimit | None = None) -> None:
+        self.limit = limit
         self.health = [relay_health(t) for t in targets]
         self.senders = [SmtpSender(t, local_hostname) for t in targets]
         self.current = [0] * len(targets)
@@ -540,6 +550,27 @@ class RelayPool:
         self.current[best] -= total
         return best
 
+    def _pick_within_rate(self, exclude: set[int]) -> int | None:
+        """Like `_pick`, skipping relays whose rate cap has no slot free now; when
+        every candidate is capped, waits for the one free soonest."""
+        skip = set(exclude)
+        waits: dict[int, float] = {}
+        while (index := self._pick(skip)) is not None:
+            rate = self.health[index].target.rate
+            if not rate or self.limit is None:
+                return index
+            wait = self.limit(self.health[index].target.name, 0.0)
+            if wait <= 0:
+                return index
+            waits[index] = wait
+            skip.add(index)
+        if not waits:
+            return None
+        best = min(waits, key=lambda i: waits[i])
+        assert self.limit is not None
+        self.limit(self.health[best].target.name, float("inf"))
+        return best
+
     def _open(self, index: int) -> Outcome | None:
         """Connect when needed; a relay coming back from an outage is health-checked."""
         sender, h = self.senders[index], self.health[index]
@@ -561,7 +592,7 @@ class RelayPool:
         tried: set[int] = set()
         last: Outcome | None = None
         while True:
-            index = self._pick(tried)
+            index = self._pick_within_rate(tried)
             if index is None:
                 return last or Outcome(Result.RELAY, 0, "no relay reachable: " + "; ".join(
                     f"{h.target.name}: {h.last_error or 'out'}" for h in self.health), "connect")
@@ -635,7 +666,9 @@ class MisconfiguredSender:
         pass
 
 
-def make_sender(smtp_url: str, outbox: Path, helo: str = "localhost") -> Sender:
+def make_sender(smtp_url: str, outbox: Path, helo: str = "localhost",
+                relay_limit: RelayLimit | None = None) -> Sender:
+    """The sender for MAILER_SMTP_URL; `relay_limit` enforces relays' `rate=` caps."""
     if not smtp_url:
         return OutboxSender(outbox)
     try:
@@ -643,6 +676,6 @@ def make_sender(smtp_url: str, outbox: Path, helo: str = "localhost") -> Sender:
     except ValueError as exc:
         log.error("MAILER_SMTP_URL is unusable: %s", exc)
         return MisconfiguredSender(f"MAILER_SMTP_URL is unusable: {exc}")
-    if len(targets) == 1:
+    if len(targets) == 1 and not targets[0].rate:
         return SmtpSender(targets[0], local_hostname=helo)
-    return RelayPool(targets, local_hostname=helo)
+    return RelayPool(targets, local_hostname=helo, limit=relay_limit)

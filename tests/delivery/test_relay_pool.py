@@ -110,3 +110,27 @@ def test_a_relay_dies_mid_send_and_every_reader_gets_exactly_one_message(session
         assert received[email] == 1, email
         assert attempts == 1  # a relay failure spends no attempt
     assert len(a.handler.messages) < 60 and len(b.handler.messages) > 0
+
+
+def test_a_relay_rate_cap_spills_over_to_the_other_relay_and_paces_a_single_one(tmp_path):
+    import time
+
+    from mailer.delivery.ratelimit import LocalRateLimiter
+
+    with SmtpServer() as a, SmtpServer() as b:
+        relays = parse_relays(f"{a.url}?weight=9&rate=5,{b.url}?weight=1")
+        caps = LocalRateLimiter(0.0, {relays[0].name: 5.0})
+        pool = make_sender(",".join([f"{a.url}?weight=9&rate=5", f"{b.url}?weight=1"]),
+                           tmp_path, relay_limit=caps.acquire)
+        assert isinstance(pool, RelayPool)
+        for n in range(20):
+            assert pool.send("news@mailer.test", f"r{n}@example.org", BODY).sent
+        pool.close()
+        assert len(a.handler.messages) <= 3 and len(b.handler.messages) >= 17
+        single = make_sender(f"{a.url}?rate=20", tmp_path,
+                             relay_limit=LocalRateLimiter(0.0, {relays[0].name: 20.0}).acquire)
+        started = time.monotonic()
+        for n in range(6):
+            assert single.send("news@mailer.test", f"s{n}@example.org", BODY).sent
+        single.close()
+        assert time.monotonic() - started >= 0.24  # 6 messages at 20/s
