@@ -452,7 +452,7 @@ def _text(value: bytes | str) -> str:
 # A relay taken out is tried again (health check) after this long, doubling per
 # failed check up to the cap.
 RELAY_RETRY_FIRST = 0.5
-RELAY_RETRY_CAP = 30.0
+RELAY_RETRY_CAP = 8.0
 # A "storm": at least this many of a relay's last STORM_WINDOW answers were 4xx.
 STORM_WINDOW = 40
 STORM_THRESHOLD = 20
