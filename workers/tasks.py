@@ -92,4 +92,3 @@ def tick() -> dict[str, object]:
         current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting)}
-
