@@ -62,8 +62,9 @@ class Outcome:
 
     @property
     def retryable(self) -> bool:
-        """Not delivered, and worth another try later (nothing reached the reader)."""
-        return self.result in (Result.TEMPORARY, Result.RELAY)
+        """Not delivered, and worth another try later: the recipient's server said
+        so, or the relay failed (a misconfigured one once someone fixes it)."""
+        return self.result in (Result.TEMPORARY, Result.RELAY, Result.MISCONFIGURED)
 
 
 SENT = Outcome(Result.SENT, 250, "")
