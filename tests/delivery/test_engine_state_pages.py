@@ -33,3 +33,11 @@ def test_console_and_api_show_relay_state_and_the_breakers_reason(
         "sending", "", None)
     session.execute(update(Edition).values(status="done"))
     session.commit()
+
+
+def test_cli_status_names_the_pause_reason(app, session, rt, dispatch):
+    edition = planned_edition(session, rt, readers=2)
+    pause_for(session, edition.id, "quiet hours 22:00-07:00 (UTC); resumes at tomorrow")
+    result = app.test_cli_runner().invoke(args=["status", str(edition.id)])
+    assert result.exit_code == 0, result.output
+    assert "paused (quiet hours 22:00-07:00 (UTC); resumes at tomorrow)" in result.output
