@@ -134,3 +134,17 @@ def test_a_relay_rate_cap_spills_over_to_the_other_relay_and_paces_a_single_one(
             assert single.send("news@mailer.test", f"s{n}@example.org", BODY).sent
         single.close()
         assert time.monotonic() - started >= 0.24  # 6 messages at 20/s
+
+
+def test_a_storm_of_4xx_takes_a_relay_out():
+    from mailer.mail.senders import STORM_THRESHOLD
+    from tests.support.badsmtp import BadSmtpServer
+
+    with BadSmtpServer("refuse_421_rcpt") as bad, SmtpServer() as good:
+        pool = RelayPool(parse_relays(f"{bad.url()},{good.url}"))
+        results = [pool.send("news@mailer.test", f"r{n}@example.org", BODY).result
+                   for n in range(2 * STORM_THRESHOLD + 20)]
+        pool.close()
+        assert results.count(Result.TEMPORARY) == STORM_THRESHOLD  # then it was out
+        assert results[-20:] == [Result.SENT] * 20
+        assert not pool.health[0].is_up(pool.clock())
