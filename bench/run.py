@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/run.py send [--readers 20000 ...]
     .venv/bin/python bench/run.py render | web | console | broker | dkim [...]
+    .venv/bin/python bench/run.py render | web | console | broker | faults [...]
     .venv/bin/python bench/run.py all      # each with its defaults, one after another
 
 Each benchmark prints its figures and writes bench/results/<name>.json.
@@ -24,6 +25,7 @@ SCRIPTS = {
     "console": HERE / "console" / "run.py",
     "broker": HERE / "broker.py",
     "dkim": HERE / "dkim_sign.py",
+    "faults": HERE / "faults.py",
 }
 
 

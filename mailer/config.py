@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass, field
+from datetime import date
 from email.utils import parseaddr
 from pathlib import Path
 
@@ -90,6 +91,20 @@ class Settings:
     allow_private_urls: bool = False
     # Test sends (addresses mailed) per editor per hour, across all requests.
     test_send_hourly_cap: int = 100
+    # Delivery engine (docs/delivery.md, "Faults"): an edition pauses itself when more
+    # than this share of its recent attempts failed permanently ...
+    breaker_failure_rate: float = 0.2
+    breaker_window: int = 500  # ... over this many recent attempts (per worker process)
+    breaker_min_attempts: int = 100  # ... once at least this many were seen
+    # ... or when no relay has been reachable for this long.
+    relay_down_pause_seconds: float = 300.0
+    # A lane whose database session is gone (its advisory lock is free) and that
+    # has not touched its rows for this long is dead: its rows are released.
+    dead_lane_grace_seconds: float = 2.0
+    # Warm-up ramp for a new sending domain (MAILER_WARMUP="200,2,50000"): at most
+    # `first` messages on day 0, times `factor` each day after, up to `ceiling`.
+    warmup: tuple[int, float, int] | None = None
+    warmup_start: date | None = None  # day 0 (MAILER_WARMUP_START); unset: first day used
 
     @property
     def outbox_path(self) -> Path:
@@ -172,6 +187,26 @@ def missing_instance(cwd: Path | None = None) -> str | None:
     return (f"No mailer instance here: expected the folder {cwd / 'instance'} (the SQLite "
             f"database, outbox and secret key). Run the command from the project folder "
             f"({PROJECT_ROOT}), or set MAILER_INSTANCE_PATH or MAILER_DATABASE_URL.")
+def _warmup(raw: str) -> tuple[int, float, int] | None:
+    if not raw.strip():
+        return None
+    try:
+        first, factor, ceiling = (part.strip() for part in raw.split(","))
+        plan = (int(first), float(factor), int(ceiling))
+    except ValueError as exc:
+        raise SystemExit("MAILER_WARMUP must be 'first,factor,ceiling', e.g. 200,2,50000") from exc
+    if plan[0] < 1 or plan[1] < 1 or plan[2] < plan[0]:
+        raise SystemExit("MAILER_WARMUP: first >= 1, factor >= 1 and ceiling >= first")
+    return plan
+
+
+def _day(raw: str, name: str) -> date | None:
+    if not raw.strip():
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a date like 2026-12-01, got {raw!r}") from exc
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -229,6 +264,13 @@ def load_settings(**overrides: object) -> Settings:
         bounce_poll_seconds=_env_float("MAILER_BOUNCE_POLL_SECONDS", 60.0),
         allow_private_urls=_env("MAILER_ALLOW_PRIVATE_URLS", "0") in ("1", "true", "yes"),
         test_send_hourly_cap=_env_int("MAILER_TEST_SEND_HOURLY_CAP", 100),
+        breaker_failure_rate=_env_float("MAILER_BREAKER_FAILURE_RATE", 0.2),
+        breaker_window=_env_int("MAILER_BREAKER_WINDOW", 500),
+        breaker_min_attempts=_env_int("MAILER_BREAKER_MIN_ATTEMPTS", 100),
+        relay_down_pause_seconds=_env_float("MAILER_RELAY_DOWN_PAUSE_SECONDS", 300.0),
+        dead_lane_grace_seconds=_env_float("MAILER_DEAD_LANE_GRACE_SECONDS", 2.0),
+        warmup=_warmup(_env("MAILER_WARMUP")),
+        warmup_start=_day(_env("MAILER_WARMUP_START"), "MAILER_WARMUP_START"),
     )
     values.update(overrides)
     if not values["secret_key"]:

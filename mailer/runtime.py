@@ -15,7 +15,7 @@ from flask import current_app
 from mailer.common import Tokens
 from mailer.config import Settings
 from mailer.delivery import RateLimiter, SkeletonCache, make_rate_limiter
-from mailer.mail import DkimSigner, Sender, dkim_signer, make_sender
+from mailer.mail import DkimSigner, RelayLimit, Sender, dkim_signer, make_sender, parse_relays
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Runtime:
     sender_override: Sender | None = None
     _local: threading.local = field(default_factory=threading.local)
     _limiter: RateLimiter | None = None
+    _relay_limiter: RateLimiter | None = None
 
     def sender(self) -> Sender:
         if self.sender_override is not None:
@@ -35,7 +36,7 @@ class Runtime:
         if sender is None:
             sender = make_sender(
                 self.settings.smtp_url, self.settings.outbox_path,
-                helo=self.settings.helo_name,
+                helo=self.settings.helo_name, relay_limit=self.relay_limit(),
             )
             self._local.sender = sender
         return sender
@@ -59,6 +60,20 @@ class Runtime:
             cache = SkeletonCache(self.settings, self.dkim)
             self._local.skeletons = cache
         return cache
+
+    def relay_limit(self) -> RelayLimit | None:
+        """Per-relay caps (`rate=` in MAILER_SMTP_URL), shared through Redis when it is there."""
+        if self._relay_limiter is None:
+            try:
+                rates = {t.name: t.rate for t in parse_relays(self.settings.smtp_url) if t.rate}
+            except ValueError:
+                rates = {}
+            if not rates:
+                return None
+            s = self.settings
+            self._relay_limiter = make_rate_limiter(0.0, rates, s.redis_url,
+                                                    prefix=f"mailer:rate:{s.queue_name}:relay:")
+        return self._relay_limiter.acquire
 
     def limiter(self) -> RateLimiter:
         if self._limiter is None:

@@ -36,9 +36,10 @@ def _bar(p: dict[str, object], width: int = 30) -> str:
         return f"[{'.' * width}] compiling"
     filled = int(width * done / planned) if planned else (width if p["status"] == "done" else 0)
     eta = f" eta {p['eta_seconds']}s" if p.get("eta_seconds") else ""
+    note = p.get("paused_reason") or p.get("relay_status") or ""  # why it stopped or stalls
     return (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{planned} "
             f"sent {p['sent']} failed {p['failed']} unknown {p['unknown']} "
-            f"{p['rate']}/s{eta} {p['status']}")
+            f"{p['rate']}/s{eta} {p['status']}" + (f" ({note})" if note else ""))
 
 
 class _Line:

@@ -3,14 +3,12 @@ DKIM key match the DNS record text they paste."""
 
 from __future__ import annotations
 
-import smtplib
-import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mailer.config import Settings
 from mailer.delivery import check_bounce_mailbox
-from mailer.mail.senders import SmtpTarget
+from mailer.mail.senders import SmtpSender, parse_relays
 
 CHECK_TIMEOUT = 5.0
 
@@ -22,35 +20,26 @@ class CheckResult:
 
 
 def check_smtp(smtp_url: str, timeout: float = CHECK_TIMEOUT) -> CheckResult:
-    """Connect and EHLO (STARTTLS when configured); nothing is sent."""
+    """Connect to every relay listed: EHLO, STARTTLS and login when configured, NOOP.
+    Nothing is sent. A wrong password or an unusable URL fails with the reason."""
     if not smtp_url:
         return CheckResult(True, "No MAILER_SMTP_URL: messages go to the outbox folder.")
     try:
-        target = SmtpTarget.from_url(smtp_url)
+        targets = parse_relays(smtp_url)
     except ValueError as exc:
         return CheckResult(False, str(exc))
-    try:
-        if target.implicit_tls:
-            client: smtplib.SMTP = smtplib.SMTP_SSL(target.host, target.port, timeout=timeout,
-                                                   context=ssl.create_default_context())
+    answers, ok = [], True
+    for target in targets:
+        sender = SmtpSender(replace(target, timeout=min(target.timeout, timeout)))
+        failure = sender.probe()
+        sender.close()
+        if failure is None:
+            answers.append(f"{target.name} answered EHLO" + (" and accepted the login"
+                                                        if target.username else ""))
         else:
-            client = smtplib.SMTP(target.host, target.port, timeout=timeout)
-        try:
-            code, banner = client.ehlo()
-            if code != 250:
-                return CheckResult(False, f"EHLO answered {code} {banner.decode(errors='replace')}")
-            if target.starttls:
-                client.starttls(context=ssl.create_default_context())
-                client.ehlo()
-            name = banner.decode(errors="replace").splitlines()[0] if banner else ""
-            return CheckResult(True, f"{target.host}:{target.port} answered EHLO: {name}")
-        finally:
-            try:
-                client.quit()
-            except (smtplib.SMTPException, OSError):
-                client.close()
-    except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        return CheckResult(False, f"{target.host}:{target.port}: {exc or type(exc).__name__}")
+            ok = False
+            answers.append(f"{target.name}: {failure.message}")
+    return CheckResult(ok, "; ".join(answers))
 
 
 def _txt_value(pasted: str) -> str:

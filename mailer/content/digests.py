@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 
 from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.common.validation import clean_int, clean_long_text, clean_slug, clean_slugs, clean_text
-from mailer.content.schedules import next_run, parse_schedule
+from mailer.content.schedules import next_run, parse_quiet_hours, parse_schedule
 from mailer.mail.rendering import digest_layouts
 from mailer.models import Digest, utcnow
 from mailer.models.base import DbSession
@@ -81,6 +81,9 @@ def save_digest(
         else:
             target.next_run_at = None
         target.schedule, target.timezone = schedule, tz
+    if "quiet_hours" in data:
+        target.quiet_hours = parse_quiet_hours(
+            clean_text(data.get("quiet_hours"), "quiet_hours", 20))
     if target.archived_at is not None:
         target.next_run_at = None  # archived digests are never scheduled
     if creating:
@@ -99,6 +102,7 @@ def digest_json(digest: Digest) -> dict[str, Any]:
         "max_articles": digest.max_articles,
         "approval": digest.approval,
         "template": digest.template,
+        "quiet_hours": digest.quiet_hours,
         "next_run_at": digest.next_run_at.isoformat() if digest.next_run_at else None,
         "subject": digest.subject,
         "intro": digest.intro,

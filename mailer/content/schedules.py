@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -74,3 +74,44 @@ def next_run(cron: str, tz: str, after: datetime) -> datetime:
             continue  # the second pass through a repeated wall-clock time
         return nxt.astimezone(ZoneInfo("UTC"))
     raise ValidationError("Schedule never fires.", {"schedule": "never fires"})
+
+
+_QUIET = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+
+
+def parse_quiet_hours(text: str) -> str:
+    """Normalise "22:00-07:00" (a daily window in the digest's time zone; it may
+    run past midnight); "" means none."""
+    raw = (text or "").strip()
+    if not raw:
+        return ""
+    match = _QUIET.match(raw)
+    if not match:
+        raise ValidationError("quiet_hours must look like 22:00-07:00.", {"quiet_hours": "format"})
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59 or (h1, m1) == (h2, m2):
+        raise ValidationError("quiet_hours must be two different times HH:MM-HH:MM.",
+                              {"quiet_hours": "bad time"})
+    return f"{h1:02d}:{m1:02d}-{h2:02d}:{m2:02d}"
+
+
+def quiet_until(quiet_hours: str, tz: str, now: datetime) -> datetime | None:
+    """When `now` (aware) falls inside the quiet hours, the moment they end (UTC-aware);
+    None outside them. Wall-clock times in `tz`, so a DST change moves the window with it."""
+    if not quiet_hours:
+        return None
+    zone = check_timezone(tz or "UTC")
+    local = now.astimezone(zone)
+    (h1, m1), (h2, m2) = (tuple(int(x) for x in part.split(":"))
+                          for part in quiet_hours.split("-"))
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    minute = local.hour * 60 + local.minute
+    inside = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not inside:
+        return None
+    ends = local.replace(hour=h2, minute=m2, second=0, microsecond=0)
+    if ends <= local:
+        ends = (local + timedelta(days=1)).replace(hour=h2, minute=m2, second=0, microsecond=0)
+    # Re-localise: the wall-clock time may sit on the other side of a DST change.
+    ends = ends.replace(tzinfo=None).replace(tzinfo=zone)
+    return ends.astimezone(UTC)

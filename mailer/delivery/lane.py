@@ -4,7 +4,9 @@ variant's skeleton, send it over one SMTP connection and record the outcome."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -13,14 +15,22 @@ from sqlalchemy import func, select, update
 
 from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
+from mailer.content.schedules import quiet_until
+from mailer.delivery import warmup
 from mailer.delivery.ledger import (
     ClaimLost,
+    DeadLanes,
     LaneReport,
     LedgerWriter,
     ReaderRow,
     claim_batch,
     finish_if_complete,
     heartbeat,
+    is_disconnect,
+    live_lanes,
+    pause_for,
+    relay_down,
+    release_dead_lanes,
     worker_name,
 )
 from mailer.delivery.ratelimit import THROTTLE_CODES, NoLimit, RateLimiter
@@ -28,10 +38,11 @@ from mailer.jobs import TaskName, enqueue_on_commit
 from mailer.mail.dkim import DkimSigner
 from mailer.mail.messages import MessageSkeleton, Recipient
 from mailer.mail.outgoing import digest_list_id, envelope_sender, feedback_id
-from mailer.mail.senders import Result, Sender
+from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import (
     Delivery,
     DeliveryStatus,
+    Digest,
     Edition,
     EditionStatus,
     EditionVariant,
@@ -98,6 +109,64 @@ def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Reci
     )
 
 
+# Waits between reconnection attempts while no relay answers (the last repeats).
+RELAY_BACKOFF = (0.5, 1.0, 2.0, 4.0)
+# How often a running lane looks for dead lanes of its edition (PostgreSQL).
+DEAD_LANE_CHECK_SECONDS = 2.0
+# Consecutive lost database connections a lane rides out before it gives up
+# (the task fails; the sweeper re-queues the edition's lanes).
+MAX_DB_LOSSES = 20
+
+
+class BreakerWindow:
+    """The last N attempts of one edition seen by this process: sent or failed for good.
+
+    Kept per process (lanes of one edition in one process share it) and restarted
+    when the edition's `breaker_reset_at` changes (a resume)."""
+
+    def __init__(self, size: int, marker: object = None) -> None:
+        self.items: deque[bool] = deque(maxlen=max(1, size))
+        self.failed = 0
+        self.marker = marker
+        self.lock = threading.Lock()
+
+    def reset_if_changed(self, marker: object) -> None:
+        if marker != self.marker:
+            with self.lock:
+                self.items.clear()
+                self.failed = 0
+                self.marker = marker
+
+    def note(self, failed: bool) -> None:
+        with self.lock:
+            if len(self.items) == self.items.maxlen and self.items[0]:
+                self.failed -= 1
+            self.items.append(failed)
+            self.failed += failed
+
+    def tripped(self, rate: float, min_attempts: int) -> str:
+        with self.lock:
+            n, failed = len(self.items), self.failed
+        if n >= max(1, min_attempts) and failed > rate * n:
+            return (f"{failed} of the last {n} attempts failed permanently "
+                    f"(more than {rate:.0%}); check the relay and the list before resuming")
+        return ""
+
+
+_windows: dict[int, BreakerWindow] = {}
+_windows_lock = threading.Lock()
+
+
+def breaker_window(edition_id: int, size: int) -> BreakerWindow:
+    with _windows_lock:
+        window = _windows.get(edition_id)
+        if window is None:
+            if len(_windows) > 64:
+                _windows.clear()
+            window = _windows[edition_id] = BreakerWindow(size)
+        return window
+
+
 def run_lane(
     session: DbSession,
     edition_id: int,
@@ -109,107 +178,66 @@ def run_lane(
     limiter: RateLimiter | None = None,
     budget_seconds: float = 20.0,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> LaneReport:
     """Send claimed chunks of one edition until it is done, paused, or this lane's
     time budget runs out (then the lane re-enqueues itself, letting other work in).
-    `should_stop` (a warm shutdown of the worker) is asked between messages: the
-    lane then hands back what it claimed and re-enqueues itself."""
+
+    Faults it rides out by itself: a lost database connection (replaced, the
+    round repeated), a relay that refuses or drops connections (rows back to
+    `pending`, reconnect with a short back-off, the edition shows since when),
+    dead lanes of the same edition (looked for every 2 s and when this lane runs
+    dry: their rows are repaired and replacement lanes queued). It pauses the
+    edition (circuit breaker) on a misconfigured relay, a relay down for
+    `relay_down_pause_seconds`, or too many permanent failures, and in the
+    digest's quiet hours or when the warm-up cap of the day is used. `should_stop`
+    (a warm shutdown of the worker) is asked between messages: the lane then hands
+    back what it claimed and re-enqueues itself.
+    """
     limiter = limiter or NoLimit()
     worker = worker_name()
-    ledger = LedgerWriter(session, worker, settings)
+    ledger = LedgerWriter(session, worker, settings, edition_id)
     report = ledger.report
+    window = breaker_window(edition_id, settings.breaker_window)
     verp = bool(settings.return_path)
     envelope_from = envelope_sender(settings)  # parsed once, not per message
     # Longest sleep for a rate-limit slot; a longer wait defers the row. Kept
     # well under the claim lease so heartbeats keep our claims alive.
     inline_wait = min(1.0, settings.claim_lease_seconds / 4)
     started = clock()
-    last_heartbeat = started
+    last_heartbeat = [started]  # shared with the rounds
+    last_dead_check = [started]
+    db_losses = 0
     try:
         while True:
-            status = session.scalar(select(Edition.status).where(Edition.id == edition_id))
-            if status != EditionStatus.SENDING:
-                report.stopped = f"edition is {status}"
-                break
-            now = utcnow()
-            rows = claim_batch(session, edition_id, worker, settings.batch_size, now)
-            session.commit()
-            if not rows:
-                soon = _next_due_in(session, edition_id, now)
-                if soon is not None and soon <= 5 and clock() - started + soon < budget_seconds:
-                    # Retries or deferred rows are due in a moment: wait here
-                    # rather than leave them to the sweeper's next round.
-                    ledger.flush()
-                    session.commit()
-                    time.sleep(max(soon, 0.05))
-                    continue
-                report.stopped = "nothing to claim"
-                finish_if_complete(session, edition_id)
-                break
-            report.claimed += len(rows)
-            readers = {
-                r.id: ReaderRow(*r)
-                for r in session.execute(
-                    select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency,
-                           Reader.token_nonce)
-                    .where(Reader.id.in_([r[1] for r in rows]))
+            try:
+                stop = _lane_round(
+                    session, edition_id, settings=settings, sender=sender, tokens=tokens,
+                    skeletons=skeletons, limiter=limiter, ledger=ledger, window=window,
+                    worker=worker, envelope_from=envelope_from, inline_wait=inline_wait,
+                    sending_domain=envelope_from.rpartition("@")[2].lower(),
+                    started=started, budget_seconds=budget_seconds, clock=clock, sleep=sleep,
+                    last_heartbeat=last_heartbeat, last_dead_check=last_dead_check,
+                    verp=verp, should_stop=should_stop,
                 )
-            }
-            first_planned = session.scalar(
-                select(func.min(Delivery.created_at)).where(Delivery.id.in_([r[0] for r in rows]))
-            ) or now
-            gone = [d for d, r, _ in rows if r not in readers or readers[r].status
-                    != ReaderStatus.CONFIRMED or readers[r].frequency == "paused"]
-            ledger.skip(gone, "reader unsubscribed or suppressed after planning")
-            session.commit()
-            skip = set(gone)
-            stopping = False
-            for delivery_id, reader_id, variant_id in rows:
-                if delivery_id in skip:
-                    continue
-                if should_stop():
-                    stopping = True
+                db_losses = 0
+                if stop:
+                    report.stopped = stop
                     break
-                if clock() - last_heartbeat > settings.claim_lease_seconds / 3:
-                    heartbeat(session, worker)
-                    last_heartbeat = clock()
-                reader = readers[reader_id]
-                skeleton = skeletons.get(session, edition_id, variant_id or 0)
-                data = skeleton.render(recipient_for(settings, tokens, reader))
-                domain = reader.email.rpartition("@")[2].lower()
-                wait = limiter.acquire(domain, max_wait=inline_wait)
-                if wait > 0:
-                    # A capped or slowed-down domain: hand the row back for later
-                    # instead of holding up every other domain in this lane.
-                    ledger.defer(delivery_id, wait)
-                    continue
+            except Exception as exc:
+                if not is_disconnect(exc) or db_losses >= MAX_DB_LOSSES:
+                    raise
+                db_losses += 1
+                log.warning("lane %s: database connection lost (%s); reconnecting",
+                            worker, type(exc).__name__)
+                sleep(min(0.05 * db_losses, 0.5))
                 try:
-                    outcome = sender.send(
-                        envelope_sender(settings, delivery_id) if verp else envelope_from,
-                        reader.email, data,
-                        before_data=partial(ledger.mark_sending, delivery_id),
-                    )
-                except ClaimLost:
-                    log.warning("delivery %s was reclaimed by the sweeper; not sent", delivery_id)
-                    continue
-                if outcome.sent:
-                    ledger.sent(delivery_id)
-                else:
-                    ledger.outcome(delivery_id, reader, outcome, first_planned)
-                    if outcome.result == Result.TEMPORARY and outcome.code in THROTTLE_CODES:
-                        limiter.slow_down(domain)
-            ledger.flush()
-            session.execute(
-                update(Edition).where(Edition.id == edition_id).values(last_activity_at=utcnow())
-            )
-            session.commit()
-            if stopping or clock() - started > budget_seconds:
-                enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
-                session.commit()
-                report.stopped = ("worker shutting down" if stopping else "time budget used") + \
-                    "; re-enqueued"
-                break
+                    ledger.reconnect()
+                    ledger.release()  # claimed rows go back; `sending` rows stay as they are
+                except Exception as again:
+                    if not is_disconnect(again):
+                        raise
     finally:
         try:
             ledger.release()
@@ -219,6 +247,218 @@ def run_lane(
         finally:
             ledger.close()
     return report
+
+
+def _lane_round(
+    session: DbSession,
+    edition_id: int,
+    *,
+    settings: Settings,
+    sender: Sender,
+    tokens: Tokens,
+    skeletons: SkeletonCache,
+    limiter: RateLimiter,
+    ledger: LedgerWriter,
+    window: BreakerWindow,
+    worker: str,
+    envelope_from: str,
+    sending_domain: str,
+    inline_wait: float,
+    started: float,
+    budget_seconds: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    last_heartbeat: list[float],
+    last_dead_check: list[float],
+    verp: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> str:
+    """One claimed chunk. Returns why the lane stops, or "" to go on."""
+    report = ledger.report
+    row = session.execute(
+        select(Edition.status, Edition.breaker_reset_at, Digest.quiet_hours, Digest.timezone)
+        .join(Digest, Digest.id == Edition.digest_id)
+        .where(Edition.id == edition_id)).one_or_none()
+    if row is None or row[0] != EditionStatus.SENDING:
+        return f"edition is {row[0] if row else None}"
+    window.reset_if_changed(row[1])
+    until = quiet_until(row[2], row[3], utcnow())
+    if until is not None:
+        ledger.release()
+        pause_for(session, edition_id, f"quiet hours {row[2]} ({row[3]}); resumes at "
+                                       f"{until:%Y-%m-%d %H:%M} UTC", resume_at=until)
+        return "paused: quiet hours"
+    if clock() - last_dead_check[0] >= DEAD_LANE_CHECK_SECONDS:
+        # Every lane watches its edition's other lanes: a dead one (its worker
+        # was killed) has its rows repaired within seconds, and is replaced.
+        last_dead_check[0] = clock()
+        _replace_dead_lanes(session, edition_id, settings)
+    now = utcnow()
+    limit = settings.batch_size
+    if settings.warmup is not None:
+        limit, cap = warmup.take_slots(session, settings, sending_domain, limit, now)
+        if not limit:
+            if _next_due_in(session, edition_id, now) is None and not session.scalar(
+                    select(func.count()).select_from(Delivery).where(
+                        Delivery.edition_id == edition_id,
+                        Delivery.status == DeliveryStatus.PENDING)):
+                finish_if_complete(session, edition_id)
+                return "nothing to claim"  # nothing left: no reason to wait for tomorrow
+            ledger.release()
+            resume = warmup.next_day(now)
+            pause_for(session, edition_id, f"warm-up: the {cap} messages allowed today from "
+                                           f"{sending_domain} are sent; resumes at "
+                                           f"{resume:%Y-%m-%d %H:%M} UTC", resume_at=resume)
+            return "paused: warm-up cap"
+    rows = claim_batch(session, edition_id, worker, limit, now)
+    session.commit()
+    if settings.warmup is not None:
+        warmup.give_back(session, sending_domain, limit - len(rows), now)
+    if not rows:
+        dead = _replace_dead_lanes(session, edition_id, settings)
+        if dead.released:
+            return ""  # a dead lane's rows are pending again: take them
+        in_budget = clock() - started < budget_seconds
+        if dead.suspects and in_budget:
+            sleep(0.5)  # a lane that may be dead: look again once its grace is over
+            return ""
+        soon = _next_due_in(session, edition_id, now)
+        if soon is not None and soon <= 5 and clock() - started + soon < budget_seconds:
+            # Retries or deferred rows are due in a moment: wait here
+            # rather than leave them to the sweeper's next round.
+            ledger.flush()
+            session.commit()
+            sleep(max(soon, 0.05))
+            return ""
+        finish_if_complete(session, edition_id)
+        return "nothing to claim"
+    report.claimed += len(rows)
+    readers = {
+        r.id: ReaderRow(*r)
+        for r in session.execute(
+            select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency,
+                   Reader.token_nonce)
+            .where(Reader.id.in_([r[1] for r in rows]))
+        )
+    }
+    first_planned = session.scalar(
+        select(func.min(Delivery.created_at)).where(Delivery.id.in_([r[0] for r in rows]))
+    ) or now
+    gone = [d for d, r, _ in rows if r not in readers or readers[r].status
+            != ReaderStatus.CONFIRMED or readers[r].frequency == "paused"]
+    ledger.skip(gone, "reader unsubscribed or suppressed after planning")
+    skip = set(gone)
+    sent_before = report.sent + len(ledger.sent_ids)
+    stop = ""
+    stopping = False
+    for delivery_id, reader_id, variant_id in rows:
+        if delivery_id in skip:
+            continue
+        if should_stop():
+            stopping = True
+            break
+        if clock() - last_heartbeat[0] > settings.claim_lease_seconds / 3:
+            heartbeat(session, worker)
+            last_heartbeat[0] = clock()
+        reader = readers[reader_id]
+        skeleton = skeletons.get(session, edition_id, variant_id or 0)
+        data = skeleton.render(recipient_for(settings, tokens, reader))
+        domain = reader.email.rpartition("@")[2].lower()
+        wait = limiter.acquire(domain, max_wait=inline_wait)
+        if wait > 0:
+            # A capped or slowed-down domain: hand the row back for later
+            # instead of holding up every other domain in this lane.
+            ledger.defer(delivery_id, wait)
+            continue
+        try:
+            outcome = sender.send(
+                envelope_sender(settings, delivery_id) if verp else envelope_from,
+                reader.email, data,
+                before_data=partial(ledger.mark_sending, delivery_id),
+            )
+        except ClaimLost:
+            log.warning("delivery %s was reclaimed by the sweeper; not sent", delivery_id)
+            continue
+        if outcome.sent:
+            ledger.sent(delivery_id)
+            window.note(False)
+            continue
+        if outcome.result in (Result.RELAY, Result.MISCONFIGURED):
+            # The relay, not this reader: nothing was delivered. Give every row
+            # of the chunk back and wait for the relay.
+            ledger.back_to_pending(delivery_id, outcome)
+            ledger.release()
+            stop = _wait_for_relay(session, edition_id, settings, sender, outcome,
+                                   started, budget_seconds, clock, sleep)
+            break
+        ledger.outcome(delivery_id, reader, outcome, first_planned)
+        if outcome.result == Result.TEMPORARY and outcome.code in THROTTLE_CODES:
+            limiter.slow_down(domain)
+        if outcome.result == Result.PERMANENT:
+            window.note(True)
+            reason = window.tripped(settings.breaker_failure_rate, settings.breaker_min_attempts)
+            if reason:
+                ledger.release()
+                pause_for(session, edition_id, reason)
+                return "paused: " + reason
+    ledger.flush()
+    values: dict[str, object] = {"last_activity_at": utcnow()}
+    if report.sent > sent_before:
+        values["relay_unreachable_since"] = None
+    session.execute(update(Edition).where(Edition.id == edition_id).values(**values))
+    session.commit()
+    if stop:
+        return stop
+    if stopping or clock() - started > budget_seconds:
+        enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
+        session.commit()
+        return ("worker shutting down" if stopping else "time budget used") + "; re-enqueued"
+    return ""
+
+
+def _replace_dead_lanes(session: DbSession, edition_id: int, settings: Settings) -> DeadLanes:
+    dead = release_dead_lanes(session, edition_id, settings.dead_lane_grace_seconds)
+    if dead.workers:
+        # Their tasks may be gone with their worker (a broker only re-delivers
+        # after its visibility timeout): queue replacements, up to the lane count.
+        live = live_lanes(session, edition_id) or 0
+        for _ in range(min(len(dead.workers), max(0, settings.send_lanes - live))):
+            enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
+        session.commit()
+    return dead
+
+
+def _wait_for_relay(session: DbSession, edition_id: int, settings: Settings, sender: Sender,
+                    outcome: Outcome, started: float, budget_seconds: float,
+                    clock: Callable[[], float], sleep: Callable[[float], None]) -> str:
+    """Reconnect with a short capped back-off until a relay answers (returns ""),
+    the edition stops, the lane's budget runs out, or the breaker pauses it."""
+    attempt = 0
+    while True:
+        if outcome.result == Result.MISCONFIGURED:
+            pause_for(session, edition_id, f"relay misconfigured: {outcome.message}")
+            return "paused: relay misconfigured"
+        status, since = relay_down(session, edition_id, utcnow())
+        if status != EditionStatus.SENDING:
+            return f"edition is {status}"
+        down_for = (utcnow() - since).total_seconds()
+        if down_for >= settings.relay_down_pause_seconds:
+            pause_for(session, edition_id, f"no relay reachable since {since:%Y-%m-%d %H:%M:%S} "
+                                           f"UTC: {outcome.message}")
+            return "paused: relay unreachable"
+        if clock() - started > budget_seconds:
+            enqueue_on_commit(session, TaskName.SEND_LANE, edition_id)
+            session.commit()
+            return "relay unreachable; re-enqueued"
+        sleep(RELAY_BACKOFF[min(attempt, len(RELAY_BACKOFF) - 1)])
+        attempt += 1
+        failure = sender.probe()
+        if failure is None:
+            session.execute(update(Edition).where(Edition.id == edition_id)
+                            .values(relay_unreachable_since=None))
+            session.commit()
+            return ""
+        outcome = failure
 
 
 def _next_due_in(session: DbSession, edition_id: int, now: datetime) -> float | None:

@@ -14,20 +14,34 @@ one small UPDATE per message). A worker killed at any point therefore leaves
 at most one row per connection in `sending`; the sweeper turns that row into
 `unknown` (never re-sent automatically) and returns untouched `claimed` rows to
 `pending`. Nobody gets a copy twice and nobody is skipped.
+
+On PostgreSQL each lane holds a session advisory lock (keyed by its worker
+name) on its ledger connection for as long as it runs. A dead worker's
+connection closes with it and the lock is free at once, so the sweeper and
+other lanes tell a dead lane from a slow one in seconds instead of waiting for
+the claim lease (`release_dead_lanes`). SQLite keeps the lease.
+
+A lost database connection (server restart, `pg_terminate_backend`) is
+replaced and the write repeated (`LedgerWriter._write`); every write here is a
+conditional UPDATE that can safely run twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import and_, case, delete, exists, func, not_, select, update
+import psycopg
+from sqlalchemy import and_, case, delete, exists, func, not_, select, text, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from mailer.common.errors import Conflict, NotFound, ValidationError
@@ -54,6 +68,36 @@ from mailer.readers.subscriptions import email_hash, suppress
 log = logging.getLogger(__name__)
 
 BACKOFF_STEPS = (60, 300, 900, 1800, 3600)  # seconds; the last repeats
+# First key of every lane's advisory lock (two-int form), so lanes never collide
+# with other users of advisory locks in the same database.
+LANE_LOCK_SPACE = 0x6D6C  # "ml"
+# Every lane also holds a shared lock (EDITION_LANES_SPACE, edition id): the
+# number of holders is the number of live lanes of that edition (`live_lanes`).
+EDITION_LANES_SPACE = 0x6D6D
+# Waits between attempts of a write whose database connection was lost (~4 s in all).
+RECONNECT_WAITS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5)
+
+T = TypeVar("T")
+
+
+class LedgerConnectionLost(Exception):
+    """The raw ledger connection broke (server restart, terminated backend)."""
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether `exc` means the database connection went away (worth reconnecting)."""
+    if isinstance(exc, LedgerConnectionLost | psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(
+            exc.orig, psycopg.OperationalError | psycopg.InterfaceError)
+    return False
+
+
+def lane_lock_key(worker: str) -> int:
+    """The second key of a lane's advisory lock (a signed 32-bit int)."""
+    digest = hashlib.blake2b(worker.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class ClaimLost(Exception):
@@ -167,7 +211,8 @@ class _PgLedgerConnection:
     Durability is the same: each statement commits before the body goes out.
     """
 
-    def __init__(self, session: DbSession, sync_commit: bool) -> None:
+    def __init__(self, session: DbSession, sync_commit: bool, worker: str,
+                 edition_id: int | None = None) -> None:
         from psycopg import pq
 
         engine = session.get_bind()
@@ -182,10 +227,24 @@ class _PgLedgerConnection:
         self.conn: Any = conn
         self.pgconn = conn.pgconn
         self.tuples_ok = pq.ExecStatus.TUPLES_OK
+        self.conn_ok = pq.ConnStatus.OK
+        # Held while the lane lives; released by PostgreSQL the moment this
+        # connection dies, which is how others know the lane is dead.
+        self.lock_key = lane_lock_key(worker)
+        conn.execute("SELECT pg_advisory_lock(%s, %s)", (LANE_LOCK_SPACE, self.lock_key))
+        self.edition_id = edition_id
+        if edition_id is not None:
+            conn.execute("SELECT pg_advisory_lock_shared(%s, %s)",
+                         (EDITION_LANES_SPACE, edition_id))
         self.statement = f"mailer_mark_{uuid.uuid4().hex[:12]}".encode()
         result = self.pgconn.prepare(self.statement, _PG_MARK_SENDING_LIBPQ)
         if result.status != pq.ExecStatus.COMMAND_OK:
-            raise RuntimeError(f"cannot prepare the ledger statement: {result.error_message!r}")
+            self._raise(f"cannot prepare the ledger statement: {result.error_message!r}")
+
+    def _raise(self, message: str) -> None:
+        if self.pgconn.status != self.conn_ok:
+            raise LedgerConnectionLost(message)
+        raise RuntimeError(message)
 
     def mark_sending(self, delivery_id: int, sent_ids: list[int], worker: str) -> set[int]:
         if len(sent_ids) <= 1:
@@ -194,7 +253,7 @@ class _PgLedgerConnection:
                 str(delivery_id).encode(), str(prev).encode(), utcnow().isoformat().encode(),
                 worker.encode()])
             if result.status != self.tuples_ok:
-                raise RuntimeError(f"ledger write failed: {result.error_message!r}")
+                self._raise(f"ledger write failed: {result.error_message!r}")
             return {int(result.get_value(i, 0) or 0) for i in range(result.ntuples)}
         rows = self.conn.execute(_PG_MARK_SENDING_MANY, {
             "id": delivery_id, "now": utcnow(), "worker": worker, "ids": [delivery_id, *sent_ids],
@@ -205,9 +264,21 @@ class _PgLedgerConnection:
         self.conn.execute(_PG_MARK_SENT, {"ids": sent_ids, "now": utcnow(), "worker": worker},
                           prepare=True)
 
+    def discard(self) -> None:
+        """Drop a broken connection (its lock went with it)."""
+        try:
+            self.pooled.invalidate()
+        except Exception:  # noqa: S110 - already broken
+            pass
+
     def close(self) -> None:
         try:
             self.conn.execute(b"DEALLOCATE " + self.statement)
+            self.conn.execute("SELECT pg_advisory_unlock(%s, %s)",
+                              (LANE_LOCK_SPACE, self.lock_key))
+            if self.edition_id is not None:
+                self.conn.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
+                                  (EDITION_LANES_SPACE, self.edition_id))
             self.conn.execute("RESET synchronous_commit")
             self.conn.autocommit = False
             self.pooled.close()  # back to the pool
@@ -218,14 +289,55 @@ class _PgLedgerConnection:
 class LedgerWriter:
     """Writes outcomes for one lane; the `sent` marks ride on the next `sending` write."""
 
-    def __init__(self, session: DbSession, worker: str, settings: Settings) -> None:
+    def __init__(self, session: DbSession, worker: str, settings: Settings,
+                 edition_id: int | None = None) -> None:
         self.session = session
+        self.edition_id = edition_id
         self.worker = worker
         self.settings = settings
         self.sent_ids: list[int] = []
         self.report = LaneReport()
-        self.pg = (_PgLedgerConnection(session, settings.ledger_sync_commit)
-                   if on_postgres(session) else None)
+        self.on_postgres = on_postgres(session)
+        self.pg: _PgLedgerConnection | None = None
+        if self.on_postgres:
+            self.pg = self._write(self._open_pg)
+
+    def _open_pg(self) -> _PgLedgerConnection:
+        return _PgLedgerConnection(self.session, self.settings.ledger_sync_commit, self.worker,
+                                   self.edition_id)
+
+    def reconnect(self) -> None:
+        """Replace the raw ledger connection (and with it the lane's lock)."""
+        self.session.rollback()
+        if self.on_postgres:
+            if self.pg is not None:
+                self.pg.discard()
+                self.pg = None
+            self.pg = self._open_pg()
+
+    def _write(self, fn: Callable[[], T]) -> T:
+        """Run `fn`; when the database connection is lost, reconnect and run it again.
+
+        Every write passed here is a conditional UPDATE (by id and owner) that
+        can run twice without harm, and the lane holds no SMTP transaction open
+        across it that a few seconds' wait would break.
+        """
+        for wait in (*RECONNECT_WAITS, None):
+            try:
+                return fn()
+            except Exception as exc:
+                if wait is None or not is_disconnect(exc):
+                    raise
+                log.warning("database connection lost (%s); reconnecting in %.2fs",
+                            str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__,
+                            wait)
+                time.sleep(wait)
+                try:
+                    self.reconnect()
+                except Exception as again:
+                    if not is_disconnect(again):
+                        raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self.pg is not None:
@@ -233,14 +345,18 @@ class LedgerWriter:
             self.pg = None
 
     def mark_sending(self, delivery_id: int) -> None:
-        if self.pg is not None:
-            returned = self.pg.mark_sending(delivery_id, self.sent_ids, self.worker)
-        else:
-            returned = self._orm_mark_sending(delivery_id)
+        returned = self._write(lambda: self._mark_sending(delivery_id))
         self.report.sent += len(self.sent_ids)
         self.sent_ids.clear()
         if delivery_id not in returned:
             raise ClaimLost(delivery_id)
+
+    def _mark_sending(self, delivery_id: int) -> set[int]:
+        if self.pg is not None:
+            returned = self.pg.mark_sending(delivery_id, self.sent_ids, self.worker)
+        else:
+            returned = self._orm_mark_sending(delivery_id)
+        return returned
 
     def _orm_mark_sending(self, delivery_id: int) -> set[int]:
         now = utcnow()
@@ -279,6 +395,11 @@ class LedgerWriter:
     def flush(self) -> None:
         if not self.sent_ids:
             return
+        self._write(self._flush)
+        self.report.sent += len(self.sent_ids)
+        self.sent_ids.clear()
+
+    def _flush(self) -> None:
         if self.pg is not None:
             self.pg.mark_sent(self.sent_ids, self.worker)
         else:
@@ -293,13 +414,15 @@ class LedgerWriter:
                 .execution_options(synchronize_session=False)
             )
             self.session.commit()
-        self.report.sent += len(self.sent_ids)
-        self.sent_ids.clear()
 
     def outcome(self, delivery_id: int, reader: ReaderRow, outcome: Outcome,
                 first_planned: datetime) -> None:
         """Record a failure of any kind (rare: written at once)."""
         self.flush()
+        self._write(lambda: self._outcome(delivery_id, reader, outcome, first_planned))
+
+    def _outcome(self, delivery_id: int, reader: ReaderRow, outcome: Outcome,
+                 first_planned: datetime) -> None:
         now = utcnow()
         values: dict[str, object] = {
             "smtp_code": outcome.code or None,
@@ -343,6 +466,10 @@ class LedgerWriter:
     def defer(self, delivery_id: int, seconds: float) -> None:
         """Give a claimed row back until a rate-limit slot is free (no attempt spent)."""
         self.flush()
+        self._write(lambda: self._defer(delivery_id, seconds))
+        self.report.deferred += 1
+
+    def _defer(self, delivery_id: int, seconds: float) -> None:
         self.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker,
@@ -352,11 +479,33 @@ class LedgerWriter:
             .execution_options(synchronize_session=False)
         )
         self.session.commit()
-        self.report.deferred += 1
+
+    def back_to_pending(self, delivery_id: int, outcome: Outcome) -> None:
+        """The relay failed before this row's body went out: nothing was delivered.
+        The row goes back to `pending` for any lane, and the attempt is not spent."""
+        self.flush()
+
+        def write() -> None:
+            self.session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery_id, Delivery.claimed_by == self.worker,
+                       Delivery.status.in_([DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]))
+                .values(status=DeliveryStatus.PENDING, claimed_by="",
+                        attempts=(Delivery.attempts - 1) if outcome.counted else Delivery.attempts,
+                        error=outcome.message[:1000])
+                .execution_options(synchronize_session=False)
+            )
+            self.session.commit()
+
+        self._write(write)
 
     def skip(self, delivery_ids: list[int], reason: str) -> None:
         if not delivery_ids:
             return
+        self._write(lambda: self._skip(delivery_ids, reason))
+        self.report.skipped += len(delivery_ids)
+
+    def _skip(self, delivery_ids: list[int], reason: str) -> None:
         self.session.execute(
             update(Delivery)
             .where(Delivery.id.in_(delivery_ids), Delivery.claimed_by == self.worker,
@@ -364,11 +513,14 @@ class LedgerWriter:
             .values(status=DeliveryStatus.SKIPPED, error=reason)
             .execution_options(synchronize_session=False)
         )
-        self.report.skipped += len(delivery_ids)
+        self.session.commit()
 
     def release(self) -> None:
         """Give back rows we claimed but did not start (pause, shutdown)."""
         self.flush()
+        self._write(self._release)
+
+    def _release(self) -> None:
         self.session.execute(
             update(Delivery)
             .where(Delivery.claimed_by == self.worker, Delivery.status == DeliveryStatus.CLAIMED)
@@ -535,3 +687,110 @@ def retry_deliveries(session: DbSession, edition_id: int, statuses: Sequence[str
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount or 0)
+
+
+@dataclass
+class DeadLanes:
+    unknown: int = 0  # `sending` rows of dead lanes, now `unknown`
+    released: int = 0  # `claimed` rows of dead lanes, back to `pending`
+    suspects: int = 0  # lanes whose lock is free but that touched their rows a moment ago
+    workers: list[str] = field(default_factory=list)
+
+
+def release_dead_lanes(session: DbSession, edition_id: int, grace_seconds: float,
+                       now: datetime | None = None) -> DeadLanes:
+    """Find the lanes holding this edition's rows whose advisory lock is free (their
+    database session is gone: the worker died) and repair their rows at once:
+    `sending` (the message may have arrived) becomes `unknown`, `claimed` goes
+    back to `pending`. PostgreSQL only; SQLite waits for the claim lease.
+
+    A lane that lost its connection a moment ago and is reconnecting has a free
+    lock too; `grace_seconds` since it last touched its rows tells it apart. If
+    it was in fact alive, it finds its rows taken (ClaimLost) and sends nothing.
+    """
+    report = DeadLanes()
+    if not on_postgres(session):
+        return report
+    now = now or utcnow()
+    holders = session.execute(
+        select(Delivery.claimed_by, func.max(Delivery.claimed_at))
+        .where(Delivery.edition_id == edition_id,
+               Delivery.status.in_([DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]))
+        .group_by(Delivery.claimed_by)
+    ).all()
+    for worker, last in holders:
+        if not worker:
+            continue
+        key = lane_lock_key(worker)
+        free = session.scalar(select(func.pg_try_advisory_lock(LANE_LOCK_SPACE, key)))
+        if not free:
+            continue  # the lane's connection is alive
+        session.scalar(select(func.pg_advisory_unlock(LANE_LOCK_SPACE, key)))
+        if last is not None and (now - last).total_seconds() < grace_seconds:
+            report.suspects += 1
+            continue
+        report.workers.append(worker)
+    if report.workers:
+        report.unknown = session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition_id, Delivery.claimed_by.in_(report.workers),
+                   Delivery.status == DeliveryStatus.SENDING)
+            .values(status=DeliveryStatus.UNKNOWN,
+                    error="worker lost during the SMTP transaction; the message may have arrived")
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        report.released = session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition_id, Delivery.claimed_by.in_(report.workers),
+                   Delivery.status == DeliveryStatus.CLAIMED)
+            .values(status=DeliveryStatus.PENDING, claimed_by="")
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        log.warning("edition %s: lanes %s are dead; %s rows back to pending, %s unknown",
+                    edition_id, report.workers, report.released, report.unknown)
+    session.commit()
+    return report
+
+
+def live_lanes(session: DbSession, edition_id: int) -> int | None:
+    """How many lanes of this edition are running now (PostgreSQL; None on SQLite)."""
+    if not on_postgres(session):
+        return None
+    return int(session.scalar(text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND classid = CAST(:space AS oid) AND objid = CAST(:edition AS oid) AND objsubid = 2"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    ), {"space": EDITION_LANES_SPACE, "edition": edition_id}) or 0)
+
+
+def pause_for(session: DbSession, edition_id: int, reason: str,
+              resume_at: datetime | None = None) -> bool:
+    """The engine pauses a sending edition and says why (resume clears it). With
+    `resume_at` (quiet hours) the sweeper resumes it by itself then."""
+    paused = session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id, Edition.status == EditionStatus.SENDING)
+        .values(status=EditionStatus.PAUSED, paused_reason=reason[:2000],
+                resume_at=resume_at, last_activity_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    if paused:
+        log.warning("edition %s paused itself: %s", edition_id, reason)
+    return bool(paused)
+
+
+def relay_down(session: DbSession, edition_id: int, now: datetime) -> tuple[str, datetime]:
+    """Record that no relay answers (keeping the first moment); returns the
+    edition's status and since when the relay has been unreachable."""
+    session.execute(
+        update(Edition)
+        .where(Edition.id == edition_id)
+        .values(relay_unreachable_since=func.coalesce(Edition.relay_unreachable_since, now),
+                last_activity_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(select(Edition.status, Edition.relay_unreachable_since)
+                          .where(Edition.id == edition_id)).one()
+    session.commit()
+    return row[0], row[1] or now

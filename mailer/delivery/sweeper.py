@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 
 from mailer.config import Settings
-from mailer.delivery.ledger import finish_if_complete
+from mailer.delivery.ledger import finish_if_complete, live_lanes, release_dead_lanes
 from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -22,11 +22,15 @@ from mailer.models.base import DbSession
 
 log = logging.getLogger(__name__)
 
+# An edition with due rows and no live lane gets lanes at most this often.
+TOP_UP_INTERVAL = timedelta(seconds=15)
+
 @dataclass
 class SweepReport:
     unknown: int = 0
     released: int = 0
     woken: list[int] = field(default_factory=list)
+    resumed: list[int] = field(default_factory=list)
     recompiled: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
 
@@ -37,25 +41,50 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
     - `sending` rows whose lease ran out: the worker died mid-transaction; the
       message may have arrived, so `unknown` (shown to editors, never re-sent).
     - `claimed` rows whose lease ran out: never started, back to `pending`.
-    - sending editions with due work and no recent activity: lanes re-enqueued
-      (a lost broker message only delays the send).
+    - on PostgreSQL, rows of lanes known dead (their advisory lock is free) are
+      repaired the same way at once, without waiting for the lease, and their
+      edition's lanes re-enqueued without waiting for the quiet period.
+    - sending editions with due work and no recent activity, or (PostgreSQL) no
+      live lane at all: lanes re-enqueued (a lost broker message only delays the send).
     """
     now = now or utcnow()
     report = SweepReport()
+    # Pauses that end by themselves (quiet hours are over).
+    for edition_id in session.scalars(
+        update(Edition)
+        .where(Edition.status == EditionStatus.PAUSED, Edition.resume_at <= now)
+        .values(status=EditionStatus.SENDING, paused_reason="", resume_at=None,
+                breaker_reset_at=now, last_activity_at=now, lanes_woken_at=now)
+        .returning(Edition.id)
+        .execution_options(synchronize_session=False)
+    ).all():
+        start_lanes_on_commit(session, edition_id, settings.send_lanes)
+        report.resumed.append(edition_id)
+    session.commit()
+    dead_in: set[int] = set()
+    for edition_id in session.scalars(
+        select(Edition.id).where(Edition.status.in_([EditionStatus.SENDING, EditionStatus.PAUSED]))
+    ).all():
+        dead = release_dead_lanes(session, edition_id, settings.dead_lane_grace_seconds, now)
+        report.unknown += dead.unknown
+        report.released += dead.released
+        if dead.workers:
+            dead_in.add(edition_id)
     stale = now - timedelta(seconds=settings.claim_lease_seconds)
-    report.unknown = session.execute(
+    report.unknown += session.execute(
         update(Delivery)
         .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stale)
         .values(status=DeliveryStatus.UNKNOWN,
                 error="worker lost during the SMTP transaction; the message may have arrived")
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
-    report.released = session.execute(
+    released_by_lease = session.execute(
         update(Delivery)
         .where(Delivery.status == DeliveryStatus.CLAIMED, Delivery.claimed_at < stale)
         .values(status=DeliveryStatus.PENDING, claimed_by="")
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
+    report.released += released_by_lease
     session.commit()
 
     quiet = now - timedelta(seconds=max(5, settings.claim_lease_seconds // 2))
@@ -69,10 +98,17 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
                 | ((Delivery.status == DeliveryStatus.RETRY) & (Delivery.next_attempt_at <= now)),
             )
         )
-        if due and (edition.last_activity_at is None or edition.last_activity_at < quiet
-                    or report.released):
+        live = live_lanes(session, edition.id)
+        lost = due and (edition.last_activity_at is None or edition.last_activity_at < quiet
+                        or released_by_lease or edition.id in dead_in)
+        # On PostgreSQL the lanes' locks say whether any lane of this edition runs:
+        # none while rows are due means its lane tasks were lost (broker restart).
+        idle = (due and live == 0 and (edition.lanes_woken_at is None
+                                      or edition.lanes_woken_at < now - TOP_UP_INTERVAL))
+        if lost or idle:
             edition.last_activity_at = now
-            start_lanes_on_commit(session, edition.id, settings.send_lanes)
+            edition.lanes_woken_at = now
+            start_lanes_on_commit(session, edition.id, max(1, settings.send_lanes - (live or 0)))
             report.woken.append(edition.id)
         elif not due and finish_if_complete(session, edition.id):
             report.finished.append(edition.id)

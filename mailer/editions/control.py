@@ -147,6 +147,13 @@ def resume_edition(session: DbSession, settings: Settings, edition_id: int) -> E
     edition = get_edition(session, edition_id)
     if not _transition(session, edition_id, (EditionStatus.PAUSED,), EditionStatus.SENDING):
         raise Conflict(f"Edition {edition_id} is {edition.status}; only a paused edition resumes.")
+    # A fresh start for the circuit breaker: its failure window and relay clock.
+    session.execute(
+        update(Edition).where(Edition.id == edition_id)
+        .values(paused_reason="", relay_unreachable_since=None, resume_at=None,
+                breaker_reset_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     start_lanes_on_commit(session, edition_id, settings.send_lanes)
     session.commit()
     session.refresh(edition)

@@ -90,6 +90,14 @@ def _progress(edition: Edition, counts: dict[str, int], recent: int, now: dateti
         "rate": round(rate, 1),
         "eta_seconds": round(remaining / rate) if rate > 0 and remaining else None,
         "error": edition.error,
+        # Set when the engine paused the edition itself (circuit breaker).
+        "paused_reason": edition.paused_reason,
+        "relay_unreachable_since": (edition.relay_unreachable_since.isoformat()
+                                    if edition.relay_unreachable_since else None),
+        "resume_at": edition.resume_at.isoformat() if edition.resume_at else None,
+        "relay_status": (f"relay unreachable since "
+                         f"{edition.relay_unreachable_since:%Y-%m-%d %H:%M:%S} UTC"
+                         if edition.relay_unreachable_since else ""),
         "created_at": edition.created_at.isoformat(),
         "started_at": edition.started_at.isoformat() if edition.started_at else None,
         "finished_at": edition.finished_at.isoformat() if edition.finished_at else None,

@@ -14,13 +14,14 @@ from mailer.mail.rendering import (
     digest_layouts,
     template_names,
 )
-from mailer.mail.senders import Sender, make_sender
+from mailer.mail.senders import RelayLimit, Sender, make_sender, parse_relays
 
 __all__ = [
     "CompiledEmail",
     "DkimKeyError",
     "DkimSigner",
     "FillTemplate",
+    "RelayLimit",
     "Sender",
     "TemplateError",
     "delivery_of_token",
@@ -29,5 +30,6 @@ __all__ = [
     "domain_of",
     "envelope_sender",
     "make_sender",
+    "parse_relays",
     "template_names",
 ]

@@ -10,6 +10,7 @@ from mailer.models.editions import (
     EditionLink,
     EditionStatus,
     EditionVariant,
+    SendQuotaDay,
     variant_articles,
 )
 from mailer.models.editors import (
@@ -56,6 +57,7 @@ __all__ = [
     "ReaderEvent",
     "ReaderStatus",
     "Role",
+    "SendQuotaDay",
     "Suppression",
     "SuppressionReason",
     "Topic",

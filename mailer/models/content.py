@@ -81,6 +81,8 @@ class Digest(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     max_articles: Mapped[int] = mapped_column(default=10)
     approval: Mapped[str] = mapped_column(String(20), default="auto")  # auto | draft
+    # "22:00-07:00" in `timezone`: an edition reaching them pauses and resumes by itself.
+    quiet_hours: Mapped[str] = mapped_column(String(11), default="", server_default="")
     active: Mapped[bool] = mapped_column(default=True)
     # Shown above the stories of every edition; plain text, blank lines split paragraphs.
     intro: Mapped[str] = mapped_column(Text, default="")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum, nonmember
 
 from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
@@ -66,6 +66,16 @@ class Edition(Base):
     finished_at: Mapped[datetime | None]
     # Bumped by workers as they go; the sweeper wakes editions that went quiet.
     last_activity_at: Mapped[datetime | None]
+    # Why the engine paused the edition itself (circuit breaker); empty otherwise.
+    paused_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Set while no SMTP relay accepts connections for this edition's lanes.
+    relay_unreachable_since: Mapped[datetime | None]
+    # The breaker's failure-rate window counts only attempts after this (a resume).
+    breaker_reset_at: Mapped[datetime | None]
+    # A pause that ends by itself (quiet hours): the sweeper resumes it then.
+    resume_at: Mapped[datetime | None]
+    # When the sweeper last queued lanes for this edition (tops up lost lanes).
+    lanes_woken_at: Mapped[datetime | None]
 
     digest: Mapped[Digest] = relationship(lazy="joined")
 
@@ -160,3 +170,12 @@ class EditionFigures(Base):
 deliveries_sent_at = Index("ix_deliveries_sent_at", Delivery.sent_at)
 # Per-article figures.
 edition_links_article = Index("ix_edition_links_article_id", EditionLink.article_id)
+class SendQuotaDay(Base):
+    """Messages sent per sending domain and UTC day, for the warm-up ramp
+    (`MAILER_WARMUP`): shared by every worker through the database."""
+
+    __tablename__ = "send_quota_days"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    used: Mapped[int] = mapped_column(default=0)

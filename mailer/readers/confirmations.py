@@ -19,7 +19,7 @@ from mailer.mail.dkim import DkimSigner
 from mailer.mail.messages import MessageSkeleton, header_safe
 from mailer.mail.outgoing import dkim_signer, envelope_sender, feedback_id
 from mailer.mail.rendering import compile_email
-from mailer.mail.senders import Outcome, Result, Sender
+from mailer.mail.senders import Outcome, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
 from mailer.readers.address_change import change_allowed, change_token
@@ -168,7 +168,7 @@ def _take_request(session: DbSession, reader_id: int, requested: Any, mailed: An
 
 
 def _sent_or_release(session: DbSession, reader_id: int, mailed: Any, outcome: Outcome) -> Outcome:
-    if outcome.result == Result.TEMPORARY:
+    if outcome.retryable:
         # Not delivered, worth another try: a later round (the beat tick wakes one) takes it.
         # A permanent refusal is not retried, and an unknown outcome (the body may
         # have arrived) is not sent twice.

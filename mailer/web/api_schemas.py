@@ -42,7 +42,7 @@ Email = Annotated[Text, Field(min_length=1, max_length=320, json_schema_extra={"
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 EditionState = Literal["draft", "compiling", "sending", "paused", "cancelled", "done", "failed"]
 DeliveryState = Literal["pending", "claimed", "sending", "retry", "sent", "failed", "unknown",
-                        "skipped", "cancelled"]
+                        "skipped", "cancelled", "bounced"]
 Page = Annotated[int, Field(ge=1, le=10_000)]
 
 
@@ -173,6 +173,8 @@ class DigestFields(Body):
     template: Annotated[Text, text(64)] | None = Field(
         None, description="a digest layout listed by GET /templates")
     intro: Annotated[Text, text(2000)] | None = Field(None, description="shown above the stories")
+    quiet_hours: Annotated[Text, text(20)] | None = Field(
+        None, description='"22:00-07:00" in the digest\'s time zone: sending pauses then; "" for none')
     section_order: Slugs | None = Field(
         None, description="topic slugs whose sections come first, in this order")
 
@@ -199,6 +201,7 @@ class DigestOut(Out):
     intro: str = ""
     section_order: list[str] = Field(default_factory=list)
     archived_at: Timestamp | None = None
+    quiet_hours: str = ""
 
 
 class DigestListQuery(Query):
@@ -307,6 +310,11 @@ class EditionOut(Out):
     created_at: Timestamp
     started_at: Timestamp | None
     finished_at: Timestamp | None
+    paused_reason: str = Field("", description="why the edition paused itself (circuit breaker, "
+                                               "quiet hours, warm-up), empty otherwise")
+    relay_unreachable_since: Timestamp | None = None
+    relay_status: str = Field("", description='e.g. "relay unreachable since 2026-11-29 10:00 UTC"')
+    resume_at: Timestamp | None = Field(None, description="when a paused edition resumes by itself")
 
 
 class EditionsQuery(Query):

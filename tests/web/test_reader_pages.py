@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from mailer.common.tokens import Purpose
-from mailer.readers.links import reader_link_token
 from mailer.models import Frequency, Reader, ReaderEvent, ReaderStatus
 from mailer.readers import erase_reader
+from mailer.readers.links import reader_link_token
 from tests.support import factories
 from tests.web.conftest import csrf_from
 from tests.web.test_archive import sent_edition
