@@ -69,6 +69,8 @@ class Settings:
     # Every successful signup answer takes at least this long, whatever state the
     # address was in, so timing does not tell a new address from a known one.
     signup_min_seconds: float = 0.03
+    # MAILER_ALLOW_PRIVATE_URLS=1: webhooks (and feeds) may call loopback/private addresses.
+    allow_private_urls: bool = False
 
     @property
     def outbox_path(self) -> Path:
@@ -162,6 +164,7 @@ def load_settings(**overrides: object) -> Settings:
         signup_rate_limit=_env("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour"),
         form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),
         signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
+        allow_private_urls=_env("MAILER_ALLOW_PRIVATE_URLS", "0") in ("1", "true", "yes"),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -45,6 +45,9 @@ class TaskName(StrEnum):
     SEND_LANE = "mailer.send_lane"
     POLL_FEED = "mailer.poll_feed"
     TICK = "mailer.tick"
+    # Drain due automation emails and webhook calls (woken after commits and by the tick).
+    SEND_AUTOMATIONS = "mailer.send_automations"
+    SEND_WEBHOOKS = "mailer.send_webhooks"
 
 
 def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:

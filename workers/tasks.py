@@ -13,7 +13,7 @@ from functools import partial
 from celery import shared_task
 from flask import current_app
 
-from mailer import content, delivery, editions, readers
+from mailer import automations, content, delivery, editions, readers, webhooks
 from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
@@ -90,5 +90,36 @@ def tick() -> dict[str, object]:
     waiting = readers.confirmations_due(db.session, older_than=30, limit=1)
     if waiting:
         current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
+    # Automation emails and webhook calls that are due: nothing waits on a lost wake.
+    if automations.due_count(db.session):
+        current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
+    if webhooks.due_count(db.session):
+        current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting)}
+
+
+@shared_task(name=TaskName.SEND_AUTOMATIONS, ignore_result=True)
+def send_automations() -> dict[str, int]:
+    """Woken after a confirmation commits (coalesced) and by the tick."""
+    rt = runtime()
+    report = automations.send_due_automations(
+        db.session, rt.settings, rt.tokens, rt.sender(), dkim=rt.dkim, limiter=rt.limiter(),
+        rearm=partial(rearm_wake, TaskName.SEND_AUTOMATIONS),
+    )
+    if report.more:
+        current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
+    return {"sent": report.sent, "failed": report.failed, "retry": report.retry,
+            "skipped": report.skipped}
+
+
+@shared_task(name=TaskName.SEND_WEBHOOKS, ignore_result=True)
+def send_webhooks() -> dict[str, int]:
+    """Woken after an event commits (coalesced) and by the tick."""
+    report = webhooks.deliver_due(
+        db.session, allow_private=runtime().settings.allow_private_urls,
+        rearm=partial(rearm_wake, TaskName.SEND_WEBHOOKS),
+    )
+    if report.more:
+        current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
+    return {"sent": report.sent, "failed": report.failed, "retry": report.retry}

@@ -1,5 +1,12 @@
 """All tables. Import models from here."""
 
+from mailer.models.automations import (
+    Automation,
+    AutomationDelivery,
+    AutomationStep,
+    AutomationTrigger,
+    automation_topics,
+)
 from mailer.models.base import Base, db, utcnow
 from mailer.models.console import EditionFigures
 from mailer.models.content import Article, Digest, Feed, article_topics, digest_topics
@@ -22,10 +29,15 @@ from mailer.models.readers import (
     Topic,
     reader_topics,
 )
+from mailer.models.webhooks import WebhookEndpoint, WebhookEvent, WebhookMessage, WebhookStatus
 
 __all__ = [
     "ApiToken",
     "Article",
+    "Automation",
+    "AutomationDelivery",
+    "AutomationStep",
+    "AutomationTrigger",
     "Base",
     "Delivery",
     "DeliveryStatus",
@@ -44,7 +56,12 @@ __all__ = [
     "Role",
     "Suppression",
     "Topic",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookMessage",
+    "WebhookStatus",
     "article_topics",
+    "automation_topics",
     "db",
     "digest_topics",
     "reader_topics",

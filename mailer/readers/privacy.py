@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from mailer.common.errors import NotFound
 from mailer.models import Delivery, Reader, ReaderEvent
 from mailer.models.base import DbSession
+from mailer.readers.events import emit_event
 from mailer.readers.subscriptions import suppress
 
 
@@ -75,5 +76,6 @@ def erase_reader(session: DbSession, reader_id: int) -> None:
         .execution_options(synchronize_session=False)
     )
     session.add(ReaderEvent(reader_id=None, kind="erased", detail={}))
+    emit_event(session, "reader.erased", {"reader": {"id": reader_id}})
     session.delete(reader)
     session.commit()

@@ -29,6 +29,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.models.base import DbSession, UTCDateTime
+from mailer.readers.events import emit_event
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 
@@ -110,6 +111,8 @@ def subscribe(
         if fresh is not None:
             if fresh.reader_id is not None:
                 wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+                emit_event(session, "reader.subscribed",
+                           reader_event_data(fresh.reader_id, address, ReaderStatus.PENDING, source), now)
             session.commit()
             return fresh
         # The address is known: the general path below decides what to do.
@@ -155,6 +158,12 @@ def subscribe(
             "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
         if not confirmed:
             wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+        status = ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING
+        emit_event(session, "reader.subscribed",
+                   reader_event_data(reader_id, address, status, source), now)
+        if confirmed:
+            emit_event(session, "reader.confirmed",
+                       reader_event_data(reader_id, address, ReaderStatus.CONFIRMED, source), now)
         session.commit()
         return SubscribeResult(reader_id, not confirmed, True)
 
@@ -171,6 +180,8 @@ def subscribe(
         reader.confirmed_at = now
         reader.consent_at, reader.consent_source = now, source
         session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={"source": source}))
+        emit_event(session, "reader.confirmed",
+                   reader_event_data(reader.id, reader.email, reader.status, source), now)
     elif reader.status in (ReaderStatus.UNSUBSCRIBED, ReaderStatus.PENDING):
         # Coming back (or asking again): keep what they chose, send a fresh link.
         if reader.status == ReaderStatus.UNSUBSCRIBED:
@@ -276,6 +287,11 @@ def _claim_confirmation_slot(session: DbSession, reader_id: int, now: datetime) 
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def reader_event_data(reader_id: int, email: str, status: str, source: str) -> dict[str, Any]:
+    """The `data` of a reader.* event."""
+    return {"reader": {"id": reader_id, "email": email, "status": status}, "source": source}
+
+
 def confirmation_token(tokens: Tokens, reader: Reader) -> str:
     return tokens.make(Purpose.CONFIRM, {"r": reader.id, "n": reader.confirm_nonce})
 
@@ -304,6 +320,8 @@ def confirm(session: DbSession, tokens: Tokens, token: str) -> Confirmation:
     reader.confirmed_at = utcnow()
     reader.confirm_nonce = secrets.token_hex(8)
     session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
+    emit_event(session, "reader.confirmed",
+               reader_event_data(reader.id, reader.email, reader.status, "link"), reader.confirmed_at)
     session.commit()
     return Confirmation(reader, already=False)
 
@@ -321,6 +339,8 @@ def unsubscribe(
         reader.confirm_nonce = secrets.token_hex(8)  # old confirm links stop working
         session.add(ReaderEvent(reader_id=reader.id, edition_id=edition_id,
                                 kind="unsubscribed", detail={"source": source}))
+        emit_event(session, "reader.unsubscribed",
+                   reader_event_data(reader.id, reader.email, reader.status, source))
     session.commit()
     return reader
 
@@ -344,6 +364,8 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> s
         session.execute(insert(cast(Table, ReaderEvent.__table__)), {
             "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
             "detail": {"source": source}})
+        emit_event(session, "reader.unsubscribed",
+                   reader_event_data(reader_id, email, ReaderStatus.UNSUBSCRIBED, source), now)
     session.commit()
     return email
 
