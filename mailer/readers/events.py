@@ -66,7 +66,7 @@ def _outbox_statement() -> Any:
             endpoints.c.event_types.like(bindparam("pattern", type_=String)))
     return insert(messages).from_select(
         ["endpoint_id", "msg_id", "event_type", "body", "status", "attempts", "next_attempt_at",
-         "claimed_by", "last_error", "created_at"], rows)
+         "claimed_by", "last_error", "created_at"], rows).returning(messages.c.id)
 
 
 _OUTBOX = _outbox_statement()
@@ -79,8 +79,8 @@ def emit_event(session: DbSession, event_type: str, data: dict[str, Any],
     written = session.execute(_OUTBOX, {
         "msg_id": new_message_id(), "event_type": event_type, "now": now,
         "body": event_body(event_type, data, now), "pattern": f"%,{event_type},%",
-    }).rowcount  # type: ignore[attr-defined]
-    if written:
+    }).first()  # rowcount of INSERT … SELECT is -1 on psycopg: RETURNING tells
+    if written is not None:
         wake_on_commit(session, TaskName.SEND_WEBHOOKS)
     for handler in _handlers.get(event_type, ()):
         handler(session, event_type, data, now)
