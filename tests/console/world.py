@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import delivery, editions
+from mailer import automations, delivery, editions
 from mailer.console.api_tokens import create_token
-from mailer.models import ApiToken, Edition, EditionLink, ReaderEvent
+from mailer.models import (
+    ApiToken,
+    Edition,
+    EditionLink,
+    ReaderEvent,
+    WebhookEndpoint,
+    WebhookMessage,
+    utcnow,
+)
 from mailer.runtime import Runtime
 from tests.support import factories
 
@@ -26,11 +35,17 @@ class World:
     outbox_name: str
     link_ids: list[int]
     editor_id: int = 0  # an account for the /console/editors/<id> routes; set by the caller
+    automation_id: int = 0
+    step_id: int = 0
+    endpoint_id: int = 0
+    message_id: int = 0
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
                 "reader_id": self.reader_id, "edition_id": self.edition_id,
-                "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id}
+                "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id,
+                "automation_id": self.automation_id, "step_id": self.step_id,
+                "endpoint_id": self.endpoint_id, "message_id": self.message_id}
 
 
 def send_edition(session: Session, rt: Runtime, digest_id: int, tracking: bool = False) -> int:
@@ -67,4 +82,16 @@ def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
         b"<script>alert('x')</script><p>Body</p>\r\n")
     links = list(session.scalars(select(EditionLink.id).where(EditionLink.edition_id == edition_id)))
     assert session.get(Edition, edition_id).status == "done"
-    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links)
+    automation = automations.save_automation(session, {"name": "Welcome", "steps": [
+        {"delay_minutes": 0, "subject": "Welcome", "body_text": "Hello"}]}, rt.settings.base_url)
+    endpoint = WebhookEndpoint(url="https://hooks.example.org/x", secret="whsec_AAAA",
+                               event_types=",reader.confirmed,")
+    session.add(endpoint)
+    session.flush()
+    message = WebhookMessage(endpoint_id=endpoint.id, msg_id="msg_world", event_type="x", body="{}",
+                             next_attempt_at=utcnow() + timedelta(days=1))
+    session.add(message)
+    session.commit()
+    return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links,
+                 automation_id=automation.id, step_id=automation.steps[0].id,
+                 endpoint_id=endpoint.id, message_id=message.id)

@@ -13,6 +13,7 @@ console = Blueprint("console", __name__)
 
 from mailer.web.console import (  # noqa: E402  (views register on the blueprint)
     auth,
+    automations,
     content,
     dashboard,
     digests,
@@ -21,7 +22,8 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     outbox,
     readers,
     settings,
+    webhooks,
 )
 
-__all__ = ["auth", "console", "content", "dashboard", "digests", "editions", "editors", "outbox",
-           "readers", "settings"]
+__all__ = ["auth", "automations", "console", "content", "dashboard", "digests", "editions",
+           "editors", "outbox", "readers", "settings", "webhooks"]
