@@ -3,8 +3,10 @@ HTTP server, retries, disabling, and a hanging endpoint that blocks nobody."""
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import select, update
@@ -152,9 +154,6 @@ def test_private_addresses_are_refused_unless_allowed(session):
 
 
 def test_redirects_are_not_followed(session, dispatch):
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    import threading
-
     hits: list[str] = []
 
     class Redirect(BaseHTTPRequestHandler):

@@ -102,8 +102,9 @@ def automation_toggle(automation_id: int) -> WerkzeugResponse:
     enabled = request.form.get("enabled") == "1"
     automation = set_enabled(db.session, automation_id, enabled)
     flash(f"Automation {automation.name!r} {'enabled' if enabled else 'disabled'}.")
-    return redirect(request.form.get("next") == "list" and url_for("console.automations")
-                    or url_for("console.automation_edit", automation_id=automation_id))
+    if request.form.get("next") == "list":
+        return redirect(url_for("console.automations"))
+    return redirect(url_for("console.automation_edit", automation_id=automation_id))
 
 
 def _step(automation_id: int, step_id: int) -> AutomationStep:
