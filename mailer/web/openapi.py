@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailer.web.digests_openapi import digest_paths
+from mailer.web.integrations_openapi import integration_paths
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _TOPICS = {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"}}
@@ -121,5 +122,6 @@ def openapi_document() -> dict[str, Any]:
             "/editions/{edition_id}/resume": {"post": _op("Resume", "200", params=_EDITION_ID)},
             "/editions/{edition_id}/cancel": {"post": _op("Cancel", "200", params=_EDITION_ID)},
             **digest_paths(),
+            **integration_paths(),
         },
     }
