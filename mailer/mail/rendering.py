@@ -76,7 +76,7 @@ class CompiledEmail:
 
 # Template sets of one-off emails (confirmations, address changes, automations,
 # alerts): never offered or accepted as a digest's layout.
-TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email", "automation"})
+TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email", "automation", "alert"})
 
 
 def template_names() -> list[str]:

@@ -76,6 +76,8 @@ class Reader(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
+    # Opted in to breaking-news alerts (single articles sent at once) for their topics.
+    alerts: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     topics: Mapped[list[Topic]] = relationship(secondary=reader_topics, lazy="selectin")
 

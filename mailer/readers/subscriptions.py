@@ -371,7 +371,8 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str) -> s
 
 
 def update_preferences(
-    session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object
+    session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object,
+    alerts: object = None,
 ) -> Reader:
     reader = session.get(Reader, reader_id)
     if reader is None:
@@ -379,6 +380,8 @@ def update_preferences(
     reader.name = clean_text(name, "name", 200)
     reader.topics = topics_by_slug(session, clean_slugs(topics))
     reader.frequency = clean_frequency(frequency)
+    if alerts is not None:  # None: the caller does not offer the choice
+        reader.alerts = bool(alerts)
     session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
                             detail={"frequency": reader.frequency,
                                     "topics": [t.slug for t in reader.topics]}))

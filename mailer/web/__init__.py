@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 
 from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
 from mailer.web.api import api
+from mailer.web.api_alerts import alerts_api
 from mailer.web.api_automations import automations_api
 from mailer.web.api_webhooks import webhooks_api
 from mailer.web.archive import archive
@@ -27,6 +28,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(digests_api, url_prefix="/api/v1")
     app.register_blueprint(automations_api, url_prefix="/api/v1")
+    app.register_blueprint(alerts_api, url_prefix="/api/v1")
     app.register_blueprint(webhooks_api, url_prefix="/api/v1")
     register_console(app)
     app.register_blueprint(webhooks, url_prefix="/webhooks")

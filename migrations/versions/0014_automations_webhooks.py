@@ -1,4 +1,4 @@
-"""automations and outgoing webhooks
+"""automations, outgoing webhooks and breaking-news alerts
 
 Revision ID: 0014
 Revises: 0008
@@ -21,6 +21,9 @@ depends_on = None
 
 
 def upgrade():
+    with op.batch_alter_table('readers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('alerts', sa.Boolean(), server_default=sa.text('false'),
+                                      nullable=False))
     op.create_table(
         'automations',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -131,3 +134,5 @@ def downgrade():
     op.drop_table('automation_steps')
     op.drop_table('automation_topics')
     op.drop_table('automations')
+    with op.batch_alter_table('readers', schema=None) as batch_op:
+        batch_op.drop_column('alerts')

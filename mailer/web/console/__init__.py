@@ -12,6 +12,7 @@ from flask import Blueprint
 console = Blueprint("console", __name__)
 
 from mailer.web.console import (  # noqa: E402  (views register on the blueprint)
+    alerts,
     auth,
     automations,
     content,
@@ -25,5 +26,5 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     webhooks,
 )
 
-__all__ = ["auth", "automations", "console", "content", "dashboard", "digests", "editions",
+__all__ = ["alerts", "auth", "automations", "console", "content", "dashboard", "digests", "editions",
            "editors", "outbox", "readers", "settings", "webhooks"]
