@@ -77,7 +77,8 @@ class Reader(Base):
     confirmed_at: Mapped[datetime | None]
     unsubscribed_at: Mapped[datetime | None]
     # Opted in to breaking-news alerts (single articles sent at once) for their topics.
-    alerts: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # Server default only: the signup INSERT … SELECT (subscriptions.py) lists no value for it.
+    alerts: Mapped[bool] = mapped_column(server_default=text("false"))
 
     topics: Mapped[list[Topic]] = relationship(secondary=reader_topics, lazy="selectin")
 
