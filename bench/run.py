@@ -23,6 +23,7 @@ SCRIPTS = {
     "web": HERE / "web" / "run.py",
     "console": HERE / "console" / "run.py",
     "broker": HERE / "broker.py",
+    "automations": HERE / "automations.py",
 }
 
 
