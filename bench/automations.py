@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import create_pg_database, drop_pg_database, write_result  # noqa: E402
+from bench.common import create_pg_database, drop_pg_database, write_result
 
 
 def run(readers: int, with_automations: bool) -> float:
