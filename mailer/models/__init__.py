@@ -29,6 +29,7 @@ from mailer.models.readers import (
     Topic,
     reader_topics,
 )
+from mailer.models.segments import Segment
 from mailer.models.webhooks import WebhookEndpoint, WebhookEvent, WebhookMessage, WebhookStatus
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "ReaderEvent",
     "ReaderStatus",
     "Role",
+    "Segment",
     "Suppression",
     "Topic",
     "WebhookEndpoint",

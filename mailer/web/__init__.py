@@ -10,6 +10,7 @@ from mailer.web import api_readers  # noqa: F401 - adds its routes to `api`
 from mailer.web.api import api
 from mailer.web.api_alerts import alerts_api
 from mailer.web.api_automations import automations_api
+from mailer.web.api_segments import segments_api
 from mailer.web.api_webhooks import webhooks_api
 from mailer.web.archive import archive
 from mailer.web.console import console
@@ -29,6 +30,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(digests_api, url_prefix="/api/v1")
     app.register_blueprint(automations_api, url_prefix="/api/v1")
     app.register_blueprint(alerts_api, url_prefix="/api/v1")
+    app.register_blueprint(segments_api, url_prefix="/api/v1")
     app.register_blueprint(webhooks_api, url_prefix="/api/v1")
     register_console(app)
     app.register_blueprint(webhooks, url_prefix="/webhooks")

@@ -1,4 +1,4 @@
-"""automations, outgoing webhooks and breaking-news alerts
+"""automations, outgoing webhooks, breaking-news alerts and audiences (segments)
 
 Revision ID: 0014
 Revises: 0008
@@ -21,6 +21,20 @@ depends_on = None
 
 
 def upgrade():
+    op.create_table(
+        'segments',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('definition', sa.JSON(), nullable=False),
+        sa.Column('created_at', UTCDateTime(), nullable=False),
+        sa.Column('updated_at', UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_segments')),
+        sa.UniqueConstraint('name', name=op.f('uq_segments_name')),
+    )
+    with op.batch_alter_table('digests', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('segment_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(op.f('fk_digests_segment_id_segments'), 'segments',
+                                    ['segment_id'], ['id'], ondelete='SET NULL')
     with op.batch_alter_table('readers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('alerts', sa.Boolean(), server_default=sa.text('false'),
                                       nullable=False))
@@ -136,3 +150,7 @@ def downgrade():
     op.drop_table('automations')
     with op.batch_alter_table('readers', schema=None) as batch_op:
         batch_op.drop_column('alerts')
+    with op.batch_alter_table('digests', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('fk_digests_segment_id_segments'), type_='foreignkey')
+        batch_op.drop_column('segment_id')
+    op.drop_table('segments')

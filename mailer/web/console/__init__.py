@@ -22,9 +22,10 @@ from mailer.web.console import (  # noqa: E402  (views register on the blueprint
     editors,
     outbox,
     readers,
+    segments,
     settings,
     webhooks,
 )
 
 __all__ = ["alerts", "auth", "automations", "console", "content", "dashboard", "digests", "editions",
-           "editors", "outbox", "readers", "settings", "webhooks"]
+           "editors", "outbox", "readers", "segments", "settings", "webhooks"]

@@ -16,7 +16,7 @@ from mailer.content import save_digest
 from mailer.editions import preview_digest, start_edition, test_send
 from mailer.extensions import db
 from mailer.mail import TemplateError, digest_layouts
-from mailer.models import Digest, Edition, EditionStatus, Topic
+from mailer.models import Digest, Edition, EditionStatus, Segment, Topic
 from mailer.runtime import runtime
 from mailer.web.console import console
 from mailer.web.console.auth import editor_required, viewer_required
@@ -46,6 +46,7 @@ def _form_data() -> dict[str, object]:
         "max_articles": form.get("max_articles") or None,
         "approval": form.get("approval", "auto"),
         "template": form.get("template") or "digest",
+        "segment": form.get("segment", ""),
     }
 
 
@@ -61,6 +62,7 @@ def _edit_page(digest: Digest | None, status: int = 200) -> tuple[str, int]:
                                     .order_by(Edition.id.desc()).limit(10)).all()
     return render_template("console/digest.html", digest=digest, topics=topics,
                            templates=digest_layouts(),
+                           segments=db.session.scalars(select(Segment).order_by(Segment.name)).all(),
                            drafts=drafts, recent=recent), status
 
 
