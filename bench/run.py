@@ -24,6 +24,7 @@ SCRIPTS = {
     "console": HERE / "console" / "run.py",
     "broker": HERE / "broker.py",
     "automations": HERE / "automations.py",
+    "segments": HERE / "segments.py",
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from mailer.automations import MAX_DELAY_MINUTES, MAX_STEPS
 from mailer.models import AutomationTrigger, WebhookEvent
+from mailer.segments import FIELDS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -54,6 +55,14 @@ def integration_paths() -> dict[str, Any]:
                       "schema": {"type": "integer"}}]
     endpoint_id = [{"name": "endpoint_id", "in": "path", "required": True,
                     "schema": {"type": "integer"}}]
+    rule = {"type": "object", "properties": {
+        "field": {"enum": list(FIELDS)}, "op": {"type": "string"}, "value": {},
+        "match": {"enum": ["all", "any"]}, "rules": {"type": "array"}}}
+    segment = {"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 200}, "match": {"enum": ["all", "any"]},
+        "rules": {"type": "array", "maxItems": 50, "items": rule}}}
+    segment_id = [{"name": "segment_id", "in": "path", "required": True,
+                   "schema": {"type": "integer"}}]
     delete = _op("Delete a webhook endpoint and its queued calls", "204", params=endpoint_id)
     delete["responses"]["204"] = {"description": "Deleted"}
     return {
@@ -76,4 +85,23 @@ def integration_paths() -> dict[str, Any]:
                                "items": {"enum": list(WebhookEvent.ALL)}}}}),
         },
         "/webhooks/{endpoint_id}": {"delete": delete},
+        "/alerts": {
+            "post": _op("Send one article now as a breaking-news alert (an edition)", "202", {
+                "type": "object", "required": ["article"], "additionalProperties": False,
+                "properties": {"article": {"oneOf": [{"type": "integer"}, {"type": "string"}]}}}),
+        },
+        "/segments": {
+            "get": _op("Audiences", "200"),
+            "post": _op("Save an audience; the answer holds its reader count", "201",
+                        {**segment, "required": ["name", "rules"]}),
+        },
+        "/segments/count": {
+            "post": _op("Count the confirmed readers of rules while editing (nothing saved)", "200",
+                        segment),
+        },
+        "/segments/{segment_id}": {
+            "get": _op("An audience with its reader count", "200", params=segment_id),
+            "put": _op("Change an audience", "200", {**segment, "required": ["name", "rules"]},
+                       params=segment_id),
+        },
     }
