@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import automations, delivery, editions
+from mailer import automations, delivery, editions, segments
 from mailer.console.api_tokens import create_token
 from mailer.models import (
     ApiToken,
@@ -39,13 +39,15 @@ class World:
     step_id: int = 0
     endpoint_id: int = 0
     message_id: int = 0
+    segment_id: int = 0
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
                 "reader_id": self.reader_id, "edition_id": self.edition_id,
                 "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id,
                 "automation_id": self.automation_id, "step_id": self.step_id,
-                "endpoint_id": self.endpoint_id, "message_id": self.message_id}
+                "endpoint_id": self.endpoint_id, "message_id": self.message_id,
+                "segment_id": self.segment_id}
 
 
 def send_edition(session: Session, rt: Runtime, digest_id: int, tracking: bool = False) -> int:
@@ -92,6 +94,8 @@ def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
                              next_attempt_at=utcnow() + timedelta(days=1))
     session.add(message)
     session.commit()
+    segment = segments.save_segment(session, {"name": "Openers", "rules": [
+        {"field": "opened", "op": "within_days", "value": 30}]})
     return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links,
                  automation_id=automation.id, step_id=automation.steps[0].id,
-                 endpoint_id=endpoint.id, message_id=message.id)
+                 endpoint_id=endpoint.id, message_id=message.id, segment_id=segment.id)
