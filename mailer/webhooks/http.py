@@ -96,7 +96,8 @@ def _post(url: str, body: bytes, headers: dict[str, str], allow_private: bool, *
     try:
         conn.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
         default_port = 443 if scheme == "https" else 80
-        conn.putheader("Host", host if port == default_port else f"{host}:{port}")
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
+        conn.putheader("Host", name if port == default_port else f"{name}:{port}")
         for name, value in {**headers, "Content-Length": str(len(body))}.items():
             conn.putheader(name, value)
         conn.endheaders(body)
