@@ -190,6 +190,8 @@ def subscribe(
             reader.consent_at, reader.consent_source, reader.consent_ip = now, source, ip[:64]
             if chosen:
                 reader.topics = chosen
+            emit_event(session, "reader.subscribed",
+                       reader_event_data(reader.id, reader.email, reader.status, source), now)
     else:  # bounced or complained: do not mail
         session.commit()
         return SubscribeResult(reader_id, False, False)
