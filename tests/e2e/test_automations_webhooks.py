@@ -119,3 +119,30 @@ def test_kill_9_while_welcome_emails_send_no_duplicate_no_skip(make_stack):  # n
     assert statuses["unknown"] <= 2  # one SMTP connection per drain task (2 worker slots)
     ids = stack.smtp.handler.message_ids()
     assert len(ids) == len(set(ids))
+
+
+def test_breaking_news_alert_reaches_opted_in_readers_once(stack):
+    api = stack.api()
+    assert api.post("/api/v1/topics", json={"slug": "local", "name": "Local"}).status_code == 201
+    for address in ("alert@example.org", "quiet@example.org"):
+        assert api.post("/api/v1/subscribers", json={"email": address, "topics": ["local"],
+                                                     "confirmed": True}).status_code == 201
+    with stack.app.app_context():
+        reader = db.session.scalar(select(Reader).where(Reader.email_key == "alert@example.org"))
+        reader.alerts = True
+        db.session.commit()
+        db.session.remove()
+    article = api.post("/api/v1/articles", json={
+        "url": "https://news.example.org/storm", "title": "Storm closes the harbour",
+        "summary": "All ferries cancelled.", "topics": ["local"]}).json
+    stack.worker()
+    answer = api.post("/api/v1/alerts", json={"article": article["id"]})
+    assert answer.status_code == 202, answer.json
+    edition = stack.wait(
+        lambda: (e := api.get(f"/api/v1/editions/{answer.json['id']}").json)["status"] == "done"
+        and e, 60, "the alert to finish")
+    assert (edition["planned"], edition["sent"]) == (1, 1)
+    got = stack.smtp.handler.to("alert@example.org")
+    assert [str(m.message["Subject"]) for m in got] == ["Breaking: Storm closes the harbour"]
+    assert stack.smtp.handler.to("quiet@example.org") == []
+    assert api.post("/api/v1/alerts", json={"article": article["id"]}).status_code == 409
