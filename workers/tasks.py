@@ -95,6 +95,7 @@ def tick() -> dict[str, object]:
         current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
     if webhooks.due_count(db.session):
         current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
+    webhooks.purge_finished(db.session)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting)}
 

@@ -12,7 +12,14 @@ from mailer.webhooks.endpoints import (
     set_endpoint_enabled,
 )
 from mailer.webhooks.http import PostResult, UnsafeURL, check_url
-from mailer.webhooks.sending import WebhookReport, deliver_due, due_count, sign, signed_headers
+from mailer.webhooks.sending import (
+    WebhookReport,
+    deliver_due,
+    due_count,
+    purge_finished,
+    sign,
+    signed_headers,
+)
 
 __all__ = [
     "PostResult",
@@ -26,6 +33,7 @@ __all__ = [
     "endpoint_figures",
     "endpoint_json",
     "get_endpoint",
+    "purge_finished",
     "send_again",
     "set_endpoint_enabled",
     "sign",

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from mailer.database import on_postgres
 from mailer.delivery.ledger import worker_name
@@ -72,6 +72,21 @@ class _Claimed:
     id: int
     msg_id: str
     body: str
+
+
+KEEP_DAYS = 30  # the delivery log keeps finished calls this long
+
+
+def purge_finished(session: DbSession, now: datetime | None = None) -> int:
+    """Drop sent and failed calls older than KEEP_DAYS (the log would grow forever)."""
+    edge = (now or utcnow()) - timedelta(days=KEEP_DAYS)
+    gone = session.execute(
+        delete(WebhookMessage)
+        .where(WebhookMessage.status.in_([WebhookStatus.SENT, WebhookStatus.FAILED]),
+               WebhookMessage.created_at < edge)
+        .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return int(gone or 0)
 
 
 def due_count(session: DbSession, now: datetime | None = None) -> int:

@@ -186,3 +186,16 @@ def test_signature_matches_the_specification_example():
     body = '{"test": 2432232314}'
     assert webhooks.sign(secret, msg_id, 1614265330, body) == \
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_finished_calls_are_purged_after_30_days(session, dispatch):
+    _endpoint(session, "http://127.0.0.1:9/hook", ["reader.subscribed"])
+    subscribe(session, email="old@example.org")
+    subscribe(session, email="new@example.org")
+    old, new = _messages(session)
+    session.execute(update(WebhookMessage).values(status=WebhookStatus.SENT))
+    session.execute(update(WebhookMessage).where(WebhookMessage.id == old.id)
+                    .values(created_at=utcnow() - timedelta(days=31)))
+    session.commit()
+    assert webhooks.purge_finished(session) == 1
+    assert [m.id for m in _messages(session)] == [new.id]
