@@ -107,11 +107,16 @@ def _claim(session: DbSession, worker: str, now: datetime) -> dict[int, list[_Cl
                            WebhookMessage.claimed_at < now - CLAIM_LEASE)
                     .values(status=WebhookStatus.RETRY, claimed_by="")
                     .execution_options(synchronize_session=False))
+    # An endpoint whose calls another worker has in flight is left to that worker: one
+    # caller per endpoint, so a hanging endpoint ties up one task, never every slot.
+    in_flight = select(WebhookMessage.endpoint_id).where(
+        WebhookMessage.status == WebhookStatus.CLAIMED)
     endpoint_ids = list(session.scalars(
         select(WebhookMessage.endpoint_id).distinct()
         .join(WebhookEndpoint, WebhookEndpoint.id == WebhookMessage.endpoint_id)
         .where(WebhookEndpoint.enabled.is_(True), WebhookMessage.status.in_(WebhookStatus.DUE),
-               WebhookMessage.next_attempt_at <= now).limit(MAX_ENDPOINTS)))
+               WebhookMessage.next_attempt_at <= now,
+               WebhookMessage.endpoint_id.not_in(in_flight)).limit(MAX_ENDPOINTS)))
     claimed: dict[int, list[_Claimed]] = {}
     for endpoint_id in endpoint_ids:
         due = (select(WebhookMessage.id)
@@ -199,7 +204,7 @@ def _record(session: DbSession, endpoint: WebhookEndpoint, worker: str,
 
 
 def deliver_due(session: DbSession, *, allow_private: bool = False, post: Post | None = None,
-                rearm: Callable[[], None] = lambda: None, budget_seconds: float = 30.0,
+                rearm: Callable[[], None] = lambda: None, budget_seconds: float = 12.0,
                 clock: Callable[[], float] = time.monotonic) -> WebhookReport:
     """Call every endpoint that has messages due, round after round, until none is
     due or the time budget is spent."""

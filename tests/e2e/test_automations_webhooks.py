@@ -146,3 +146,34 @@ def test_breaking_news_alert_reaches_opted_in_readers_once(stack):
     assert [str(m.message["Subject"]) for m in got] == ["Breaking: Storm closes the harbour"]
     assert stack.smtp.handler.to("quiet@example.org") == []
     assert api.post("/api/v1/alerts", json={"article": article["id"]}).status_code == 409
+
+
+def test_a_hanging_webhook_endpoint_does_not_hold_up_a_send(stack):
+    api = stack.api()
+    with webhook_receiver(["hang"]) as slow, webhook_receiver([200]) as fast:
+        for receiver in (slow, fast):
+            hook = api.post("/api/v1/webhooks", json={
+                "url": receiver.url, "events": ["reader.subscribed", "edition.started"]})
+            assert hook.status_code == 201
+            receiver.secret = hook.json["secret"]
+        assert api.post("/api/v1/topics", json={"slug": "local", "name": "Local"}).status_code == 201
+        for n in range(5):
+            assert api.post("/api/v1/subscribers", json={
+                "email": f"w{n}@example.org", "confirmed": True}).status_code == 201
+        api.post("/api/v1/articles", json={"url": "https://news.example.org/x", "title": "X",
+                                           "topics": ["local"]})
+        api.post("/api/v1/digests", json={"name": "Daily"})
+        stack.worker()
+        started = time.monotonic()
+        edition_id = api.post("/api/v1/editions", json={"digest": "Daily"}).json["id"]
+        final = stack.wait(
+            lambda: (e := api.get(f"/api/v1/editions/{edition_id}").json)["status"] == "done"
+            and e, 60, "the edition to finish")
+        took = time.monotonic() - started
+        assert final["sent"] == 5
+        calls = stack.wait(lambda: len(fast.received()) >= 6 and fast.received(), 30,
+                           "the healthy endpoint's calls")
+        assert all(c["valid"] for c in calls)
+        print(f"edition done in {took:.1f}s with a hanging endpoint; healthy endpoint got "
+              f"{len(calls)} calls, the hanging one {len(slow.received())}")
+        assert len(slow.received()) <= 2  # stopped at its first failure each round
