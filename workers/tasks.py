@@ -17,6 +17,7 @@ from mailer import automations, content, delivery, editions, readers, webhooks
 from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
+from mailer.models import utcnow
 from mailer.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,8 @@ def tick() -> dict[str, object]:
     if waiting:
         current_app.extensions["dispatch"].wake(TaskName.SEND_CONFIRMATIONS)
     # Automation emails and webhook calls that are due: nothing waits on a lost wake.
+    # Rows a dead worker left claimed go back first (those left sending become unknown).
+    automations.repair_stale(db.session, settings.claim_lease_seconds, utcnow())
     if automations.due_count(db.session):
         current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
     if webhooks.due_count(db.session):

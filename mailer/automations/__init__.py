@@ -16,7 +16,12 @@ from mailer.automations.definitions import (
     step_figures,
 )
 from mailer.automations.planning import on_reader_confirmed, plan_for_reader
-from mailer.automations.sending import AutomationReport, due_count, send_due_automations
+from mailer.automations.sending import (
+    AutomationReport,
+    due_count,
+    repair_stale,
+    send_due_automations,
+)
 from mailer.models import AutomationTrigger
 from mailer.readers.events import on_event
 
@@ -31,6 +36,7 @@ __all__ = [
     "get_automation",
     "plan_for_reader",
     "preview_step",
+    "repair_stale",
     "save_automation",
     "send_due_automations",
     "set_enabled",

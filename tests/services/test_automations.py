@@ -210,3 +210,16 @@ def test_figures_per_step(session, dispatch, rt, sender):
     _drain(session, rt, sender)
     data = automations.automation_json(session, automation)
     assert [(s["sent"], s["pending"]) for s in data["steps"]] == [(1, 0), (0, 1)]
+
+
+def test_stale_claims_go_back_so_the_tick_wakes_a_drain(session, dispatch):
+    _save(session)
+    subscribe(session, email="stale@example.org", confirmed=True)
+    row = _rows(session)[0]
+    row.status, row.claimed_by = DeliveryStatus.CLAIMED, "dead-worker"
+    row.claimed_at = utcnow() - timedelta(hours=1)
+    session.commit()
+    assert automations.due_count(session) == 0  # nothing looks due while it is claimed
+    assert automations.repair_stale(session, 120, utcnow()) == 1
+    assert automations.due_count(session) == 1
+    assert _rows(session)[0].status == DeliveryStatus.PENDING
