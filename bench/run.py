@@ -26,6 +26,8 @@ SCRIPTS = {
     "broker": HERE / "broker.py",
     "dkim": HERE / "dkim_sign.py",
     "faults": HERE / "faults.py",
+    "automations": HERE / "automations.py",
+    "segments": HERE / "segments.py",
 }
 
 

@@ -9,8 +9,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from mailer.automations import save_automation
 from mailer.content import save_digest, upsert_article
-from mailer.models import Article, Digest, Topic, utcnow
+from mailer.models import Article, Automation, Digest, Topic, utcnow
 from mailer.models.base import DbSession
 
 SITE = "https://news.example.org"
@@ -63,12 +64,30 @@ ARTICLES = [
 ]
 
 
+# Sent right after a reader confirms, then a follow-up three days later.
+WELCOME = {
+    "name": "Welcome",
+    "trigger": "reader.confirmed",
+    "steps": [
+        {"delay_minutes": 0, "subject": "Welcome to the Harbour Herald",
+         "body_text": "{{ greeting }}\n\nThank you for confirming your subscription. Your first "
+                      "digest arrives with the next edition: the harbour, the town council, the "
+                      "fish market and everything in between.\n\nYou can choose topics and how "
+                      "often we write at any time: {{ preferences_url }}"},
+        {"delay_minutes": 3 * 24 * 60, "subject": "Three things readers like about the Herald",
+         "body_text": "{{ greeting }}\n\nThe archive of past editions is open to everyone, "
+                      "weekly readers get the whole week in one email, and every email has a "
+                      "one-click unsubscribe link. Questions? Just reply."},
+    ],
+}
+
+
 def has_content(session: DbSession) -> bool:
     return any(session.scalar(select(model.id).limit(1)) is not None
                for model in (Topic, Article, Digest))
 
 
-def seed_demo(session: DbSession) -> dict[str, int] | None:
+def seed_demo(session: DbSession, base_url: str = "http://127.0.0.1:5000") -> dict[str, int] | None:
     """Demo content for an empty database only: once anything exists (the demo
     itself, or what editors added or deleted since) it returns None and adds
     nothing, so deleted demo stories never come back."""
@@ -100,4 +119,6 @@ def seed_demo(session: DbSession) -> dict[str, int] | None:
             "intro": "Good morning. Here is what happened in the harbour town since yesterday.",
             "section_order": ["local", "economy"],
         })
-    return {"topics": len(TOPICS), "articles": len(ARTICLES), "digests": 1}
+    if session.scalar(select(Automation).where(Automation.name == "Welcome")) is None:
+        save_automation(session, WELCOME, base_url)
+    return {"topics": len(TOPICS), "articles": len(ARTICLES), "digests": 1, "automations": 1}

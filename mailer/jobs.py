@@ -52,6 +52,9 @@ class TaskName(StrEnum):
     SEND_READER_LINK = "mailer.send_reader_link"
     POLL_BOUNCES = "mailer.poll_bounces"
     SEND_LOGIN_NOTICE = "mailer.send_login_notice"
+    # Drain due automation emails and webhook calls (woken after commits and by the tick).
+    SEND_AUTOMATIONS = "mailer.send_automations"
+    SEND_WEBHOOKS = "mailer.send_webhooks"
 
 
 def enqueue_on_commit(session: DbSession, name: TaskName, *args: Any) -> None:

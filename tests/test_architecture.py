@@ -14,7 +14,8 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOMAINS = ("common", "mail", "readers", "content", "editions", "delivery", "console")
+DOMAINS = ("common", "mail", "readers", "segments", "content", "editions", "delivery", "automations",
+           "webhooks", "alerts", "console")
 ENTRY_POINTS = [ROOT / "mailer" / "web", ROOT / "mailer" / "cli", ROOT / "workers"]
 
 

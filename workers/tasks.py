@@ -15,10 +15,11 @@ from celery import Task, shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from mailer import broker_fs, console, content, delivery, editions, readers
+from mailer import automations, broker_fs, console, content, delivery, editions, readers, webhooks
 from mailer.extensions import db
 from mailer.jobs import TaskName, rearm_wake
 from mailer.mail import TemplateError
+from mailer.models import utcnow
 from mailer.runtime import runtime
 from workers import shutdown
 
@@ -127,6 +128,14 @@ def tick() -> dict[str, object]:
     for reader_id in readers.reader_links_due(db.session):
         current_app.extensions["dispatch"](TaskName.SEND_READER_LINK, (reader_id,))
     resumed = readers.resume_due_readers(db.session)
+    # Automation emails and webhook calls that are due: nothing waits on a lost wake.
+    # Rows a dead worker left claimed go back first (those left sending become unknown).
+    automations.repair_stale(db.session, settings.claim_lease_seconds, utcnow())
+    if automations.due_count(db.session):
+        current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
+    if webhooks.due_count(db.session):
+        current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
+    webhooks.purge_finished(db.session)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
             "confirmations_waiting": bool(waiting), "resumed": resumed}
 
@@ -147,3 +156,30 @@ def send_login_notice(throttle_id: int) -> str:
     rt = runtime()
     outcome = console.send_login_notice(db.session, rt.settings, rt.sender(), throttle_id)
     return "no account" if outcome is None else outcome.result
+
+
+
+@shared_task(name=TaskName.SEND_AUTOMATIONS, ignore_result=True)
+def send_automations() -> dict[str, int]:
+    """Woken after a confirmation commits (coalesced) and by the tick."""
+    rt = runtime()
+    report = automations.send_due_automations(
+        db.session, rt.settings, rt.tokens, rt.sender(), dkim=rt.dkim, limiter=rt.limiter(),
+        rearm=partial(rearm_wake, TaskName.SEND_AUTOMATIONS),
+    )
+    if report.more:
+        current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
+    return {"sent": report.sent, "failed": report.failed, "retry": report.retry,
+            "skipped": report.skipped}
+
+
+@shared_task(name=TaskName.SEND_WEBHOOKS, ignore_result=True)
+def send_webhooks() -> dict[str, int]:
+    """Woken after an event commits (coalesced) and by the tick."""
+    report = webhooks.deliver_due(
+        db.session, allow_private=runtime().settings.allow_private_urls,
+        rearm=partial(rearm_wake, TaskName.SEND_WEBHOOKS),
+    )
+    if report.more:
+        current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
+    return {"sent": report.sent, "failed": report.failed, "retry": report.retry}

@@ -11,7 +11,7 @@ from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.common.validation import clean_int, clean_long_text, clean_slug, clean_slugs, clean_text
 from mailer.content.schedules import next_run, parse_quiet_hours, parse_schedule
 from mailer.mail.rendering import digest_layouts
-from mailer.models import Digest, utcnow
+from mailer.models import Digest, Segment, utcnow
 from mailer.models.base import DbSession
 from mailer.readers.subscriptions import topics_by_slug
 
@@ -86,10 +86,27 @@ def save_digest(
             clean_text(data.get("quiet_hours"), "quiet_hours", 20))
     if target.archived_at is not None:
         target.next_run_at = None  # archived digests are never scheduled
+    if "segment" in data:
+        target.segment = _segment(session, data.get("segment"))
     if creating:
         session.add(target)
     session.commit()
     return target
+
+
+def _segment(session: DbSession, ref: object) -> Segment | None:
+    """The audience a digest targets, by name or id; empty: everyone."""
+    if ref in (None, ""):
+        return None
+    segment = None
+    if isinstance(ref, str):
+        segment = session.scalar(select(Segment).where(Segment.name == ref))
+    if segment is None and not isinstance(ref, bool) and isinstance(ref, int | str) \
+            and str(ref).isdigit() and 0 < int(ref) <= MAX_ID:
+        segment = session.get(Segment, int(ref))
+    if segment is None:
+        raise ValidationError(f"Unknown audience {str(ref)[:100]!r}.", {"segment": "unknown"})
+    return segment
 
 
 def digest_json(digest: Digest) -> dict[str, Any]:
@@ -103,6 +120,7 @@ def digest_json(digest: Digest) -> dict[str, Any]:
         "approval": digest.approval,
         "template": digest.template,
         "quiet_hours": digest.quiet_hours,
+        "segment": digest.segment.name if digest.segment else None,
         "next_run_at": digest.next_run_at.isoformat() if digest.next_run_at else None,
         "subject": digest.subject,
         "intro": digest.intro,

@@ -21,6 +21,7 @@ from mailer.common.errors import ValidationError
 from mailer.delivery.sns import is_sns_url
 from mailer.models import Reader, ReaderEvent, ReaderStatus, utcnow
 from mailer.models.base import DbSession
+from mailer.readers.events import emit_event
 from mailer.readers.subscriptions import is_suppressed, suppress
 
 HARD_BOUNCE = "hard_bounce"
@@ -150,6 +151,8 @@ def apply_events(session: DbSession, events: list[BounceEvent], source: str) -> 
                             .values(status=status, unsubscribed_at=utcnow()))
             session.add(ReaderEvent(reader_id=reader_id, kind=reason,
                                     detail={"source": source, "detail": event.detail}))
+        emit_event(session, "delivery.complained" if event.kind == COMPLAINT else "delivery.bounced",
+                   {"email": event.email, "reader_id": reader_id, "source": source})
         session.flush()  # the next event for the same address sees this suppression
         counts["suppressed"] += 1
     session.commit()

@@ -63,6 +63,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.models.base import DbSession
+from mailer.readers.events import emit_event
 from mailer.readers.subscriptions import email_hash, suppress
 
 log = logging.getLogger(__name__)
@@ -454,6 +455,10 @@ class LedgerWriter:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+        if values["status"] == DeliveryStatus.FAILED:
+            emit_event(self.session, "delivery.failed", {"delivery": {
+                "id": delivery_id, "reader_id": reader.id, "email": reader.email,
+                "smtp_code": outcome.code or None, "error": str(values["error"])[:300]}}, now)
         if outcome.result == Result.PERMANENT and outcome.stage == "envelope":
             # A hard bounce: the address does not exist. Never mail it again.
             self.session.execute(update(Reader).where(Reader.id == reader.id)
@@ -559,6 +564,8 @@ def finish_if_complete(session: DbSession, edition_id: int) -> bool:
         .values(status=EditionStatus.DONE, finished_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
+    if done:
+        emit_event(session, "edition.finished", {"edition": {"id": edition_id}})
     session.commit()
     return bool(done)
 

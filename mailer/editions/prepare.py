@@ -20,6 +20,7 @@ from mailer.models import (
     utcnow,
 )
 from mailer.models.base import DbSession
+from mailer.readers.events import emit_event
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     digest.last_run_at = now
     if planned:
         start_lanes_on_commit(session, edition.id, settings.send_lanes)
+        emit_event(session, "edition.started", {"edition": {
+            "id": edition.id, "digest": digest.name, "subject": edition.subject,
+            "planned": planned}}, now)
     session.commit()
     clock.lap("commit")
     log.info("edition %s planned %s readers in %s groups, %s variants, %s MJML compile(s): %s",

@@ -18,6 +18,7 @@ from mailer.models import (
     reader_topics,
 )
 from mailer.models.base import DbSession
+from mailer.segments import condition as audience
 
 
 def eligible_readers(digest: Digest) -> ColumnElement[bool]:
@@ -31,6 +32,8 @@ def eligible_readers(digest: Digest) -> ColumnElement[bool]:
         )
         has_none = not_(exists().where(reader_topics.c.reader_id == Reader.id))
         condition = and_(condition, or_(has_topic, has_none))
+    if digest.segment is not None:  # an audience narrows it further
+        condition = and_(condition, audience(digest.segment.definition))
     return condition
 
 

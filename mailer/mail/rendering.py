@@ -128,7 +128,8 @@ NEUTRAL_PUBLICATION: dict[str, Any] = {
 
 # Template sets of one-off emails (confirmations, address changes, automations,
 # alerts): never offered or accepted as a digest's layout.
-TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email", "login-notice"})
+TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email", "login-notice", "automation", "alert",
+                                     "reader-link"})
 
 
 def template_names() -> list[str]:

@@ -1,5 +1,12 @@
 """All tables. Import models from here."""
 
+from mailer.models.automations import (
+    Automation,
+    AutomationDelivery,
+    AutomationStep,
+    AutomationTrigger,
+    automation_topics,
+)
 from mailer.models.base import Base, db, utcnow
 from mailer.models.content import Article, Digest, Feed, article_topics, digest_topics
 from mailer.models.editions import (
@@ -32,12 +39,18 @@ from mailer.models.readers import (
     Topic,
     reader_topics,
 )
+from mailer.models.segments import Segment
+from mailer.models.webhooks import WebhookEndpoint, WebhookEvent, WebhookMessage, WebhookStatus
 
 __all__ = [
     "PUBLICATION_ROW_ID",
     "ApiToken",
     "Article",
     "AuditEvent",
+    "Automation",
+    "AutomationDelivery",
+    "AutomationStep",
+    "AutomationTrigger",
     "Base",
     "Delivery",
     "DeliveryStatus",
@@ -57,11 +70,17 @@ __all__ = [
     "ReaderEvent",
     "ReaderStatus",
     "Role",
+    "Segment",
     "SendQuotaDay",
     "Suppression",
     "SuppressionReason",
     "Topic",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookMessage",
+    "WebhookStatus",
     "article_topics",
+    "automation_topics",
     "db",
     "digest_topics",
     "reader_topics",

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.models.base import Base, utcnow
 from mailer.models.readers import Topic
+from mailer.models.segments import Segment
 
 article_topics = Table(
     "article_topics",
@@ -93,5 +94,9 @@ class Digest(Base):
     next_run_at: Mapped[datetime | None] = mapped_column(index=True)
     last_run_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Only readers in this audience (besides the topic and status rules); none: everyone.
+    segment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segments.id", ondelete="SET NULL"))
 
     topics: Mapped[list[Topic]] = relationship(secondary=digest_topics, lazy="selectin")
+    segment: Mapped[Segment | None] = relationship(lazy="selectin")

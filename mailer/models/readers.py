@@ -97,6 +97,9 @@ class Reader(Base):
     # "Email me a new link": requested / taken by a worker (same pattern as confirmations).
     link_sent_at: Mapped[datetime | None]
     link_mailed_at: Mapped[datetime | None]
+    # Opted in to breaking-news alerts (single articles sent at once) for their topics.
+    # Server default only: the signup INSERT … SELECT (subscriptions.py) lists no value for it.
+    alerts: Mapped[bool] = mapped_column(server_default=text("false"))
 
     topics: Mapped[list[Topic]] = relationship(secondary=reader_topics, lazy="selectin")
 

@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from mailer.common.errors import NotFound
-from mailer.models import Delivery, Reader, ReaderEvent, SuppressionReason
+from mailer.models import AutomationDelivery, Delivery, Reader, ReaderEvent, SuppressionReason
 from mailer.models.base import DbSession
+from mailer.readers.events import emit_event
 from mailer.readers.subscriptions import suppress
 
 
@@ -41,6 +42,7 @@ def export_reader(session: DbSession, reader_id: int) -> dict[str, Any]:
             "name": reader.name,
             "status": reader.status,
             "frequency": reader.frequency,
+            "alerts": reader.alerts,
             "topics": sorted(t.slug for t in reader.topics),
             "created_at": _iso(reader.created_at),
             "confirmed_at": _iso(reader.confirmed_at),
@@ -52,6 +54,12 @@ def export_reader(session: DbSession, reader_id: int) -> dict[str, Any]:
                     "detail": e.detail, "note": e.note} for e in events],
         "deliveries": [{"edition_id": d.edition_id, "status": d.status, "attempts": d.attempts,
                         "sent_at": _iso(d.sent_at)} for d in deliveries],
+        "automation_emails": [
+            {"step_id": d.step_id, "status": d.status, "due_at": _iso(d.due_at),
+             "sent_at": _iso(d.sent_at)}
+            for d in session.scalars(select(AutomationDelivery)
+                                     .where(AutomationDelivery.reader_id == reader_id)
+                                     .order_by(AutomationDelivery.id))],
     }
 
 
@@ -74,6 +82,11 @@ def erase_reader(session: DbSession, reader_id: int) -> None:
         update(Delivery).where(Delivery.reader_id == reader_id).values(error="")
         .execution_options(synchronize_session=False)
     )
+    session.execute(
+        update(AutomationDelivery).where(AutomationDelivery.reader_id == reader_id).values(error="")
+        .execution_options(synchronize_session=False)
+    )
     session.add(ReaderEvent(reader_id=None, kind="erased", detail={}))
+    emit_event(session, "reader.erased", {"reader": {"id": reader_id}})
     session.delete(reader)
     session.commit()

@@ -43,6 +43,7 @@ from mailer.models import (
 )
 from mailer.models.base import DbSession, UTCDateTime
 from mailer.models.readers import new_token_nonce
+from mailer.readers.events import emit_event
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 # "Email me a new link" and a repeated signup of a confirmed reader: at most one
@@ -134,6 +135,8 @@ def subscribe(
         if fresh is not None and not (from_form and fresh.reader_id is None):
             if fresh.reader_id is not None:
                 wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+                emit_event(session, "reader.subscribed",
+                           reader_event_data(fresh.reader_id, address, ReaderStatus.PENDING, source), now)
             session.commit()
             return fresh
         # The address is known: the general path below decides what to do.
@@ -182,6 +185,12 @@ def subscribe(
             "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
         if not confirmed:
             wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+        status = ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING
+        emit_event(session, "reader.subscribed",
+                   reader_event_data(reader_id, address, status, source), now)
+        if confirmed:
+            emit_event(session, "reader.confirmed",
+                       reader_event_data(reader_id, address, ReaderStatus.CONFIRMED, source), now)
         session.commit()
         return SubscribeResult(reader_id, not confirmed, True)
 
@@ -201,6 +210,8 @@ def subscribe(
         reader.confirmed_at = now
         reader.consent_at, reader.consent_source = now, source
         session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={"source": source}))
+        emit_event(session, "reader.confirmed",
+                   reader_event_data(reader.id, reader.email, reader.status, source), now)
     elif reader.status in (ReaderStatus.UNSUBSCRIBED, ReaderStatus.PENDING):
         # Coming back (or asking again): keep what they chose, send a fresh link.
         if reader.status == ReaderStatus.UNSUBSCRIBED:
@@ -209,6 +220,8 @@ def subscribe(
             reader.consent_at, reader.consent_source, reader.consent_ip = now, source, ip[:64]
             if chosen:
                 reader.topics = chosen
+            emit_event(session, "reader.subscribed",
+                       reader_event_data(reader.id, reader.email, reader.status, source), now)
     else:  # bounced or complained: do not mail
         session.commit()
         return SubscribeResult(reader_id, False, False)
@@ -340,6 +353,11 @@ def request_link(session: DbSession, email: object, *, now: datetime | None = No
     session.commit()
 
 
+def reader_event_data(reader_id: int, email: str, status: str, source: str) -> dict[str, Any]:
+    """The `data` of a reader.* event."""
+    return {"reader": {"id": reader_id, "email": email, "status": status}, "source": source}
+
+
 def confirmation_token(tokens: Tokens, reader: Reader) -> str:
     return tokens.make(Purpose.CONFIRM, {"r": reader.id, "n": reader.confirm_nonce})
 
@@ -375,6 +393,8 @@ def confirm(session: DbSession, tokens: Tokens, token: str) -> Confirmation:
                Suppression.reason == SuppressionReason.ERASED)
         .execution_options(synchronize_session=False))
     session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={}))
+    emit_event(session, "reader.confirmed",
+               reader_event_data(reader.id, reader.email, reader.status, "link"), reader.confirmed_at)
     session.commit()
     return Confirmation(reader, already=False)
 
@@ -392,6 +412,8 @@ def unsubscribe(
         reader.confirm_nonce = secrets.token_hex(8)  # old confirm links stop working
         session.add(ReaderEvent(reader_id=reader.id, edition_id=edition_id,
                                 kind="unsubscribed", detail={"source": source}))
+        emit_event(session, "reader.unsubscribed",
+                   reader_event_data(reader.id, reader.email, reader.status, source))
     session.commit()
     return reader
 
@@ -435,12 +457,15 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str,
         session.execute(insert(cast(Table, ReaderEvent.__table__)), {
             "reader_id": reader_id, "kind": "unsubscribed", "created_at": now, "note": "",
             "detail": detail})
+        emit_event(session, "reader.unsubscribed",
+                   reader_event_data(reader_id, email, ReaderStatus.UNSUBSCRIBED, source), now)
     session.commit()
     return email
 
 
 def update_preferences(
-    session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object
+    session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object,
+    alerts: object = None,
 ) -> Reader:
     reader = session.get(Reader, reader_id)
     if reader is None:
@@ -451,6 +476,8 @@ def update_preferences(
     if reader.frequency != Frequency.PAUSED:  # a choice of theirs ends a timed pause
         reader.paused_until = None
         reader.resume_frequency = ""
+    if alerts is not None:  # None: the caller does not offer the choice
+        reader.alerts = bool(alerts)
     session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
                             detail={"frequency": reader.frequency,
                                     "topics": [t.slug for t in reader.topics]}))

@@ -7,12 +7,16 @@ import logging
 from flask import Flask, Response, request
 
 from mailer.web.api import API_PREFIX
+from mailer.web.api_alerts import api_alerts
 from mailer.web.api_articles import api_articles
+from mailer.web.api_automations import api_automations
 from mailer.web.api_digests import api_digests
 from mailer.web.api_editions import api_editions
 from mailer.web.api_feeds import api_feeds
 from mailer.web.api_publication import api_publication
 from mailer.web.api_readers import api_readers
+from mailer.web.api_segments import api_segments
+from mailer.web.api_webhooks import api_webhooks
 from mailer.web.archive import archive
 from mailer.web.branding import register_branding
 from mailer.web.console.blueprint import console
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Every blueprint of the JSON API, each one resource; all share the /api/v1 prefix.
 API_BLUEPRINTS = (api_docs, api_articles, api_readers, api_digests, api_feeds, api_editions,
-                  api_publication)
+                  api_publication, api_automations, api_alerts, api_segments, api_webhooks)
 
 
 def register_web(app: Flask) -> None:

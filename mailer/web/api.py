@@ -104,6 +104,9 @@ def _field_errors(exc: SchemaError) -> dict[str, str]:
         if positions:
             message = f"item {'.'.join(positions)}: {message}"
         fields.setdefault(name, message)
+        if len(loc) > 1:  # also the full path of a nested field: steps[0].delay_minutes
+            path = name + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:])
+            fields.setdefault(path, message)
     return fields
 
 

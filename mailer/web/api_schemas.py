@@ -390,3 +390,120 @@ class PublicationIn(Body):
     language: Annotated[Text, text(35)] | None = Field(None, description="a BCP 47 tag: en, de-CH")
     from_name: Annotated[Text, text(200)] | None = None
     footer_text: Annotated[Text, text(1000)] | None = None
+
+
+# --- automations ----------------------------------------------------------------
+
+class AutomationStepIn(Body):
+    delay_minutes: Annotated[int, Field(ge=0, le=525_600)] = Field(
+        description="minutes after the trigger (0: right after it)")
+    subject: Annotated[Text, text(300, 1)]
+    body_text: Annotated[Text, text(20_000, 1)]
+    body_mjml: Annotated[Text, text(100_000)] | None = Field(
+        None, description="MJML of the HTML part; the default layout when left out")
+
+
+class AutomationIn(Body):
+    name: Annotated[Text, text(200, 1)]
+    trigger: Annotated[Text, text(64)] = Field("reader.confirmed", description='"reader.confirmed"')
+    topics: Slugs | None = Field(None, description="only readers of these topics (none: everyone)")
+    enabled: bool | None = None
+    steps: Annotated[list[AutomationStepIn], Field(min_length=1, max_length=20)]
+
+
+class AutomationStepOut(Out):
+    id: int
+    position: int
+    delay_minutes: int
+    subject: str
+    body_text: str
+    body_mjml: str | None
+    version: int
+    sent: int
+    failed: int
+    pending: int
+    skipped: int
+
+
+class AutomationOut(Out):
+    id: int
+    name: str
+    trigger: str
+    enabled: bool
+    topics: list[str]
+    steps: list[AutomationStepOut]
+    created_at: Timestamp
+
+
+class AutomationList(Out):
+    automations: list[AutomationOut]
+
+
+# --- breaking-news alerts ---------------------------------------------------------
+
+class AlertIn(Body):
+    article: int | Annotated[Text, text(2000, 1)] = Field(description="an article id or URL")
+
+
+class AlertOut(Out):
+    id: int
+    status: EditionState
+    planned: int
+    subject: str
+
+
+# --- audiences (segments) ---------------------------------------------------------
+
+Rules = Annotated[list[dict[str, Any]], Field(
+    max_length=50, description="rules {field, op, value} or nested groups {match, rules}")]
+
+
+class SegmentIn(Body):
+    name: Annotated[Text, text(200, 1)]
+    match: Literal["all", "any"] = "all"
+    rules: Rules
+
+
+class SegmentCountIn(Body):
+    match: Literal["all", "any"] = "all"
+    rules: Rules
+
+
+class SegmentOut(Out):
+    id: int
+    name: str
+    match: str
+    rules: list[dict[str, Any]]
+    count: int | None = None
+
+
+class SegmentList(Out):
+    segments: list[SegmentOut]
+
+
+class SegmentCount(Out):
+    count: int
+
+
+# --- outgoing webhooks ------------------------------------------------------------
+
+class WebhookIn(Body):
+    url: Url
+    events: Annotated[list[Annotated[Text, text(64)]], Field(min_length=1, max_length=20)]
+
+
+class WebhookOut(Out):
+    id: int
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    created_at: Timestamp
+
+
+class WebhookCreated(WebhookOut):
+    secret: str = Field(description='"whsec_" and the base64 signing key; shown only once')
+
+
+class WebhookList(Out):
+    webhooks: list[WebhookOut]

@@ -310,6 +310,7 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
                     name=request.form.get("name", ""),
                     topics=request.form.getlist("topics"),
                     frequency=request.form.get("frequency"),
+                    alerts=request.form.get("alerts") == "on",
                 )
                 message = "Your preferences are saved."
             else:

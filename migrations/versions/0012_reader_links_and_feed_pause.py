@@ -22,13 +22,14 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('readers', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('paused_until', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('resume_frequency', sa.String(length=20), server_default='',
-                                      nullable=False))
-        batch_op.add_column(sa.Column('link_sent_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('link_mailed_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
-        batch_op.create_index('ix_readers_paused_until', ['paused_until'], unique=False)
+    # Plain ALTERs, not a batch: a batch would rebuild `readers` on SQLite and drop
+    # its AUTOINCREMENT (ids of erased readers must never be handed out again).
+    op.add_column('readers', sa.Column('paused_until', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('readers', sa.Column('resume_frequency', sa.String(length=20), server_default='',
+                                       nullable=False))
+    op.add_column('readers', sa.Column('link_sent_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
+    op.add_column('readers', sa.Column('link_mailed_at', mailer.models.base.UTCDateTime(timezone=True), nullable=True))
+    op.create_index('ix_readers_paused_until', 'readers', ['paused_until'], unique=False)
     with op.batch_alter_table('feeds', schema=None) as batch_op:
         batch_op.add_column(sa.Column('paused', sa.Boolean(), server_default=sa.false(),
                                       nullable=False))

@@ -20,7 +20,7 @@ from tests.console.world import build_world
 # Pages a viewer may not open (they only serve changes); the login page sends
 # a logged-in editor on.
 VIEWER_GET = {"console.login": 302, "console.digest_new": 403, "console.audit_log": 403,
-              "console.audit_export": 403,
+              "console.audit_export": 403, "console.automation_new": 403, "console.segment_new": 403,
               "console.editors": 403}
 # Sent with every POST: enough for any form to change something if it were let through
 # (an account's role, state and password included).

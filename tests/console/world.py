@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailer import delivery, editions
+from mailer import automations, delivery, editions, segments
 from mailer.console.api_tokens import create_token
-from mailer.models import ApiToken, Edition, EditionLink, Feed, Reader, ReaderEvent
+from mailer.models import (
+    ApiToken,
+    Edition,
+    EditionLink,
+    Feed,
+    Reader,
+    ReaderEvent,
+    WebhookEndpoint,
+    WebhookMessage,
+    utcnow,
+)
 from mailer.runtime import Runtime
 from tests.support import factories
 
@@ -28,12 +39,20 @@ class World:
     editor_id: int = 0  # an account for the /console/editors/<id> routes; set by the caller
     feed_id: int = 0
     reader_nonce: str = ""  # signed into the reader's tracking links
+    automation_id: int = 0
+    step_id: int = 0
+    endpoint_id: int = 0
+    message_id: int = 0
+    segment_id: int = 0
 
     def params(self) -> dict[str, object]:
         return {"article_id": self.article_id, "digest_id": self.digest_id,
                 "reader_id": self.reader_id, "edition_id": self.edition_id,
                 "token_id": self.token_id, "name": self.outbox_name, "editor_id": self.editor_id,
-                "feed_id": self.feed_id}
+                "feed_id": self.feed_id,
+                "automation_id": self.automation_id, "step_id": self.step_id,
+                "endpoint_id": self.endpoint_id, "message_id": self.message_id,
+                "segment_id": self.segment_id}
 
 
 def send_edition(session: Session, rt: Runtime, digest_id: int, tracking: bool = False) -> int:
@@ -73,5 +92,19 @@ def build_world(session: Session, rt: Runtime, tracking: bool = True) -> World:
     feed = Feed(url="https://news.example.org/feed.xml", title="Main feed")
     session.add(feed)
     session.commit()
+    automation = automations.save_automation(session, {"name": "Welcome", "steps": [
+        {"delay_minutes": 0, "subject": "Welcome", "body_text": "Hello"}]}, rt.settings.base_url)
+    endpoint = WebhookEndpoint(url="https://hooks.example.org/x", secret="whsec_AAAA",
+                               event_types=",reader.confirmed,")
+    session.add(endpoint)
+    session.flush()
+    message = WebhookMessage(endpoint_id=endpoint.id, msg_id="msg_world", event_type="x", body="{}",
+                             next_attempt_at=utcnow() + timedelta(days=1))
+    session.add(message)
+    session.commit()
+    segment = segments.save_segment(session, {"name": "Openers", "rules": [
+        {"field": "opened", "op": "within_days", "value": 30}]})
     return World(topic.slug, article.id, digest.id, reader.id, edition_id, token.id, name, links,
-                 feed_id=feed.id, reader_nonce=session.get(Reader, reader.id).token_nonce)
+                 feed_id=feed.id, reader_nonce=session.get(Reader, reader.id).token_nonce,
+                 automation_id=automation.id, step_id=automation.steps[0].id,
+                 endpoint_id=endpoint.id, message_id=message.id, segment_id=segment.id)

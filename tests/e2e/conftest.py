@@ -29,7 +29,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
         "MAILER_CLAIM_LEASE_SECONDS": "6",
         "MAILER_RETRY_BASE_SECONDS": "1",
         "MAILER_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
-        "MAILER_ALLOW_PRIVATE_URLS": "1",  # the test feed server is on loopback
+        "MAILER_ALLOW_PRIVATE_URLS": "1",  # the test feed server and webhook receivers are on loopback
     }
     pg_url = None
     if request.param == "postgres-redis":
@@ -53,6 +53,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stack]:
             "queue_name": settings["MAILER_QUEUE"],
             "claim_lease_seconds": 6,
             "retry_base_seconds": 1.0,
+            "allow_private_urls": True,
         }
         if pg_url:
             overrides["database_url"] = pg_url

@@ -8,8 +8,10 @@ editors may send anything but GET/HEAD. CSRF is checked globally by CSRFProtect.
 from __future__ import annotations
 
 from mailer.web.console import (  # the views register on the blueprint
+    alerts,
     audit,
     auth,
+    automations,
     content,
     dashboard,
     digests,
@@ -18,10 +20,11 @@ from mailer.web.console import (  # the views register on the blueprint
     editors,
     outbox,
     readers,
+    segments,
     settings,
+    webhooks,
 )
 from mailer.web.console.blueprint import console
 
-__all__ = ["audit", "auth", "console", "content", "dashboard", "digests", "drafts", "editions", "editors",
-           "outbox",
-           "readers", "settings"]
+__all__ = ["alerts", "audit", "auth", "automations", "console", "content", "dashboard", "digests", "drafts",
+           "editions", "editors", "outbox", "readers", "segments", "settings", "webhooks"]

@@ -18,7 +18,7 @@ from mailer.content import archive_digest, list_digests, restore_digest, save_di
 from mailer.editions import plan_send, preview_digest, start_edition, test_send
 from mailer.extensions import db
 from mailer.mail import TemplateError, digest_layouts
-from mailer.models import Digest, Edition, EditionStatus, Topic
+from mailer.models import Digest, Edition, EditionStatus, Segment, Topic
 from mailer.runtime import runtime
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.blueprint import console
@@ -50,6 +50,7 @@ def _form_data() -> dict[str, object]:
         "template": form.get("template") or "digest",
         "intro": form.get("intro", ""),
         "section_order": form.get("section_order", ""),
+        "segment": form.get("segment", ""),
     }
 
 
@@ -93,6 +94,7 @@ def _edit_page(digest: Digest | None, status: int = 200, values: dict[str, objec
                                     .order_by(Edition.id.desc()).limit(10)).all()
     return render_template("console/digest.html", digest=digest, topics=topics,
                            templates=digest_layouts(), values=values or _digest_values(digest),
+                           segments=db.session.scalars(select(Segment).order_by(Segment.name)).all(),
                            errors=errors or {}, drafts=drafts, recent=recent), status
 
 

@@ -8,7 +8,18 @@ from flask import render_template
 from sqlalchemy import exists, select
 
 from mailer.extensions import db
-from mailer.models import Delivery, Edition, Reader, ReaderEvent, ReaderStatus, Topic, reader_topics
+from mailer.models import (
+    Automation,
+    AutomationDelivery,
+    AutomationStep,
+    Delivery,
+    Edition,
+    Reader,
+    ReaderEvent,
+    ReaderStatus,
+    Topic,
+    reader_topics,
+)
 from mailer.web.console.auth import viewer_required
 from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, page_number, text_arg
@@ -73,6 +84,16 @@ def reader(reader_id: int) -> str:
                 for d, subject, _ in deliveries]
     timeline += [(e.created_at, "event", e.kind, e.note or _detail(e.detail), e.edition_id, "")
                  for e in events]
+    steps = db.session.execute(
+        select(AutomationDelivery, Automation.name, AutomationStep.position, AutomationStep.subject)
+        .join(AutomationStep, AutomationStep.id == AutomationDelivery.step_id)
+        .join(Automation, Automation.id == AutomationStep.automation_id)
+        .where(AutomationDelivery.reader_id == reader_id)
+        .order_by(AutomationDelivery.id.desc()).limit(HISTORY_LIMIT)
+    ).all()
+    timeline += [(d.sent_at or d.due_at, "automation", d.status,
+                  f"{name} step {position + 1}: {subject}", None, d.error)
+                 for d, name, position, subject in steps]
     timeline.sort(key=lambda item: item[0], reverse=True)
     return render_template("console/reader.html", reader=row, deliveries=deliveries,
                            events=events, timeline=timeline)
