@@ -32,6 +32,7 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
@@ -63,7 +64,7 @@ class Channel(filesystem.Channel):
                 temp.unlink(missing_ok=True)
             except OSError:
                 pass
-            raise filesystem.ChannelError(f"Cannot add file {name!r} to directory") from exc
+            raise ChannelError(f"Cannot add file {name!r} to directory") from exc
 
     def _names(self, queue: str) -> deque[str]:
         names = self._listed.get(queue)

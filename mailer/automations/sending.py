@@ -25,7 +25,8 @@ from mailer.database import on_postgres
 from mailer.delivery.lane import recipient_for
 from mailer.delivery.ledger import ClaimLost, ReaderRow, backoff_seconds, worker_name
 from mailer.delivery.ratelimit import RateLimiter
-from mailer.mail.messages import DkimSigner, MessageSkeleton
+from mailer.mail.dkim import DkimSigner
+from mailer.mail.messages import MessageSkeleton
 from mailer.mail.senders import Outcome, Result, Sender
 from mailer.models import (
     Automation,

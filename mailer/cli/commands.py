@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -18,6 +19,7 @@ from mailer.common import ValidationError
 from mailer.console import SCOPES, create_token
 from mailer.extensions import db
 from mailer.models import Editor, Role
+from mailer.models.base import DbSession
 from mailer.runtime import runtime
 
 
@@ -198,18 +200,19 @@ def register_cli(app: Flask) -> None:
             _fail(exc)
         click.echo(json.dumps(p, indent=2) if as_json else _bar(p))
 
-    for name, func in (("pause", editions.pause_edition), ("cancel", editions.cancel_edition)):
-        def make(func=func, name=name):  # type: ignore[no-untyped-def]
-            @app.cli.command(name)
-            @click.argument("edition_id", type=int)
-            def command(edition_id: int) -> None:
-                try:
-                    func(db.session, edition_id)
-                except ValidationError as exc:
-                    _fail(exc)
-                click.echo(_bar(editions.progress(db.session, edition_id)))
-            command.__doc__ = f"{name.capitalize()} an edition."
-        make()
+    def control(name: str, func: Callable[[DbSession, int], object]) -> None:
+        def command(edition_id: int) -> None:
+            try:
+                func(db.session, edition_id)
+            except ValidationError as exc:
+                _fail(exc)
+            click.echo(_bar(editions.progress(db.session, edition_id)))
+        command.__doc__ = f"{name.capitalize()} an edition."
+        app.cli.add_command(click.Command(name, callback=command, help=command.__doc__,
+                                          params=[click.Argument(["edition_id"], type=int)]))
+
+    control("pause", editions.pause_edition)
+    control("cancel", editions.cancel_edition)
 
     @app.cli.command("resume")
     @click.argument("edition_id", type=int)

@@ -45,7 +45,8 @@ def address_key(email: str) -> str:
 def delay_after(failures: int) -> timedelta:
     if failures < FREE_FAILURES:
         return timedelta(0)
-    return min(MAX_DELAY, FIRST_DELAY * 2 ** (failures - FREE_FAILURES))
+    delay: timedelta = FIRST_DELAY * 2 ** (failures - FREE_FAILURES)
+    return min(MAX_DELAY, delay)
 
 
 @dataclass(frozen=True)

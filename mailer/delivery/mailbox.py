@@ -109,24 +109,24 @@ class ImapMailbox:
 
     def messages(self) -> Iterator[Fetched]:
         try:
-            status, data = self.conn.uid("SEARCH", "ALL")  # type: ignore[arg-type]
+            status, data = self.conn.uid("SEARCH", "ALL")
         except (imaplib.IMAP4.error, OSError) as exc:
             raise MailboxError(str(exc)) from exc
         uids = (data[0] or b"").split() if status == "OK" and data else []
         for uid in uids[:MAX_MESSAGES_PER_POLL]:
             key = uid.decode()
-            status, data = self.conn.uid("FETCH", key, "(RFC822.SIZE)")  # type: ignore[arg-type]
+            status, data = self.conn.uid("FETCH", key, "(RFC822.SIZE)")
             match = re.search(rb"RFC822\.SIZE (\d+)", data[0] or b"") if data and \
                 isinstance(data[0], bytes) else None
             size = int(match.group(1)) if match else 0
             complete = size <= MAX_MESSAGE_BYTES
             part = "BODY.PEEK[]" if complete else "BODY.PEEK[HEADER]"
-            status, data = self.conn.uid("FETCH", key, f"({part})")  # type: ignore[arg-type]
+            status, data = self.conn.uid("FETCH", key, f"({part})")
             raw = next((item[1] for item in data if isinstance(item, tuple)), b"")
             yield Fetched(key, bytes(raw), size or len(raw), complete)
 
     def delete(self, key: str) -> None:
-        self.conn.uid("STORE", key, "+FLAGS.SILENT", r"(\Deleted)")  # type: ignore[arg-type]
+        self.conn.uid("STORE", key, "+FLAGS.SILENT", r"(\Deleted)")
         self._deleted = True
 
     def close(self) -> None:

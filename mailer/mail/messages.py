@@ -50,7 +50,7 @@ def header_safe(value: str) -> str:
 
 def fold_header(name: str, value: str) -> str:
     """A complete, folded header line (RFC 2047 encoded when not ASCII), CRLF-ended."""
-    line = policy.SMTP.fold(name, header_safe(value))
+    line: str = policy.SMTP.fold(name, header_safe(value))
     if not line.isascii():  # the email package leaves some code points unencoded
         # Header.encode folds with a bare LF: rejoin its lines with CRLF.
         words = Header(header_safe(value), "utf-8", header_name=name).encode(linesep="\r\n")
@@ -64,8 +64,9 @@ def address_header(name: str, email: str) -> str:
     if name.isascii() and email.isascii():
         if not name:
             return email
-        return formataddr((name, email))
-    return policy.SMTP.fold("To", formataddr((name, email)))[4:].rstrip("\r\n").strip()
+        return str(formataddr((name, email)))
+    folded: str = policy.SMTP.fold("To", formataddr((name, email)))
+    return folded[4:].rstrip("\r\n").strip()
 
 
 # --- quoted-printable -------------------------------------------------------------

@@ -164,7 +164,7 @@ def _rule_condition(rule: dict[str, Any], now: datetime) -> ColumnElement[bool]:
         return Reader.frequency.in_(value) if op == "is" else Reader.frequency.not_in(value)
     if field == "source":
         if op == "is":
-            return Reader.consent_source == value
+            return Reader.consent_source == str(value)
         if op == "starts_with":
             return Reader.consent_source.startswith(value, autoescape=True)
         return Reader.consent_source.contains(value, autoescape=True)
