@@ -24,6 +24,7 @@ from mailer.console.editors import (
 )
 from mailer.console.login_guard import (
     attempt_login,
+    attempt_second_factor,
     close_session,
     open_session,
     send_login_notice,
@@ -58,6 +59,17 @@ from mailer.console.stats import (
     recent_editions,
     unsubscribe_reasons,
 )
+from mailer.console.two_factor import (
+    confirm_enrolment,
+    provisioning_uri,
+    recovery_codes_left,
+    set_two_factor_required,
+    start_enrolment,
+    two_factor_required,
+)
+from mailer.console.two_factor import (
+    disable as disable_two_factor,
+)
 
 __all__ = [
     "FINAL_EDITION_STATES",
@@ -68,6 +80,7 @@ __all__ = [
     "activity_series",
     "article_stats",
     "attempt_login",
+    "attempt_second_factor",
     "audit",
     "authenticate",
     "change_own_password",
@@ -77,27 +90,34 @@ __all__ = [
     "check_token",
     "clicks_per_article",
     "close_session",
+    "confirm_enrolment",
     "create_editor",
     "create_token",
     "delivery_counts",
+    "disable_two_factor",
     "edition_stats",
     "effective_scope",
     "link_stats",
     "list_editors",
     "net_growth",
     "open_session",
+    "provisioning_uri",
     "publication_json",
     "reader_counts",
     "reader_growth",
     "recent_editions",
+    "recovery_codes_left",
     "scope_allows",
     "send_login_notice",
     "session_alive",
     "set_active",
     "set_password",
     "set_role",
+    "set_two_factor_required",
     "spend_test_sends",
+    "start_enrolment",
     "token_is_admin",
+    "two_factor_required",
     "unsubscribe_reasons",
     "update_publication",
 ]

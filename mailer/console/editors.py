@@ -162,3 +162,7 @@ def change_own_password(session: DbSession, editor_id: int, current: str, new: s
     editor.password_hash = _hash_password(new)
     session.commit()
     return editor
+
+
+def password_matches(editor: Editor, password: str) -> bool:
+    return bool(password) and check_password_hash(editor.password_hash, password[:MAX_PASSWORD])

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash
 
 from mailer.config import Settings
+from mailer.console import audit, two_factor
 from mailer.console.editors import dummy_hash
 from mailer.jobs import TaskName, enqueue_on_commit
 from mailer.mail.senders import Outcome, Sender
@@ -69,11 +70,40 @@ def attempt_login(session: DbSession, email: str, password: str,
     stored = editor.password_hash if known and editor is not None else dummy_hash()
     good = check_password_hash(stored, password) and known
     if good:
-        session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == key))
+        # With two-factor on, the failures count on until the second step succeeds:
+        # knowing the password must not reset the count of guessed codes.
+        if editor is not None and not editor.two_factor_enabled:
+            session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == key))
         session.commit()
         return LoginResult(editor)
     _record_failure(session, key, throttle, now)
     return LoginResult(None)
+
+
+def attempt_second_factor(session: DbSession, editor_id: int, code: str, *, ip: str = "",
+                          now: datetime | None = None) -> LoginResult:
+    """The second login step (a TOTP or recovery code) for an account whose password
+    was right. Wrong codes count in the same per-address throttle as wrong passwords. Commits."""
+    now = now or utcnow()
+    editor = session.get(Editor, editor_id)
+    if editor is None or not editor.active or not editor.two_factor_enabled:
+        return LoginResult(None)
+    key = address_key(editor.email)
+    throttle = session.scalar(select(LoginThrottle).where(LoginThrottle.key_hash == key))
+    if throttle is not None and throttle.blocked_until and throttle.blocked_until > now:
+        session.commit()
+        return LoginResult(None, (throttle.blocked_until - now).total_seconds())
+    used = two_factor.check_code(session, editor, code, now)
+    if not used:
+        _record_failure(session, key, throttle, now)
+        return LoginResult(None)
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key_hash == key))
+    session.commit()
+    if used == "recovery":
+        audit.record(session, "two_factor.recovery_code_used", editor_id=editor.id,
+                     actor=editor.email, ip=ip,
+                     detail={"left": two_factor.recovery_codes_left(session, editor.id)})
+    return LoginResult(editor)
 
 
 def _record_failure(session: DbSession, key: str, throttle: LoginThrottle | None,

@@ -26,6 +26,7 @@ from mailer.models.editors import (
     Editor,
     EditorSession,
     LoginThrottle,
+    RecoveryCode,
     Role,
 )
 from mailer.models.publication import PUBLICATION_ROW_ID, PublicationSettings
@@ -69,6 +70,7 @@ __all__ = [
     "Reader",
     "ReaderEvent",
     "ReaderStatus",
+    "RecoveryCode",
     "Role",
     "Segment",
     "SendQuotaDay",

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum, nonmember
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, utcnow
@@ -32,6 +32,15 @@ class Editor(Base):
     last_login_at: Mapped[datetime | None]
     # Raised to end every open session of the account (deactivation, reactivation).
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Two-factor (TOTP): the confirmed secret, one waiting for its first code, and the
+    # last 30-second step accepted (a code works once: no replay).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return bool(self.totp_secret)
 
     # Flask-Login protocol
     @property
@@ -117,3 +126,14 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     ip: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class RecoveryCode(Base):
+    """A one-time two-factor recovery code; only its hash is kept."""
+
+    __tablename__ = "editor_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    editor_id: Mapped[int] = mapped_column(ForeignKey("editors.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None]

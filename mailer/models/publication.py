@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.models.base import Base, utcnow
@@ -27,5 +27,7 @@ class PublicationSettings(Base):
     language: Mapped[str | None] = mapped_column(String(35))
     from_name: Mapped[str | None] = mapped_column(String(200))
     footer_text: Mapped[str | None] = mapped_column(Text)
+    # Every console account must use two-factor login.
+    require_two_factor: Mapped[bool] = mapped_column(default=False, server_default=false())
     updated_by: Mapped[str] = mapped_column(String(320), default="")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

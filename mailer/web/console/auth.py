@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -17,13 +18,20 @@ from mailer.common import ValidationError
 from mailer.console import (
     SCOPES,
     attempt_login,
+    attempt_second_factor,
     change_own_password,
     close_session,
+    confirm_enrolment,
     create_token,
+    disable_two_factor,
     effective_scope,
     open_session,
+    provisioning_uri,
+    recovery_codes_left,
     scope_allows,
     session_alive,
+    start_enrolment,
+    two_factor_required,
 )
 from mailer.extensions import db, limiter
 from mailer.models import ApiToken, Editor, Role, utcnow
@@ -33,10 +41,17 @@ from mailer.web.console.helpers import flash_error
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 SESSION_KEY = "console_session"  # the server-side session id, in the signed cookie
-OPEN_ENDPOINTS = {"console.login"}
+OPEN_ENDPOINTS = {"console.login", "console.login_code"}
 # Changes any logged-in role may make, to its own account only.
 SELF_SERVICE_ENDPOINTS = {"console.account_password", "console.token_create",
-                          "console.token_revoke"}
+                          "console.token_revoke", "console.two_factor_start",
+                          "console.two_factor_confirm", "console.two_factor_disable"}
+# All an account may reach while admins require two-factor login and it has none yet.
+SETUP_ENDPOINTS = {"console.account", "console.two_factor_start", "console.two_factor_confirm",
+                   "console.logout"}
+# Password right, code still owed: kept in the signed session, never a login.
+PENDING_KEY = "two_factor_pending"
+PENDING_SECONDS = 300
 
 
 def require_role(*roles: str) -> Callable[[F], F]:
@@ -69,6 +84,10 @@ def guard() -> Response | None:
         return None
     if not current_user.is_authenticated:
         return redirect(url_for("console.login", next=request.path))
+    if (request.endpoint not in SETUP_ENDPOINTS and not current_user.two_factor_enabled
+            and two_factor_required(db.session)):
+        flash("An admin requires two-factor login for every account: set it up to go on.")
+        return redirect(url_for("console.account"))
     if (request.method not in SAFE_METHODS and not current_user.can_change()
             and request.endpoint not in SELF_SERVICE_ENDPOINTS):
         abort(403, "Viewers cannot change anything.")
@@ -110,13 +129,67 @@ def login() -> Response | str | tuple[str, int]:
     if editor is None:
         return render_template("console/login.html", next=request.form.get("next", ""),
                                error="Wrong email or password.", email=email), 401
+    if editor.two_factor_enabled:
+        session.clear()
+        session[PENDING_KEY] = {"id": editor.id, "fp": editor.session_fingerprint(),
+                                "at": int(time.time()),
+                                "next": safe_next(request.form.get("next"))}
+        return redirect(url_for("console.login_code"))
+    return _finish_login(editor, safe_next(request.form.get("next")))
+
+
+def _finish_login(editor: Editor, target: str) -> Response:
     # A fresh session at login: nothing set before (e.g. by an attacker) survives.
     session.clear()
     session[SESSION_KEY] = open_session(db.session, editor.id)
     login_user(editor)
     editor.last_login_at = utcnow()
     db.session.commit()
-    return redirect(safe_next(request.form.get("next")))
+    if not editor.two_factor_enabled and two_factor_required(db.session):
+        return redirect(url_for("console.account"))
+    return redirect(target)
+
+
+def _pending_editor() -> tuple[Editor, str] | None:
+    """The account whose password was right moments ago in this browser, if still valid."""
+    pending = session.get(PENDING_KEY)
+    if not isinstance(pending, dict) or not isinstance(pending.get("id"), int):
+        return None
+    if not isinstance(pending.get("at"), int) or time.time() - pending["at"] > PENDING_SECONDS:
+        return None
+    editor = db.session.get(Editor, pending["id"])
+    if (editor is None or not editor.active or not editor.two_factor_enabled
+            or not hmac.compare_digest(str(pending.get("fp", "")), editor.session_fingerprint())):
+        return None
+    return editor, safe_next(str(pending.get("next", "")))
+
+
+@console.route("/login/code", methods=["GET", "POST"])
+@limiter.limit("10 per minute;50 per hour", methods=["POST"])
+def login_code() -> Response | str | tuple[str, int]:
+    found = _pending_editor()
+    if found is None:
+        session.pop(PENDING_KEY, None)
+        if request.method == "POST":
+            return render_template("console/login.html", next="",
+                                   error="The login took too long: enter your password again."), 401
+        return redirect(url_for("console.login"))
+    editor, target = found
+    if request.method == "GET":
+        return render_template("console/login_code.html")
+    code = str(request.form.get("code", ""))[:64]
+    result = attempt_second_factor(db.session, editor.id, code, ip=request.remote_addr or "")
+    if result.retry_after:
+        wait = max(1, round(result.retry_after))
+        return render_template(
+            "console/login_code.html",
+            error=f"Too many failed logins for this account: try again in {wait} seconds."), 429
+    if result.editor is None:
+        return render_template(
+            "console/login_code.html",
+            error="That code is not right, or was used already: enter the 6 digits your "
+                  "app shows now, or an unused recovery code."), 401
+    return _finish_login(result.editor, target)
 
 
 @console.post("/logout")
@@ -181,10 +254,68 @@ def token_revoke(token_id: int) -> Response:
     return redirect(url_for("console.tokens"))
 
 
+def _account_page(status: int = 200, **extra: Any) -> tuple[str, int]:
+    return render_template(
+        "console/account.html", required=two_factor_required(db.session),
+        codes_left=recovery_codes_left(db.session, current_user.id), **extra), status
+
+
 @console.get("/account")
 @viewer_required
-def account() -> str:
-    return render_template("console/account.html")
+def account() -> tuple[str, int]:
+    return _account_page()
+
+
+def _enrolment(error: str = "", status: int = 200) -> tuple[str, int]:
+    secret = current_user.totp_pending_secret or ""
+    return _account_page(status, secret=secret, uri=provisioning_uri(secret, current_user.email),
+                         two_factor_error=error)
+
+
+@console.post("/account/two-factor")
+@viewer_required
+def two_factor_start() -> Response | tuple[str, int]:
+    try:
+        start_enrolment(db.session, current_user.id)
+    except ValidationError as exc:
+        db.session.rollback()
+        flash_error(exc)
+        return _account_page(exc.status)
+    return _enrolment()
+
+
+@console.post("/account/two-factor/confirm")
+@viewer_required
+def two_factor_confirm() -> Response | tuple[str, int]:
+    try:
+        codes = confirm_enrolment(db.session, current_user.id,
+                                  str(request.form.get("code", ""))[:64])
+    except ValidationError as exc:
+        db.session.rollback()
+        if current_user.totp_pending_secret and not current_user.two_factor_enabled:
+            return _enrolment(exc.message, exc.status)
+        flash_error(exc)
+        return _account_page(exc.status)
+    # Shown on this response only; only their hashes are stored.
+    return _account_page(recovery_codes=codes)
+
+
+@console.post("/account/two-factor/disable")
+@viewer_required
+def two_factor_disable() -> Response | tuple[str, int]:
+    try:
+        if two_factor_required(db.session):
+            raise ValidationError("An admin requires two-factor login for every account; "
+                                  "it cannot be turned off.", {"code": "required"}, status=409)
+        disable_two_factor(db.session, current_user.id,
+                           str(request.form.get("password", ""))[:1000],
+                           str(request.form.get("code", ""))[:64])
+    except ValidationError as exc:
+        db.session.rollback()
+        flash_error(exc)
+        return _account_page(exc.status)
+    flash("Two-factor login is off for your account.")
+    return redirect(url_for("console.account"))
 
 
 @console.post("/account/password")

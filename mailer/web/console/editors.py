@@ -13,7 +13,15 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
-from mailer.console import create_editor, list_editors, set_active, set_password, set_role
+from mailer.console import (
+    create_editor,
+    list_editors,
+    set_active,
+    set_password,
+    set_role,
+    set_two_factor_required,
+    two_factor_required,
+)
 from mailer.extensions import db
 from mailer.models import Editor, Role
 from mailer.web.console.auth import admin_required
@@ -23,7 +31,8 @@ from mailer.web.console.helpers import flash_error
 
 def _page(status: int = 200, form: dict[str, str] | None = None) -> tuple[str, int]:
     return render_template("console/editors.html", editors=list_editors(db.session),
-                           roles=Role.ALL, form=form or {}), status
+                           roles=Role.ALL, form=form or {},
+                           two_factor_required=two_factor_required(db.session)), status
 
 
 def _refused(exc: ValidationError) -> tuple[str, int]:
@@ -53,6 +62,16 @@ def editor_create() -> Response | tuple[str, int]:
         # Keep what was typed (never the password) so the admin only fixes the mistake.
         return _page(exc.status, {"email": email, "role": role})
     flash(f"Account {editor.email} ({editor.role}) created.")
+    return redirect(url_for("console.editors"))
+
+
+@console.post("/editors/two-factor")
+@admin_required
+def editors_two_factor() -> Response:
+    required = request.form.get("required") == "1"
+    set_two_factor_required(db.session, required, updated_by=current_user.email)
+    flash("Two-factor login is now required for every account." if required
+          else "Two-factor login is now optional.")
     return redirect(url_for("console.editors"))
 
 
