@@ -19,7 +19,7 @@ from tests.console.world import build_world
 
 # Pages a viewer may not open (they only serve changes); the login page sends
 # a logged-in editor on.
-VIEWER_GET = {"console.login": 302, "console.digest_new": 403, "console.audit_log": 403,
+VIEWER_GET = {"console.login": 302, "console.login_code": 302, "console.digest_new": 403, "console.audit_log": 403,
               "console.audit_export": 403, "console.automation_new": 403, "console.segment_new": 403,
               "console.editors": 403}
 # Sent with every POST: enough for any form to change something if it were let through
@@ -97,7 +97,12 @@ def test_viewer_reads_every_page_and_gets_403_on_every_state_change(app, viewer,
             # Self-service, open to viewers, but only with the current password.
             r = viewer.post(url, FORM)
             assert r.status_code == 400, (rule.rule, r.status_code)
-        elif rule.endpoint not in ("console.login", "console.logout"):
+        elif rule.endpoint in ("console.two_factor_confirm", "console.two_factor_disable"):
+            # Self-service too, but only with a right code (nothing set up here).
+            r = viewer.post(url, FORM)
+            assert r.status_code == 400, (rule.rule, r.status_code)
+        elif rule.endpoint not in ("console.login", "console.logout", "console.login_code",
+                                   "console.two_factor_start"):
             r = viewer.post(url, FORM)
             assert r.status_code == 403, (rule.rule, r.status_code)
             checked += 1

@@ -171,8 +171,7 @@ def login_code() -> Response | str | tuple[str, int]:
     if found is None:
         session.pop(PENDING_KEY, None)
         if request.method == "POST":
-            return render_template("console/login.html", next="",
-                                   error="The login took too long: enter your password again."), 401
+            flash("The login took too long: enter your password again.")
         return redirect(url_for("console.login"))
     editor, target = found
     if request.method == "GET":
