@@ -10,13 +10,13 @@ import functools
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.common.validation import clean_email
-from mailer.models import ApiToken, Editor, Role, utcnow
+from mailer.models import ApiToken, Editor, RecoveryCode, Role, utcnow
 from mailer.models.base import DbSession
 
 MIN_PASSWORD = 10
@@ -166,3 +166,20 @@ def change_own_password(session: DbSession, editor_id: int, current: str, new: s
 
 def password_matches(editor: Editor, password: str) -> bool:
     return bool(password) and check_password_hash(editor.password_hash, password[:MAX_PASSWORD])
+
+
+def reset_two_factor(session: DbSession, actor_id: int, editor_id: int) -> Editor:
+    """An admin clears another account's second factor (a lost phone with no recovery
+    code left); the account's open sessions end and it sets two-factor up again."""
+    target = _lock(session, actor_id, editor_id)
+    if target.id == actor_id:
+        session.rollback()
+        raise Conflict("Turn off your own two-factor login on your account page.",
+                       {"two_factor": "own account"})
+    target.totp_secret = None
+    target.totp_pending_secret = None
+    target.totp_last_step = None
+    target.session_version += 1
+    session.execute(delete(RecoveryCode).where(RecoveryCode.editor_id == target.id))
+    session.commit()
+    return target

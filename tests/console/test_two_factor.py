@@ -154,3 +154,15 @@ def test_admin_can_require_two_factor(app, admin, editors) -> None:
     assert r.status_code == 409
     # The admin without 2FA is held too.
     assert admin.get("/console/editors").status_code == 302
+
+
+def test_admin_resets_another_accounts_two_factor(app, admin, editor, session) -> None:
+    enable(editor)
+    r = admin.post(f"/console/editors/{editor.editor.id}/two-factor/reset")
+    assert r.status_code == 302
+    assert editor.get("/console/").status_code == 302  # logged out
+    client = new_client(app)
+    r = login(client, editor.editor.email)
+    assert r.status_code == 302 and "/login/code" not in r.headers["Location"]
+    assert session.scalar(select(RecoveryCode).limit(1)) is None
+    assert admin.post(f"/console/editors/{admin.editor.id}/two-factor/reset").status_code == 409

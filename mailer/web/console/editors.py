@@ -16,6 +16,7 @@ from mailer.common import ValidationError
 from mailer.console import (
     create_editor,
     list_editors,
+    reset_two_factor,
     set_active,
     set_password,
     set_role,
@@ -105,6 +106,13 @@ def editor_deactivate(editor_id: int) -> Response | tuple[str, int]:
 def editor_reactivate(editor_id: int) -> Response | tuple[str, int]:
     return _apply(lambda: set_active(db.session, current_user.id, editor_id, True),
                   lambda e: f"{e.email} reactivated.")
+
+
+@console.post("/editors/<int:editor_id>/two-factor/reset")
+@admin_required
+def editor_two_factor_reset(editor_id: int) -> Response | tuple[str, int]:
+    return _apply(lambda: reset_two_factor(db.session, current_user.id, editor_id),
+                  lambda e: f"Two-factor login cleared for {e.email}; they are logged out.")
 
 
 @console.post("/editors/<int:editor_id>/password")
