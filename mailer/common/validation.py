@@ -155,7 +155,7 @@ def clean_attributes(value: object, field: str = "attributes") -> dict[str, str 
                 "-", "").isalnum():
             raise ValidationError("Attribute names are 1 to 64 letters, digits, - or _.",
                                   {name: "invalid name"})
-        if isinstance(item, bool) or isinstance(item, int) and abs(item) < 2**53:
+        if isinstance(item, bool) or (isinstance(item, int) and abs(item) < 2**53):
             clean[key] = item
         elif isinstance(item, float) and item == item and abs(item) != float("inf"):
             clean[key] = item

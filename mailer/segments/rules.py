@@ -173,11 +173,13 @@ def _rule_condition(rule: dict[str, Any], now: datetime) -> ColumnElement[bool]:
         # JSON path extraction (SQLite json_extract, PostgreSQL ->>), compared as text.
         item = Reader.attributes[value["name"]].as_string()
         if op == "exists":
-            return item.is_not(None)
+            present: ColumnElement[bool] = item.is_not(None)
+            return present
         raw = value["value"]
         # Booleans come back as true/false (PostgreSQL) or 1/0 (SQLite).
-        wanted = (["true", "1"] if raw else ["false", "0"]) if isinstance(raw, bool) else [str(raw)]
-        return item.in_(wanted) if op == "equals" else or_(item.is_(None), item.not_in(wanted))
+        texts = (["true", "1"] if raw else ["false", "0"]) if isinstance(raw, bool) else [str(raw)]
+        matched: ColumnElement[bool] = item.in_(texts)
+        return matched if op == "equals" else or_(item.is_(None), not_(matched))
     if field == "topics":
         chosen = exists().where(reader_topics.c.reader_id == Reader.id)
         if op == "empty":

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from mailer.common import ValidationError
 from mailer.models import Reader
 from mailer.readers import subscribe
-from mailer.segments import count_readers, checked_definition
+from mailer.segments import checked_definition, count_readers
 
 
 def test_api_takes_timezone_and_attributes(api, session):
