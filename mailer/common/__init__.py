@@ -3,7 +3,7 @@
 
 from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.common.tokens import Purpose, TokenError, Tokens
-from mailer.common.validation import clean_email, clean_int, clean_url
+from mailer.common.validation import clean_attributes, clean_email, clean_int, clean_timezone, clean_url
 
 __all__ = [
     "Conflict",
@@ -12,7 +12,9 @@ __all__ = [
     "TokenError",
     "Tokens",
     "ValidationError",
+    "clean_attributes",
     "clean_email",
     "clean_int",
+    "clean_timezone",
     "clean_url",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -121,3 +122,46 @@ def clean_int(raw: object, field: str, lo: int, hi: int, default: int | None = N
     if not lo <= value <= hi:
         raise ValidationError(f"{field} must be between {lo} and {hi}.", {field: "out of range"})
     return value
+
+
+MAX_ATTRIBUTES = 50
+
+
+def clean_timezone(value: object, field: str = "timezone") -> str:
+    """An IANA time zone name ("Europe/Berlin"), or "" for none."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or len(value) > 64 or "\x00" in value:
+        raise ValidationError(f"{field} must be an IANA time zone name.", {field: "not a time zone"})
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone {value!r}.", {field: "unknown time zone"}) from None
+    return value
+
+
+def clean_attributes(value: object, field: str = "attributes") -> dict[str, str | int | float | bool]:
+    """A flat JSON object of strings, numbers and booleans (no nesting, no nulls)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"{field} must be a JSON object.", {field: "not an object"})
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValidationError(f"At most {MAX_ATTRIBUTES} attributes.", {field: "too many"})
+    clean: dict[str, str | int | float | bool] = {}
+    for key, item in value.items():
+        name = f"{field}.{key}"[:100]
+        if not isinstance(key, str) or not 1 <= len(key) <= 64 or not key.replace("_", "").replace(
+                "-", "").isalnum():
+            raise ValidationError("Attribute names are 1 to 64 letters, digits, - or _.",
+                                  {name: "invalid name"})
+        if isinstance(item, bool) or (isinstance(item, int) and abs(item) < 2**53):
+            clean[key] = item
+        elif isinstance(item, float) and item == item and abs(item) != float("inf"):
+            clean[key] = item
+        elif isinstance(item, str) and len(item) <= 500:
+            clean[key] = item
+        else:
+            raise ValidationError(f"Attribute {key!r} must be a string (up to 500 characters), "
+                                  "a number or a boolean.", {name: "invalid value"})
+    return clean

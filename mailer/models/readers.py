@@ -89,6 +89,11 @@ class Reader(Base):
     email_change_mailed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None]
+    # IANA name ("Europe/Berlin"); empty: the publication's default.
+    timezone: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Values the publisher's own systems keep about the reader (API, CSV import): strings,
+    # numbers and booleans by name. Audiences can select on them.
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     unsubscribed_at: Mapped[datetime | None]
     # "Pause for 30 days": frequency is paused until this moment, then the tick
     # puts back `resume_frequency` (what the reader had chosen before).

@@ -42,6 +42,8 @@ def export_reader(session: DbSession, reader_id: int) -> dict[str, Any]:
             "name": reader.name,
             "status": reader.status,
             "frequency": reader.frequency,
+            "timezone": reader.timezone,
+            "attributes": dict(reader.attributes or {}),
             "alerts": reader.alerts,
             "topics": sorted(t.slug for t in reader.topics),
             "created_at": _iso(reader.created_at),

@@ -27,7 +27,14 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.common.errors import ValidationError
 from mailer.common.tokens import Purpose, TokenError, Tokens
-from mailer.common.validation import clean_email, clean_long_text, clean_slugs, clean_text
+from mailer.common.validation import (
+    clean_attributes,
+    clean_email,
+    clean_long_text,
+    clean_slugs,
+    clean_text,
+    clean_timezone,
+)
 from mailer.database import on_postgres
 from mailer.jobs import TaskName, enqueue_on_commit, wake_on_commit
 from mailer.models import (
@@ -101,6 +108,12 @@ class SubscribeResult:
     created: bool
 
 
+def _set_profile(session: DbSession, reader_id: int, profile: dict[str, object]) -> None:
+    if profile:
+        session.execute(update(Reader).where(Reader.id == reader_id).values(**profile)
+                        .execution_options(synchronize_session=False))
+
+
 def subscribe(
     session: DbSession,
     *,
@@ -112,6 +125,8 @@ def subscribe(
     ip: str = "",
     confirmed: bool = False,
     from_form: bool = False,
+    timezone: object = None,
+    attributes: object = None,
     now: datetime | None = None,
 ) -> SubscribeResult:
     """Sign a reader up. The caller answers the same whatever happened here
@@ -128,12 +143,22 @@ def subscribe(
     freq = clean_frequency(frequency)
     chosen = topics_by_slug(session, clean_slugs(topics))
     source = clean_text(source, "source", 200)
+    zone = clean_timezone(timezone)
+    extra = clean_attributes(attributes)
+    # Time zone and attributes describe the reader; written after the row exists (one
+    # statement, only when given), so the hot path of a plain signup is unchanged.
+    profile: dict[str, object] = {}
+    if timezone is not None:
+        profile["timezone"] = zone
+    if attributes is not None:
+        profile["attributes"] = extra
 
     if on_postgres(session) and not confirmed:
         fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
                                       source, ip, now)
         if fresh is not None and not (from_form and fresh.reader_id is None):
             if fresh.reader_id is not None:
+                _set_profile(session, fresh.reader_id, profile)
                 wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
                 emit_event(session, "reader.subscribed",
                            reader_event_data(fresh.reader_id, address, ReaderStatus.PENDING, source), now)
@@ -176,7 +201,9 @@ def subscribe(
             session.rollback()
             return subscribe(session, email=address, name=clean_name, topics=topics,
                              frequency=freq, source=source, ip=ip, confirmed=confirmed,
-                             from_form=from_form, now=now)
+                             from_form=from_form, timezone=timezone, attributes=attributes,
+                             now=now)
+        _set_profile(session, reader_id, profile)
         if chosen:
             session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
                                                     for t in chosen])
@@ -199,6 +226,10 @@ def subscribe(
         session.commit()
         return SubscribeResult(None, False, False)
     reader_id = reader.id
+    if not from_form:
+        # The publisher's own systems (API, import) keep these up to date; a form post
+        # naming someone else's address must not change them.
+        _set_profile(session, reader_id, profile)
     if reader.status == ReaderStatus.CONFIRMED:
         if from_form and not confirmed:
             # They may have lost their links: mail the preferences link, not a new opt-in.

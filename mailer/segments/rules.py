@@ -38,6 +38,9 @@ _OPS: dict[str, tuple[str, ...]] = {
     "confirmed": ("before", "after", "within_days", "more_than_days_ago"),
     "opened": ("within_days", "not_within_days"),
     "clicked": ("within_days", "not_within_days"),
+    "timezone": ("is", "is_not"),
+    # {"field": "attribute", "op": "equals", "value": {"name": "plan", "value": "pro"}}
+    "attribute": ("equals", "not_equals", "exists"),
 }
 FIELDS = tuple(_OPS)
 
@@ -98,9 +101,30 @@ def _clean_rule(rule: object, path: str, depth: int, counter: list[int]) -> dict
         if not isinstance(value, str) or not value or len(value) > 200:
             raise _fail(f"{path}.value", "text of 1 to 200 characters")
         return {"field": field, "op": op, "value": value}
+    if field == "timezone":
+        values = value if isinstance(value, list) else [value]
+        if not values or len(values) > 100 or not all(isinstance(v, str) and 0 < len(v) <= 64
+                                                      for v in values):
+            raise _fail(f"{path}.value", "one or more IANA time zone names")
+        return {"field": field, "op": op, "value": sorted(set(values))}
+    if field == "attribute":
+        return {"field": field, "op": op, "value": _attribute(value, op, path)}
     if op in ("before", "after"):
         return {"field": field, "op": op, "value": _moment(value, path)}
     return {"field": field, "op": op, "value": _days(value, path)}
+
+
+def _attribute(value: object, op: str, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not (
+            1 <= len(value["name"]) <= 64):
+        raise _fail(f"{path}.value", 'an object {"name": attribute name, "value": ...}')
+    if op == "exists":
+        return {"name": value["name"]}
+    wanted = value.get("value")
+    if not isinstance(wanted, bool | str | int | float) or (
+            isinstance(wanted, str) and len(wanted) > 500):
+        raise _fail(f"{path}.value.value", "a string, number or boolean to compare with")
+    return {"name": value["name"], "value": wanted}
 
 
 def clean_definition(raw: object, path: str = "", depth: int = 1,
@@ -143,6 +167,19 @@ def _rule_condition(rule: dict[str, Any], now: datetime) -> ColumnElement[bool]:
         return condition(rule, now)
     field, op = rule["field"], rule["op"]
     value: Any = rule.get("value")
+    if field == "timezone":
+        return Reader.timezone.in_(value) if op == "is" else Reader.timezone.not_in(value)
+    if field == "attribute":
+        # JSON path extraction (SQLite json_extract, PostgreSQL ->>), compared as text.
+        item = Reader.attributes[value["name"]].as_string()
+        if op == "exists":
+            present: ColumnElement[bool] = item.is_not(None)
+            return present
+        raw = value["value"]
+        # Booleans come back as true/false (PostgreSQL) or 1/0 (SQLite).
+        texts = (["true", "1"] if raw else ["false", "0"]) if isinstance(raw, bool) else [str(raw)]
+        matched: ColumnElement[bool] = item.in_(texts)
+        return matched if op == "equals" else or_(item.is_(None), not_(matched))
     if field == "topics":
         chosen = exists().where(reader_topics.c.reader_id == Reader.id)
         if op == "empty":

@@ -28,6 +28,8 @@ def create_subscriber(body: SubscriberIn) -> tuple[SubscriberOut, int]:
         source="api",
         ip=request.remote_addr or "",
         confirmed=body.confirmed,
+        timezone=body.timezone,
+        attributes=body.attributes,
     )
     return SubscriberOut(id=result.reader_id, created=result.created,
                          confirmation_sent=result.confirmation_queued), 201 if result.created else 200

@@ -148,6 +148,11 @@ class SubscriberIn(Body):
     frequency: Literal["immediate", "daily", "weekly", "paused"] | None = None
     confirmed: bool = Field(False, description="true only for imports with consent on record: "
                                                "no confirmation email is sent")
+    timezone: Annotated[Text, text(64)] | None = Field(
+        None, description='an IANA time zone name, e.g. "Europe/Berlin"')
+    attributes: Annotated[dict[str, str | int | float | bool], Field(max_length=50)] | None = Field(
+        None, description="the publisher's own values about the reader: strings (up to 500 "
+                          "characters), numbers, booleans; audiences can select on them")
 
 
 class SubscriberOut(Out):
