@@ -1,7 +1,7 @@
 """reader time zone and attributes
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-11-29 15:00:00
 
 Readers get an IANA time zone and a JSON object of the publisher's own values
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
