@@ -18,6 +18,7 @@ exits, honcho stops all the others. So this supervisor
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,6 +30,18 @@ BACKOFF_START = 1.0
 BACKOFF_MAX = 30.0
 # A child that ran this long before exiting counts as healthy: the back-off restarts.
 HEALTHY_AFTER = 60.0
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the supervisor dies (even by SIGKILL), so a
+    killed supervisor never leaves an orphaned worker behind. Linux only."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def log(message: str) -> None:
@@ -71,7 +84,8 @@ class Supervisor:
         backoff = BACKOFF_START
         while True:
             started = time.monotonic()
-            self.child = subprocess.Popen(self.command, start_new_session=True)
+            self.child = subprocess.Popen(self.command, start_new_session=True,
+                                          preexec_fn=_die_with_parent)
             if self.stopping:  # a signal came while starting
                 self.child.send_signal(signal.SIGTERM)
             while True:

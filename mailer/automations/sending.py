@@ -252,7 +252,8 @@ def send_due_automations(
                 return report
             report.claimed += len(rows)
             readers = {r.id: ReaderRow(*r) for r in session.execute(
-                select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency)
+                select(Reader.id, Reader.email, Reader.name, Reader.status, Reader.frequency,
+                       Reader.token_nonce)
                 .where(Reader.id.in_({r[2] for r in rows})))}
             for row_id, step_id, reader_id in rows:
                 if clock() - started > budget_seconds:

@@ -23,6 +23,7 @@ from mailer.mail.senders import Outcome, Sender
 from mailer.models import Reader, ReaderStatus, utcnow
 from mailer.models.base import DbSession
 from mailer.readers.address_change import change_allowed, change_token
+from mailer.readers.links import reader_link_token
 from mailer.readers.publication import Publication, load_publication, publication_defaults
 from mailer.readers.subscriptions import confirmation_token
 
@@ -102,7 +103,7 @@ def send_reader_link(
     reader = session.get(Reader, reader_id)
     if reader is None:
         return None
-    url = f"{settings.base_url}/preferences/{tokens.make(Purpose.PREFERENCES, {'r': reader.id})}"
+    url = f"{settings.base_url}/preferences/{reader_link_token(tokens, Purpose.PREFERENCES, reader)}"
     values = {**_values(reader.name, reader.email, ""), "preferences_url": url}
     data = build_message(settings, reader.name, reader.email, "reader-link", values)
     return _sent_or_release(session, reader_id, Reader.link_mailed_at,

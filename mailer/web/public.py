@@ -224,7 +224,7 @@ def _unsubscribe_page(reader: Reader, token: str, **extra: object) -> str:
         "unsubscribe.html", reader=reader, email=reader.email, token=token,
         active=reader.status == ReaderStatus.CONFIRMED, reasons=readers_service.UNSUBSCRIBE_REASONS,
         pause_days=readers_service.PAUSE_DAYS, max_comment=MAX_REASON_TEXT,
-        prefs_token=runtime().tokens.make(Purpose.PREFERENCES, {"r": reader.id}), **extra)
+        prefs_token=reader_link_token(runtime().tokens, Purpose.PREFERENCES, reader), **extra)
 
 
 @public.get("/unsubscribe/<token>")

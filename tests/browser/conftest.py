@@ -65,6 +65,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path,
         app = create_app(ratelimit=False, instance_path=instance, secret_key="browser-secret",
                          api_token=API_TOKEN, base_url=base_url, mail_from=settings["MAILER_FROM"],
                          smtp_url=smtp.url, queue_name=settings["MAILER_QUEUE"],
+                         allow_private_urls=True,
                          **({"database_url": backends["MAILER_DATABASE_URL"],
                              "broker_url": backends["MAILER_BROKER_URL"]} if backends else {}))
         server = make_server("127.0.0.1", port, app, threaded=True)

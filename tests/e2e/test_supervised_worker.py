@@ -71,3 +71,14 @@ def test_a_crashed_worker_is_restarted_by_its_supervisor(make_stack):  # noqa: F
     assert second != first
     assert worker.popen.poll() is None  # the supervisor itself kept running
     assert "restarting" in worker.output()
+
+
+def test_a_killed_supervisor_takes_its_worker_with_it(make_stack):  # noqa: F811
+    stack, _ = make_stack()
+    worker = supervised_worker(stack, "orphan")
+    celery_pid = int(stack.wait(lambda: celery_main(worker), 30, "celery to start"))
+    os.kill(worker.popen.pid, signal.SIGKILL)
+    worker.popen.wait(timeout=10)
+    stack.wait(lambda: not psutil.pid_exists(celery_pid)
+               or psutil.Process(celery_pid).status() == psutil.STATUS_ZOMBIE,
+               60, "the orphaned worker to stop")
