@@ -66,13 +66,14 @@ def reader_values(n: int) -> dict[str, str]:
 def bench_compile(repeat: int) -> dict:
     from mjml import mjml2html
 
-    from mailer.mail.rendering import _html_env, _ReaderPlaceholders, compile_email
+    from mailer.mail.rendering import NEUTRAL_PUBLICATION, _html_env, _ReaderPlaceholders, compile_email
 
     out = {}
     for n in (10, 50):
         ctx = sample_context(n)
         compile_email("digest", ctx)  # warm Jinja's template cache
-        source = _html_env.get_template("digest/body.mjml").render({**ctx, "reader": _ReaderPlaceholders()})
+        source = _html_env.get_template("digest/body.mjml").render(
+            {"publication": NEUTRAL_PUBLICATION, **ctx, "reader": _ReaderPlaceholders()})
         out[f"compile_ms_{n}_articles"] = round(median_seconds(lambda c=ctx: compile_email("digest", c),
                                                                repeat) * 1000, 3)
         out[f"mjml_only_ms_{n}_articles"] = round(median_seconds(lambda s=source: mjml2html(s), repeat)
