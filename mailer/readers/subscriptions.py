@@ -114,6 +114,22 @@ def _set_profile(session: DbSession, reader_id: int, profile: dict[str, object])
                         .execution_options(synchronize_session=False))
 
 
+@dataclass(frozen=True)
+class _Signup:
+    """A signup's values, cleaned once (every path below trusts them)."""
+    address: str
+    name: str
+    frequency: str
+    topics: list[Topic]
+    source: str
+    ip: str
+    confirmed: bool
+    from_form: bool
+    # Time zone and attributes describe the reader; written after the row exists (one
+    # statement, only when given), so the hot path of a plain signup is unchanged.
+    profile: dict[str, object]
+
+
 def subscribe(
     session: DbSession,
     *,
@@ -138,133 +154,142 @@ def subscribe(
     owner's request sign up again, through double opt-in: the suppression stays
     until the new confirmation link is clicked. Imports and the API never pass it."""
     now = now or utcnow()
-    address = clean_email(email)
-    clean_name = clean_text(name, "name", 200)
-    freq = clean_frequency(frequency)
-    chosen = topics_by_slug(session, clean_slugs(topics))
-    source = clean_text(source, "source", 200)
-    zone = clean_timezone(timezone)
-    extra = clean_attributes(attributes)
-    # Time zone and attributes describe the reader; written after the row exists (one
-    # statement, only when given), so the hot path of a plain signup is unchanged.
     profile: dict[str, object] = {}
+    zone, extra = clean_timezone(timezone), clean_attributes(attributes)
     if timezone is not None:
         profile["timezone"] = zone
     if attributes is not None:
         profile["attributes"] = extra
+    signup = _Signup(
+        address=clean_email(email), name=clean_text(name, "name", 200),
+        frequency=clean_frequency(frequency),
+        topics=topics_by_slug(session, clean_slugs(topics)),
+        source=clean_text(source, "source", 200), ip=ip[:64], confirmed=confirmed,
+        from_form=from_form, profile=profile,
+    )
+    return _subscribe(session, signup, now)
 
-    if on_postgres(session) and not confirmed:
-        fresh = _insert_new_reader_pg(session, address, clean_name, freq, [t.id for t in chosen],
-                                      source, ip, now)
-        if fresh is not None and not (from_form and fresh.reader_id is None):
+
+def _subscribe(session: DbSession, signup: _Signup, now: datetime) -> SubscribeResult:
+    if on_postgres(session) and not signup.confirmed:
+        fresh = _insert_new_reader_pg(session, signup.address, signup.name, signup.frequency,
+                                      [t.id for t in signup.topics], signup.source, signup.ip, now)
+        if fresh is not None and not (signup.from_form and fresh.reader_id is None):
             if fresh.reader_id is not None:
-                _set_profile(session, fresh.reader_id, profile)
+                _set_profile(session, fresh.reader_id, signup.profile)
                 wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
                 emit_event(session, "reader.subscribed",
-                           reader_event_data(fresh.reader_id, address, ReaderStatus.PENDING, source), now)
+                           reader_event_data(fresh.reader_id, signup.address, ReaderStatus.PENDING,
+                                             signup.source), now)
             session.commit()
             return fresh
         # The address is known: the general path below decides what to do.
 
     # One round trip answers both questions: suppressed? known (and which row)?
-    suppressed_q = (select(Suppression.reason).where(Suppression.email_hash == email_hash(address))
-                    .scalar_subquery())
-    known_q = select(Reader.id).where(Reader.email_key == email_key(address)).scalar_subquery()
+    suppressed_q = (select(Suppression.reason)
+                    .where(Suppression.email_hash == email_hash(signup.address)).scalar_subquery())
+    known_q = select(Reader.id).where(Reader.email_key == email_key(signup.address)).scalar_subquery()
     suppressed, known_id = session.execute(select(suppressed_q, known_q)).one()
-    if suppressed and not (suppressed == SuppressionReason.ERASED and from_form
-                           and not confirmed):
+    if suppressed and not (suppressed == SuppressionReason.ERASED and signup.from_form
+                           and not signup.confirmed):
         # Erased, bounced or complained: never re-added, and we say nothing.
         session.commit()
         return SubscribeResult(None, False, False)
-
     if known_id is None:
-        # The hot path of a signup: plain INSERTs (no unit-of-work bookkeeping).
-        # Only a SELECT ran before it, so a rollback on a duplicate loses nothing.
-        try:
-            readers = cast(Table, Reader.__table__)
-            reader_id = session.execute(
-                insert(readers).returning(readers.c.id),
-                {
-                    "email": address, "email_key": email_key(address), "name": clean_name,
-                    "frequency": freq,
-                    "status": ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
-                    "confirm_nonce": secrets.token_hex(8), "consent_at": now,
-                    "consent_source": source, "consent_ip": ip[:64],
-                    "confirmed_at": now if confirmed else None,
-                    # A brand-new row has sent nothing yet: it takes the hour's slot.
-                    "confirmation_sent_at": None if confirmed else now,
-                    "created_at": now,
-                },
-            ).scalar_one()
-        except IntegrityError:
-            # The same address was posted twice at once: the other request won.
-            session.rollback()
-            return subscribe(session, email=address, name=clean_name, topics=topics,
-                             frequency=freq, source=source, ip=ip, confirmed=confirmed,
-                             from_form=from_form, timezone=timezone, attributes=attributes,
-                             now=now)
-        _set_profile(session, reader_id, profile)
-        if chosen:
-            session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
-                                                    for t in chosen])
-        session.execute(insert(cast(Table, ReaderEvent.__table__)), {
-            "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
-            "detail": {"source": source, "ip": ip[:64], "confirmed": confirmed}})
-        if not confirmed:
-            wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
-        status = ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING
-        emit_event(session, "reader.subscribed",
-                   reader_event_data(reader_id, address, status, source), now)
-        if confirmed:
-            emit_event(session, "reader.confirmed",
-                       reader_event_data(reader_id, address, ReaderStatus.CONFIRMED, source), now)
-        session.commit()
-        return SubscribeResult(reader_id, not confirmed, True)
+        return _insert_new_reader(session, signup, now)
+    return _subscribe_known(session, signup, known_id, now)
 
+
+def _insert_new_reader(session: DbSession, signup: _Signup, now: datetime) -> SubscribeResult:
+    """The hot path of a signup: plain INSERTs (no unit-of-work bookkeeping). Only a
+    SELECT ran before it, so a rollback on a duplicate loses nothing."""
+    confirmed = signup.confirmed
+    try:
+        readers = cast(Table, Reader.__table__)
+        reader_id = session.execute(
+            insert(readers).returning(readers.c.id),
+            {
+                "email": signup.address, "email_key": email_key(signup.address),
+                "name": signup.name, "frequency": signup.frequency,
+                "status": ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING,
+                "confirm_nonce": secrets.token_hex(8), "consent_at": now,
+                "consent_source": signup.source, "consent_ip": signup.ip,
+                "confirmed_at": now if confirmed else None,
+                # A brand-new row has sent nothing yet: it takes the hour's slot.
+                "confirmation_sent_at": None if confirmed else now,
+                "created_at": now,
+            },
+        ).scalar_one()
+    except IntegrityError:
+        # The same address was posted twice at once: the other request won.
+        session.rollback()
+        return _subscribe(session, signup, now)
+    _set_profile(session, reader_id, signup.profile)
+    if signup.topics:
+        session.execute(insert(reader_topics), [{"reader_id": reader_id, "topic_id": t.id}
+                                                for t in signup.topics])
+    session.execute(insert(cast(Table, ReaderEvent.__table__)), {
+        "reader_id": reader_id, "kind": "subscribed", "created_at": now, "note": "",
+        "detail": {"source": signup.source, "ip": signup.ip, "confirmed": confirmed}})
+    if not confirmed:
+        wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+    status = ReaderStatus.CONFIRMED if confirmed else ReaderStatus.PENDING
+    emit_event(session, "reader.subscribed",
+               reader_event_data(reader_id, signup.address, status, signup.source), now)
+    if confirmed:
+        emit_event(session, "reader.confirmed",
+                   reader_event_data(reader_id, signup.address, ReaderStatus.CONFIRMED,
+                                     signup.source), now)
+    session.commit()
+    return SubscribeResult(reader_id, not confirmed, True)
+
+
+def _subscribe_known(session: DbSession, signup: _Signup, known_id: int,
+                     now: datetime) -> SubscribeResult:
+    """The address already has a reader row: confirm it, send a fresh opt-in, mail a
+    confirmed reader their link, or (bounced, complained) do nothing."""
     reader = session.get(Reader, known_id)
     if reader is None:  # erased between the two statements
         session.commit()
         return SubscribeResult(None, False, False)
     reader_id = reader.id
-    if not from_form:
+    if not signup.from_form:
         # The publisher's own systems (API, import) keep these up to date; a form post
         # naming someone else's address must not change them.
-        _set_profile(session, reader_id, profile)
+        _set_profile(session, reader_id, signup.profile)
     if reader.status == ReaderStatus.CONFIRMED:
-        if from_form and not confirmed:
+        if signup.from_form and not signup.confirmed:
             # They may have lost their links: mail the preferences link, not a new opt-in.
             _request_link_email(session, reader_id, now)
         session.commit()
         return SubscribeResult(reader_id, False, False)
-    elif confirmed:
+    if signup.confirmed:
         reader.status = ReaderStatus.CONFIRMED
         reader.confirmed_at = now
-        reader.consent_at, reader.consent_source = now, source
-        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed", detail={"source": source}))
+        reader.consent_at, reader.consent_source = now, signup.source
+        session.add(ReaderEvent(reader_id=reader.id, kind="confirmed",
+                                detail={"source": signup.source}))
         emit_event(session, "reader.confirmed",
-                   reader_event_data(reader.id, reader.email, reader.status, source), now)
-    elif reader.status in (ReaderStatus.UNSUBSCRIBED, ReaderStatus.PENDING):
-        # Coming back (or asking again): keep what they chose, send a fresh link.
-        if reader.status == ReaderStatus.UNSUBSCRIBED:
-            reader.status = ReaderStatus.PENDING
-            reader.confirm_nonce = secrets.token_hex(8)
-            reader.consent_at, reader.consent_source, reader.consent_ip = now, source, ip[:64]
-            if chosen:
-                reader.topics = chosen
-            emit_event(session, "reader.subscribed",
-                       reader_event_data(reader.id, reader.email, reader.status, source), now)
-    else:  # bounced or complained: do not mail
+                   reader_event_data(reader.id, reader.email, reader.status, signup.source), now)
         session.commit()
         return SubscribeResult(reader_id, False, False)
-
-    queued = False
-    if not confirmed:
-        queued = _claim_confirmation_slot(session, reader.id, now)
-        if queued:
-            wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
+    if reader.status not in (ReaderStatus.UNSUBSCRIBED, ReaderStatus.PENDING):
+        session.commit()  # bounced or complained: do not mail
+        return SubscribeResult(reader_id, False, False)
+    if reader.status == ReaderStatus.UNSUBSCRIBED:
+        # Coming back: keep what they chose, send a fresh link.
+        reader.status = ReaderStatus.PENDING
+        reader.confirm_nonce = secrets.token_hex(8)
+        reader.consent_at, reader.consent_source, reader.consent_ip = now, signup.source, signup.ip
+        if signup.topics:
+            reader.topics = signup.topics
+        emit_event(session, "reader.subscribed",
+                   reader_event_data(reader.id, reader.email, reader.status, signup.source), now)
+    queued = _claim_confirmation_slot(session, reader.id, now)
+    if queued:
+        wake_on_commit(session, TaskName.SEND_CONFIRMATIONS)
     session.commit()
     return SubscribeResult(reader_id, queued, False)
-
 
 
 @functools.cache

@@ -139,7 +139,7 @@ def test_cli_send_prints_the_count_and_creates_nothing_for_nobody(app, session, 
 
 
 def test_cli_progress_bar_is_empty_while_compiling():
-    from mailer.cli.commands import _bar
+    from mailer.cli.editions import _bar
 
     compiling = {"planned": 0, "remaining": 0, "sent": 0, "failed": 0, "unknown": 0,
                  "rate": 0.0, "status": "compiling"}
