@@ -35,7 +35,7 @@ RUN_BUDGET = 6.0  # seconds for every query of one run together
 
 
 class DnsStatus(StrEnum):
-    PASS = "pass"
+    PASS = "pass"  # noqa: S105 (a check outcome, not a password)
     WARN = "warn"
     FAIL = "fail"
 
@@ -233,10 +233,10 @@ def _spf(lookups: _Lookups, domain: str, role: str, settings: Settings, required
         why = answer.absent or f"{domain} has TXT records but none starts with v=spf1"
         if required:
             return DnsCheck("SPF", domain, DnsStatus.FAIL,
-                            f"No SPF record for the {role} domain ({why}): receivers cannot "
+                            f"No SPF record for the {role} domain: {why}. Receivers cannot "
                             f"tell your servers from forgers.", suggestion)
         return DnsCheck("SPF", domain, DnsStatus.WARN,
-                        f"No SPF record for the {role} domain ({why}). SPF is checked on the "
+                        f"No SPF record for the {role} domain: {why}. SPF is checked on the "
                         f"Return-Path domain, but a record here stops others using this "
                         f"domain in their envelopes.", suggestion)
     if len(records) > 1:
@@ -287,7 +287,7 @@ def _dkim_record(lookups: _Lookups, name: str, expected: str) -> DnsCheck:
     if not records:
         why = answer.absent or f"the TXT records at {name} hold no DKIM key"
         return DnsCheck(check, name, DnsStatus.FAIL,
-                        f"No DKIM key published ({why}): signatures cannot be verified.",
+                        f"No DKIM key published: {why}. Signatures cannot be verified.",
                         publish)
     if len(records) > 1:
         return DnsCheck(check, name, DnsStatus.FAIL,
@@ -350,7 +350,7 @@ def _dmarc(lookups: _Lookups, from_domain: str) -> tuple[DnsCheck, dict[str, str
             message += " (no rua=: you get no aggregate reports)"
         return DnsCheck("DMARC", looked, DnsStatus.PASS, message), tags
     return DnsCheck("DMARC", name, DnsStatus.FAIL,
-                    f"No DMARC record ({absent or f'{name} has no v=DMARC1 record'}): Gmail "
+                    f"No DMARC record: {absent or f'{name} has no v=DMARC1 record'}. Gmail "
                     f"and Yahoo require one from bulk senders.", publish), {}
 
 
@@ -375,12 +375,14 @@ def _alignment(settings: Settings, from_domain: str, return_domain: str, dkim_do
         return DnsCheck("DMARC alignment", from_domain, DnsStatus.PASS,
                         summary + " DKIM alignment is enough to pass DMARC.")
     if spf_ok:
+        fix = ("sign with d= the From domain (MAILER_DKIM_DOMAIN)" if dkim_on else
+               "turn DKIM on (MAILER_DKIM_SELECTOR, MAILER_DKIM_PRIVATE_KEY)")
         return DnsCheck("DMARC alignment", from_domain, DnsStatus.WARN,
-                        summary + " Only SPF aligns, and SPF breaks when mail is forwarded: "
-                                  "sign with d= the From domain (MAILER_DKIM_DOMAIN).")
+                        summary + f" Only SPF aligns, and SPF breaks when mail is forwarded: "
+                                  f"{fix}.")
     return DnsCheck("DMARC alignment", from_domain, DnsStatus.FAIL,
-                    summary + " Neither aligns, so every message fails DMARC: sign with "
-                              "MAILER_DKIM_DOMAIN set to the From domain.")
+                    summary + " Neither aligns, so every message fails DMARC: sign with DKIM, "
+                              "MAILER_DKIM_DOMAIN the From domain (or its parent).")
 
 
 def _helo(lookups: _Lookups, helo: str) -> tuple[list[DnsCheck], list[str]]:
@@ -401,8 +403,8 @@ def _helo(lookups: _Lookups, helo: str) -> tuple[list[DnsCheck], list[str]]:
         notes.append(answer.absent)
     if not addresses:
         return [DnsCheck("HELO forward", helo, DnsStatus.FAIL,
-                         f"The HELO name has no address ({notes[0] or 'no A or AAAA record'}): "
-                         f"receivers distrust a HELO that does not resolve.", publish_a)], []
+                         f"The HELO name has no address: {notes[0] or 'no A or AAAA record'}. "
+                         f"Receivers distrust a HELO that does not resolve.", publish_a)], []
     checks = [DnsCheck("HELO forward", helo, DnsStatus.PASS,
                        f"{helo} resolves to {', '.join(addresses)}.")]
     checks += [_reverse(lookups, helo, address) for address in addresses]
@@ -418,7 +420,7 @@ def _reverse(lookups: _Lookups, helo: str, address: str) -> DnsCheck:
         return DnsCheck("HELO reverse", ptr_name, exc.status, exc.message, publish)
     if not answer.values:
         return DnsCheck("HELO reverse", ptr_name, DnsStatus.FAIL,
-                        f"{address} has no reverse DNS ({answer.absent}): many receivers "
+                        f"{address} has no reverse DNS: {answer.absent}. Many receivers "
                         f"refuse mail from such addresses.", publish)
     confirmed: list[str] = []
     for name in answer.values:
@@ -460,8 +462,8 @@ def _return_path_mx(lookups: _Lookups, domain: str, helo: str) -> DnsCheck:
                         f"{domain} has no MX; bounces go to its address {a.values[0]} "
                         f"(implicit MX). Publish an MX to say where they go.", publish)
     return DnsCheck("Return-Path MX", domain, DnsStatus.FAIL,
-                    f"{domain} has no MX and no address ({mx.absent}): bounces cannot come "
-                    f"back, and some receivers refuse mail from such a domain.", publish)
+                    f"{domain} has no MX and no address: bounces cannot come back, and some "
+                    f"receivers refuse mail from such a domain.", publish)
 
 
 def run_dns_checks(settings: Settings, timeout: float | None = None,

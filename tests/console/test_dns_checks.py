@@ -81,6 +81,7 @@ bounce IN TXT "v=spf1 ip4:127.0.0.1 -all"
 bounce IN MX 10 mail.good.test.
 mail IN A 127.0.0.1
 alias IN A 127.0.0.1
+open IN TXT "v=spf1 +all"
 news._domainkey IN TXT {_txt("v=DKIM1; k=rsa; p=" + pub("rsa"))}
 news-ed25519._domainkey IN TXT "v=DKIM1; k=ed25519; p={pub("ed25519")}"
 _dmarc IN TXT "v=DMARC1; p=quarantine; rua=mailto:dmarc@good.test"
@@ -191,6 +192,22 @@ def test_ptr_naming_another_confirmed_host_is_a_warning(base: Settings,
     reverse = by_check(report)["HELO reverse"][0]
     assert reverse.status == DnsStatus.WARN
     assert "MAILER_HELO=mail.good.test" in reverse.message
+
+
+def test_subdomain_inherits_dmarc_and_plus_all_spf_warns(base: Settings, keys: Keys) -> None:
+    settings = good_settings(base, keys, mail_from="news@letters.good.test",
+                             dkim_domain="good.test", return_path="bounces@open.good.test")
+    checks = by_check(run_dns_checks(settings))
+    dmarc = checks["DMARC"][0]
+    assert dmarc.status == DnsStatus.PASS and dmarc.name == "_dmarc.good.test"
+    assert "inherited from good.test" in dmarc.message
+    alignment = checks["DMARC alignment"][0]
+    assert alignment.status == DnsStatus.PASS and "d=good.test aligns" in alignment.message
+    spf = checks["SPF"][0]
+    assert spf.name == "open.good.test" and spf.status == DnsStatus.WARN
+    assert "+all" in spf.message
+    # letters.good.test has no SPF of its own: a warning, since SPF uses the Return-Path.
+    assert checks["SPF"][1].status == DnsStatus.WARN
 
 
 def test_alignment_fails_when_neither_dkim_nor_return_path_align(base: Settings,
