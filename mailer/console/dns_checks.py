@@ -151,7 +151,7 @@ def _text(rdata: object) -> str:
     return str(rdata).rstrip(".").lower()
 
 
-def make_resolver(settings: Settings, timeout: float = QUERY_TIMEOUT
+def _make_resolver(settings: Settings, timeout: float = QUERY_TIMEOUT
                   ) -> tuple[dns.resolver.Resolver, str]:
     """(resolver, how to name it in messages) for MAILER_DNS_RESOLVER or the system's."""
     if settings.dns_resolver:
@@ -479,7 +479,7 @@ def run_dns_checks(settings: Settings, timeout: float | None = None,
     dkim_domain = (settings.dkim_domain or from_domain).lower().strip(".")
     helo = settings.helo_name.lower().strip(".")
     try:
-        resolver, describe = make_resolver(settings, timeout)
+        resolver, describe = _make_resolver(settings, timeout)
     except dns.exception.DNSException as exc:
         message = (f"No DNS resolver to ask ({exc}); set MAILER_DNS_RESOLVER to "
                    f"address:port.")

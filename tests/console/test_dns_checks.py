@@ -317,3 +317,25 @@ def test_dns_check_needs_csrf_and_an_editor(viewer, editor) -> None:  # type: ig
     assert viewer.post("/console/settings/dns-check").status_code in (302, 403)
     assert editor.post("/console/settings/dns-check", csrf=False).status_code == 400
 
+
+
+@pytest.mark.browser
+def test_dns_results_read_well_and_pass_the_audit(editor, settings_override, nsd: Nsd,  # type: ignore[no-untyped-def]
+                                                  keys: Keys, chromium, artifacts: Path) -> None:
+    from tests.support.a11y import audit
+
+    settings_override(**bad(keys), dns_resolver=nsd.resolver)
+    html = editor.post("/console/settings/dns-check").get_data(as_text=True)
+    css = Path(__file__).resolve().parents[2] / "mailer" / "static" / "console.css"
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.set_content(html)
+        page.add_style_tag(path=str(css))
+        assert audit(page) == []
+        section = page.locator("#dns")
+        assert section.locator("tr[data-dns-status=fail]").count() >= 4
+        section.screenshot(path=str(artifacts / "console-dns-checks.png"))
+        # The long DKIM record wraps inside the table instead of widening the page.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    finally:
+        page.close()
