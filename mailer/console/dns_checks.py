@@ -89,6 +89,8 @@ class _Lookups:
         self.timeout = timeout
         self.deadline = time.monotonic() + budget
         self.cache: dict[tuple[str, str], _Answer | _LookupFailed] = {}
+        self.answered = False  # has the resolver answered anything yet?
+        self.dead = False  # its first query timed out: the others would too
 
     def query(self, name: str, rdtype: str) -> _Answer:
         key = (name.lower().rstrip("."), rdtype)
@@ -103,6 +105,9 @@ class _Lookups:
         return found
 
     def _query(self, name: str, rdtype: str) -> _Answer:
+        if self.dead:
+            raise _LookupFailed(DnsStatus.WARN, f"Not checked: the resolver {self.describe} "
+                                                f"did not answer the first query.")
         left = self.deadline - time.monotonic()
         if left <= 0.05:
             raise _LookupFailed(DnsStatus.WARN, f"Not checked: the DNS checks ran out of time "
@@ -113,12 +118,15 @@ class _Lookups:
             answer = self.resolver.resolve(name, rdtype, lifetime=lifetime,
                                            raise_on_no_answer=False, search=False)
         except dns.resolver.NXDOMAIN:
+            self.answered = True
             return _Answer([], f"{name} does not exist (NXDOMAIN)")
         except dns.resolver.LifetimeTimeout:
+            self.dead = not self.answered
             raise _LookupFailed(DnsStatus.WARN, f"Not checked: the resolver {self.describe} "
                                                 f"did not answer for {name} within "
                                                 f"{lifetime:.1f} s.") from None
         except dns.resolver.NoNameservers as exc:
+            self.answered = True
             raise _LookupFailed(DnsStatus.FAIL, f"The resolver {self.describe} could not get "
                                                 f"an answer for {name} {rdtype} "
                                                 f"({_rcodes(exc)}): receivers will likely fail "
@@ -126,6 +134,7 @@ class _Lookups:
         except dns.exception.DNSException as exc:
             raise _LookupFailed(DnsStatus.WARN, f"Not checked: looking up {name} {rdtype} "
                                                 f"failed ({exc}).") from None
+        self.answered = True
         if answer.rrset is None:
             return _Answer([], f"{name} has no {rdtype} record")
         return _Answer([_text(rdata) for rdata in answer.rrset])
@@ -270,6 +279,9 @@ def _dkim(lookups: _Lookups, settings: Settings, domain: str) -> list[DnsCheck]:
                                        settings.dkim_ed25519_selector)
     except DkimKeyError as exc:
         return [DnsCheck("DKIM", domain, DnsStatus.FAIL, f"The DKIM key cannot be used: {exc}")]
+    except Exception as exc:  # a key file of a kind `cryptography` refuses in its own way
+        return [DnsCheck("DKIM", domain, DnsStatus.FAIL,
+                         f"The DKIM key cannot be used: {type(exc).__name__}: {exc}")]
     return [_dkim_record(lookups, f"{selector}._domainkey.{domain}", expected)
             for selector, expected in signer.public_records().items()]
 

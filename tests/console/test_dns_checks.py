@@ -229,6 +229,18 @@ def test_unpublished_ed25519_selector_fails(base: Settings, keys: Keys) -> None:
     assert check.publish.startswith('edkey._domainkey.good.test. IN TXT "v=DKIM1; k=ed25519; p=')
 
 
+def test_unreadable_or_foreign_key_fails_without_a_lookup(base: Settings, keys: Keys,
+                                                          tmp_path: Path) -> None:
+    missing = by_check(run_dns_checks(good_settings(
+        base, keys, dkim_private_key_path=str(tmp_path / "nope.pem"))))["DKIM"][0]
+    assert missing.status == DnsStatus.FAIL and "cannot read a DKIM key" in missing.message
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    broken = by_check(run_dns_checks(good_settings(
+        base, keys, dkim_private_key_path=str(junk))))["DKIM"][0]
+    assert broken.status == DnsStatus.FAIL and "not a readable PEM private key" in broken.message
+
+
 def test_servfail_and_refused_become_messages(base: Settings, keys: Keys) -> None:
     broken = by_check(run_dns_checks(dataclasses.replace(
         base, mail_from="news@broken.test", helo="mail.good.test")))
@@ -259,7 +271,31 @@ def test_unreachable_resolver_is_reported_within_the_budget(base: Settings,
     assert report.status == DnsStatus.WARN
     assert all(c.status == DnsStatus.WARN for c in report.checks
                if c.check not in ("DMARC alignment",)), report.checks
-    assert any("did not answer" in c.message for c in report.checks)
+    assert any("did not answer for mail.good.test within 0.3 s" in c.message
+               for c in report.checks)
+    # After the first query timed out, the others are not tried.
+    assert sum("did not answer the first query" in c.message for c in report.checks) >= 5
+
+
+def test_a_slow_resolver_stops_at_the_budget(base: Settings, keys: Keys, nsd: Nsd,
+                                              blackhole: tuple[str, int],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers first, then goes silent: each later query waits, the run stops at the budget."""
+    settings = good_settings(base, keys)
+    real = dns_checks_module._Lookups._query
+    calls = {"n": 0}
+
+    def flaky(self, name: str, rdtype: str):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] > 2:
+            self.resolver.nameservers, self.resolver.port = [blackhole[0]], blackhole[1]
+        return real(self, name, rdtype)
+
+    monkeypatch.setattr(dns_checks_module._Lookups, "_query", flaky)
+    started = time.monotonic()
+    report = run_dns_checks(settings, timeout=0.3, budget=1.0)
+    assert time.monotonic() - started < 2.0
+    assert by_check(report)["HELO forward"][0].status == DnsStatus.PASS
     assert any("ran out of time" in c.message for c in report.checks)
 
 
