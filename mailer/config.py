@@ -7,6 +7,7 @@ all under the instance folder.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class Settings:
     bounce_mailbox: str = ""
     soft_bounce_limit: int = 3  # soft bounces in a row that suppress an address
     bounce_poll_seconds: float = 60.0
+    # MAILER_DNS_RESOLVER: (address, port) the console's DNS checks ask; None: the
+    # system resolver (/etc/resolv.conf).
+    dns_resolver: tuple[str, int] | None = None
     # MAILER_ALLOW_PRIVATE_URLS=1: feeds and webhooks may reach loopback, private
     # and link-local addresses (tests, intranets); see common/urlsafety.py.
     allow_private_urls: bool = False
@@ -200,6 +204,30 @@ def _warmup(raw: str) -> tuple[int, float, int] | None:
     return plan
 
 
+def _dns_resolver(raw: str) -> tuple[str, int] | None:
+    """`127.0.0.1:5353`, `[::1]:53` or a bare address (port 53)."""
+    if not raw:
+        return None
+    host, port = raw, "53"
+    if raw.startswith("["):
+        host, _, rest = raw[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise SystemExit(f"MAILER_DNS_RESOLVER: expected [address]:port, got {raw!r}")
+            port = rest[1:]
+    elif raw.count(":") == 1:
+        host, port = raw.split(":")
+    try:
+        address = str(ipaddress.ip_address(host.strip()))
+        number = int(port)
+    except ValueError as exc:
+        raise SystemExit(f"MAILER_DNS_RESOLVER must be an IP address with an optional port "
+                         f"(127.0.0.1:53, [::1]:53), got {raw!r}") from exc
+    if not 0 < number < 65536:
+        raise SystemExit(f"MAILER_DNS_RESOLVER: port {number} is out of range")
+    return address, number
+
+
 def _day(raw: str, name: str) -> date | None:
     if not raw.strip():
         return None
@@ -262,6 +290,7 @@ def load_settings(**overrides: object) -> Settings:
         bounce_mailbox=_env("MAILER_BOUNCE_MAILBOX"),
         soft_bounce_limit=_env_int("MAILER_SOFT_BOUNCE_LIMIT", 3),
         bounce_poll_seconds=_env_float("MAILER_BOUNCE_POLL_SECONDS", 60.0),
+        dns_resolver=_dns_resolver(_env("MAILER_DNS_RESOLVER")),
         allow_private_urls=_env("MAILER_ALLOW_PRIVATE_URLS", "0") in ("1", "true", "yes"),
         test_send_hourly_cap=_env_int("MAILER_TEST_SEND_HOURLY_CAP", 100),
         breaker_failure_rate=_env_float("MAILER_BREAKER_FAILURE_RATE", 0.2),

@@ -1,5 +1,5 @@
 """What the editors' console needs beyond the other domains: editor accounts, API tokens,
-statistics and settings checks.
+statistics and settings checks (SMTP, DKIM, bounce mailbox, DNS records).
 """
 
 from mailer.console import (
@@ -12,6 +12,12 @@ from mailer.console.api_tokens import (
     effective_scope,
     scope_allows,
     token_is_admin,
+)
+from mailer.console.dns_checks import (
+    DnsCheck,
+    DnsReport,
+    DnsStatus,
+    run_dns_checks,
 )
 from mailer.console.editors import (
     authenticate,
@@ -76,6 +82,9 @@ __all__ = [
     "FINAL_EDITION_STATES",
     "SCOPES",
     "CheckResult",
+    "DnsCheck",
+    "DnsReport",
+    "DnsStatus",
     "EditionStats",
     "GrowthDay",
     "activity_series",
@@ -109,6 +118,7 @@ __all__ = [
     "recent_editions",
     "recovery_codes_left",
     "reset_two_factor",
+    "run_dns_checks",
     "scope_allows",
     "send_login_notice",
     "session_alive",

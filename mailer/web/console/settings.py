@@ -1,4 +1,5 @@
-"""Settings checks: SMTP reachable, DKIM record text matches the key, rate limits shown."""
+"""Settings checks: SMTP reachable, DKIM record text matches the key, DNS records of the
+sending domains, rate limits shown."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from mailer.common import ValidationError
-from mailer.console import CheckResult, check_bounces, check_dkim, check_smtp, update_publication
+from mailer.console import (
+    CheckResult,
+    DnsReport,
+    check_bounces,
+    check_dkim,
+    check_smtp,
+    run_dns_checks,
+    update_publication,
+)
 from mailer.extensions import db
 from mailer.mail import domain_of
 from mailer.readers import load_publication
@@ -35,11 +44,11 @@ def _masked(url: str) -> str:
 
 def _page(smtp: CheckResult | None = None, dkim: CheckResult | None = None, pasted: str = "",
           brand: dict[str, Any] | None = None, brand_errors: dict[str, str] | None = None,
-          bounces: CheckResult | None = None) -> str:
+          bounces: CheckResult | None = None, dns: DnsReport | None = None) -> str:
     s = runtime().settings
     return render_template(
         "console/settings.html", s=s, smtp_url=_masked(s.smtp_url), smtp=smtp, dkim=dkim,
-        bounces=bounces, bounce_mailbox=_masked(s.bounce_mailbox),
+        bounces=bounces, dns=dns, bounce_mailbox=_masked(s.bounce_mailbox),
         pasted=pasted, dkim_domain=s.dkim_domain or domain_of(s.mail_from),
         broker=urlsplit(s.broker_url).scheme or s.broker_url,
         database=urlsplit(s.database_url).scheme,
@@ -81,7 +90,16 @@ def settings_publication() -> Response | tuple[str, int]:
         return _page(brand=typed, brand_errors=exc.fields), exc.status
     flash("Publication settings saved.", "ok")
     return redirect(url_for("console.settings") + "#publication")
+
+
 @console.post("/settings/bounce-check")
 @editor_required
 def settings_bounce_check() -> str:
     return _page(bounces=check_bounces(runtime().settings))
+
+
+@console.post("/settings/dns-check")
+@editor_required
+def settings_dns_check() -> str:
+    """Look up SPF, DKIM, DMARC and the HELO name's DNS; a few seconds at most."""
+    return _page(dns=run_dns_checks(runtime().settings))
