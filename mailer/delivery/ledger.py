@@ -140,8 +140,9 @@ def worker_name() -> str:
 
 def claim_batch(
     session: DbSession, edition_id: int, worker: str, limit: int, now: datetime
-) -> list[tuple[int, int, int | None]]:
-    """Atomically take up to `limit` due rows: (delivery id, reader id, variant id).
+) -> list[tuple[int, int, int | None, int | None]]:
+    """Atomically take up to `limit` due rows: (delivery id, reader id, variant id,
+    subject index of an A/B test). `held` rows (waiting for a test's winner) are never taken.
 
     Due retries first, then pending rows. Each query walks the (edition_id,
     status) index without ORDER BY: ordering by id would make PostgreSQL walk
@@ -153,7 +154,7 @@ def claim_batch(
         Delivery.next_attempt_at <= now)
     pending = select(Delivery.id).where(
         Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.PENDING)
-    claimed: list[tuple[int, int, int | None]] = []
+    claimed: list[tuple[int, int, int | None, int | None]] = []
     for due in (retry, pending):
         want = limit - len(claimed)
         if want <= 0:
@@ -165,10 +166,10 @@ def claim_batch(
             update(Delivery)
             .where(Delivery.id.in_(due.scalar_subquery()))
             .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, claimed_at=now)
-            .returning(Delivery.id, Delivery.reader_id, Delivery.variant_id)
+            .returning(Delivery.id, Delivery.reader_id, Delivery.variant_id, Delivery.subject_index)
             .execution_options(synchronize_session=False)
         ).all()
-        claimed.extend((r[0], r[1], r[2]) for r in rows)
+        claimed.extend((r[0], r[1], r[2], r[3]) for r in rows)
     return sorted(claimed)
 
 
