@@ -62,6 +62,7 @@ DEFAULT_SAMPLE, DEFAULT_WAIT = 20, 60
 _DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.BOUNCED)
 # Event kinds that count: people, never prefetchers or scanners (`*-filtered`).
 _KINDS = {"opens": "open", "clicks": "click"}
+_PRIME = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,11 @@ def split_columns(test: SubjectTest, reader_id: ColumnElement[int]) -> dict[str,
     window functions number them, so the sample has exactly its share (at least
     one reader per subject) and the subjects take turns within it."""
     subjects = len(test.subjects)
-    # Fits in 64 bits: reader ids < 2**31, the multiplier < 2**32.
-    spread = (reader_id * literal_column("2654435761")
-              + literal_column(str(test.edition_id * 40503 % 1000003))) % literal_column("1000003")
+    # Modulo the prime 2**31 - 1; every product fits in 64 bits (factors below 2**32
+    # and 2**31). The edition's own multiplier reorders readers for each edition.
+    prime = literal_column(str(_PRIME))
+    mixed = (reader_id * literal_column("2654435761")) % prime
+    spread = (mixed * literal_column(str(test.edition_id * 40503 % (_PRIME - 1) + 1))) % prime
     position = func.row_number().over(order_by=(spread, reader_id))
     total = func.count().over()
     in_sample = or_(position * 100 <= total * test.sample_percent, position <= subjects)
