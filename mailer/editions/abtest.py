@@ -150,7 +150,7 @@ def split_columns(test: SubjectTest, reader_id: ColumnElement[int]) -> dict[str,
     subjects = len(test.subjects)
     # Modulo the prime 2**31 - 1; every product fits in 64 bits (factors below 2**32
     # and 2**31). The edition's own multiplier reorders readers for each edition.
-    prime = literal_column(str(_PRIME))
+    prime: ColumnElement[int] = literal_column(str(_PRIME))
     mixed = (reader_id * literal_column("2654435761")) % prime
     spread = (mixed * literal_column(str(test.edition_id * 40503 % (_PRIME - 1) + 1))) % prime
     position = func.row_number().over(order_by=(spread, reader_id))

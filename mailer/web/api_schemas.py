@@ -361,7 +361,8 @@ class EditionOut(Out):
     held: int = Field(0, description="rows waiting for an A/B test's winner")
     segment_id: int | None = Field(None, description="the audience this edition was narrowed to")
     subject_test: SubjectTestOut | None = Field(
-        None, description="the A/B subject test (single-edition answers only)")
+        None, description="the A/B subject test; only in single-edition answers of an edition "
+                          "that has one")
 
 
 class EditionsQuery(Query):

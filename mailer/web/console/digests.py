@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from urllib.parse import urlencode
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -238,8 +239,9 @@ def digest_send_confirm(digest_id: int) -> str:
 def digest_send(digest_id: int) -> Response:
     digest = _digest(digest_id)
     segment_id = str(request.form.get("segment_id", ""))[:12]
-    back = url_for("console.digest_send_confirm", digest_id=digest_id,
-                   **({"segment_id": segment_id} if segment_id else {}))
+    back = url_for("console.digest_send_confirm", digest_id=digest_id)
+    if segment_id:
+        back += "?" + urlencode({"segment_id": segment_id})
     if request.form.get("confirmed") != "yes":
         return redirect(back)
     # Blank subject boxes are unused ones: one filled box is a one-subject "test" (refused).
