@@ -94,10 +94,22 @@ def test_split_is_deterministic_and_differs_per_edition(session, rt, dispatch, t
     assert other != sample_of
 
 
-def test_a_small_edition_still_gives_every_subject_a_reader(session, rt, dispatch, tracking):
+def test_a_small_edition_still_gives_every_subject_a_reader(session, rt, sender, dispatch, tracking):
     edition = ab_edition(session, rt, 5, subjects=("A", "B", "C", "D"), sample=5)
     sample = [r for r in rows(session, edition.id) if r.status == DeliveryStatus.PENDING]
     assert sorted(r.subject_index for r in sample) == [0, 1, 2, 3]
+    # Two readers, two subjects: both in the sample, the edition finishes before
+    # the wait is over, and its test still gets a result.
+    small = ab_edition(session, rt, 2, sample=5)
+    assert editions.status_counts(session, small.id) == {"pending": 2}
+    lane(session, rt, sender, small.id)
+    session.refresh(small)
+    assert small.status == EditionStatus.DONE
+    test = session.get(SubjectTest, small.id)
+    assert small.id in editions.decide_subject_tests(session, rt.settings, now=test.decide_at)
+    session.refresh(small)
+    session.refresh(test)
+    assert small.status == EditionStatus.DONE and test.winner == 0
 
 
 def test_held_rows_are_never_sent_before_the_winner(session, rt, sender, dispatch, tracking):
