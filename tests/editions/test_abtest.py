@@ -295,3 +295,20 @@ def test_segment_targeted_one_off_reaches_only_the_segment(session, rt, sender, 
     # The digest itself is not narrowed: the next edition reaches the others.
     assert d.segment_id is None
     assert session.scalar(select(func.count()).select_from(Edition)) == 1
+
+
+def test_the_beat_tick_decides_once_the_wait_is_over(session, rt, sender, dispatch, tracking):
+    from sqlalchemy import update
+
+    from workers.tasks import tick
+
+    edition = ab_edition(session, rt, 10, sample=20)
+    lane(session, rt, sender, edition.id)
+    assert tick()["ab_decided"] == []
+    session.execute(update(SubjectTest).values(decide_at=utcnow() - timedelta(seconds=1)))
+    session.commit()
+    dispatch.sent.clear()
+    assert tick()["ab_decided"] == [edition.id]
+    assert "mailer.send_lane" in dispatch.names()
+    lane(session, rt, sender, edition.id)
+    assert len(sender.messages) == len({m[1] for m in sender.messages}) == 10
