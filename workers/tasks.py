@@ -119,6 +119,8 @@ def tick() -> dict[str, object]:
     settings = runtime().settings
     report = delivery.sweep(db.session, settings)
     started = editions.run_due(db.session, settings)
+    # A/B subject tests whose wait is over: winner chosen, held readers released.
+    decided = editions.decide_subject_tests(db.session, settings)
     polled = content.queue_due_feeds(db.session)
     # Confirmations whose wake-up was lost (broker outage, dead worker).
     waiting = readers.confirmations_due(db.session, older_than=30, limit=1)
@@ -137,7 +139,7 @@ def tick() -> dict[str, object]:
         current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
     webhooks.purge_finished(db.session)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
-            "confirmations_waiting": bool(waiting), "resumed": resumed}
+            "confirmations_waiting": bool(waiting), "resumed": resumed, "ab_decided": decided}
 
 
 @shared_task(name=TaskName.SEND_READER_LINK, ignore_result=True)

@@ -48,6 +48,7 @@ from mailer.models import (
     EditionVariant,
     Reader,
     ReaderStatus,
+    SubjectTest,
     utcnow,
 )
 from mailer.models.base import DbSession
@@ -58,15 +59,17 @@ log = logging.getLogger(__name__)
 
 
 class SkeletonCache:
-    """MIME skeletons per variant, built once per lane (and reused by the process)."""
+    """MIME skeletons per (variant, A/B subject), built once per lane (and reused
+    by the process): a reader's subject costs no query."""
 
     def __init__(self, settings: Settings, dkim: DkimSigner | None) -> None:
         self.settings = settings
         self.dkim = dkim
-        self._items: dict[int, MessageSkeleton] = {}
+        self._items: dict[tuple[int, int | None], MessageSkeleton] = {}
 
-    def get(self, session: DbSession, edition_id: int, variant_id: int) -> MessageSkeleton:
-        skeleton = self._items.get(variant_id)
+    def get(self, session: DbSession, edition_id: int, variant_id: int,
+            subject_index: int | None = None) -> MessageSkeleton:
+        skeleton = self._items.get((variant_id, subject_index))
         if skeleton is None:
             variant = session.get(EditionVariant, variant_id)
             if variant is None:
@@ -74,7 +77,7 @@ class SkeletonCache:
             edition = session.get(Edition, edition_id)
             digest = edition.digest if edition is not None else None
             skeleton = MessageSkeleton(
-                subject=variant.subject,
+                subject=_subject(session, edition_id, subject_index) or variant.subject,
                 html=variant.html,
                 text=variant.text,
                 mail_from=load_publication(session, self.settings).from_header(
@@ -91,8 +94,17 @@ class SkeletonCache:
             )
             if len(self._items) > 64:
                 self._items.clear()
-            self._items[variant_id] = skeleton
+            self._items[(variant_id, subject_index)] = skeleton
         return skeleton
+
+
+def _subject(session: DbSession, edition_id: int, subject_index: int | None) -> str:
+    """The A/B subject a ledger row names ("" when it names none)."""
+    if subject_index is None:
+        return ""
+    test = session.get(SubjectTest, edition_id)
+    subjects = test.subjects if test is not None else []
+    return subjects[subject_index] if 0 <= subject_index < len(subjects) else ""
 
 
 def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Recipient:
@@ -344,14 +356,14 @@ def _lane_round(
     first_planned = session.scalar(
         select(func.min(Delivery.created_at)).where(Delivery.id.in_([r[0] for r in rows]))
     ) or now
-    gone = [d for d, r, _ in rows if r not in readers or readers[r].status
+    gone = [d for d, r, _, _ in rows if r not in readers or readers[r].status
             != ReaderStatus.CONFIRMED or readers[r].frequency == "paused"]
     ledger.skip(gone, "reader unsubscribed or suppressed after planning")
     skip = set(gone)
     sent_before = report.sent + len(ledger.sent_ids)
     stop = ""
     stopping = False
-    for delivery_id, reader_id, variant_id in rows:
+    for delivery_id, reader_id, variant_id, subject_index in rows:
         if delivery_id in skip:
             continue
         if should_stop():
@@ -361,7 +373,7 @@ def _lane_round(
             heartbeat(session, worker)
             last_heartbeat[0] = clock()
         reader = readers[reader_id]
-        skeleton = skeletons.get(session, edition_id, variant_id or 0)
+        skeleton = skeletons.get(session, edition_id, variant_id or 0, subject_index)
         data = skeleton.render(recipient_for(settings, tokens, reader))
         domain = reader.email.rpartition("@")[2].lower()
         wait = limiter.acquire(domain, max_wait=inline_wait)

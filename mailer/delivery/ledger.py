@@ -140,8 +140,9 @@ def worker_name() -> str:
 
 def claim_batch(
     session: DbSession, edition_id: int, worker: str, limit: int, now: datetime
-) -> list[tuple[int, int, int | None]]:
-    """Atomically take up to `limit` due rows: (delivery id, reader id, variant id).
+) -> list[tuple[int, int, int | None, int | None]]:
+    """Atomically take up to `limit` due rows: (delivery id, reader id, variant id,
+    subject index of an A/B test). `held` rows (waiting for a test's winner) are never taken.
 
     Due retries first, then pending rows. Each query walks the (edition_id,
     status) index without ORDER BY: ordering by id would make PostgreSQL walk
@@ -153,7 +154,7 @@ def claim_batch(
         Delivery.next_attempt_at <= now)
     pending = select(Delivery.id).where(
         Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.PENDING)
-    claimed: list[tuple[int, int, int | None]] = []
+    claimed: list[tuple[int, int, int | None, int | None]] = []
     for due in (retry, pending):
         want = limit - len(claimed)
         if want <= 0:
@@ -165,10 +166,10 @@ def claim_batch(
             update(Delivery)
             .where(Delivery.id.in_(due.scalar_subquery()))
             .values(status=DeliveryStatus.CLAIMED, claimed_by=worker, claimed_at=now)
-            .returning(Delivery.id, Delivery.reader_id, Delivery.variant_id)
+            .returning(Delivery.id, Delivery.reader_id, Delivery.variant_id, Delivery.subject_index)
             .execution_options(synchronize_session=False)
         ).all()
-        claimed.extend((r[0], r[1], r[2]) for r in rows)
+        claimed.extend((r[0], r[1], r[2], r[3]) for r in rows)
     return sorted(claimed)
 
 
@@ -550,12 +551,12 @@ def finish_if_complete(session: DbSession, edition_id: int) -> bool:
         # retry_deliveries takes the same lock: the rows it puts back are either
         # counted here, or it finds the edition done and reopens it.
         session.execute(select(Edition.id).where(Edition.id == edition_id).with_for_update())
-    outstanding = session.scalar(
-        select(func.count()).select_from(Delivery).where(
-            Delivery.edition_id == edition_id,
-            Delivery.status.in_(DeliveryStatus.OUTSTANDING),
-        )
-    )
+    # EXISTS, not a count: an A/B edition keeps most of its rows `held` for up to a
+    # day, and the sweeper asks on every tick.
+    outstanding = session.scalar(select(exists().where(
+        Delivery.edition_id == edition_id,
+        Delivery.status.in_(DeliveryStatus.OUTSTANDING),
+    )))
     if outstanding:
         return False
     done = session.execute(

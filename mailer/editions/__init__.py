@@ -2,6 +2,12 @@
 ledger, controlling the send, progress, previews, tracking and the due-digest scheduler.
 """
 
+from mailer.editions.abtest import (
+    SubjectTestSpec,
+    check_subject_test,
+    decide_subject_tests,
+    subject_test_report,
+)
 from mailer.editions.compile import web_variant
 from mailer.editions.control import (
     CURATE_ACTIONS,
@@ -26,9 +32,12 @@ __all__ = [
     "CURATE_ACTIONS",
     "Preview",
     "SendPlan",
+    "SubjectTestSpec",
     "approve_edition",
     "cancel_edition",
+    "check_subject_test",
     "curate_draft",
+    "decide_subject_tests",
     "fail_edition",
     "list_editions",
     "pause_edition",
@@ -45,6 +54,7 @@ __all__ = [
     "set_edition_subject",
     "start_edition",
     "status_counts",
+    "subject_test_report",
     "test_send",
     "web_variant",
 ]

@@ -14,7 +14,8 @@ from mailer.common.validation import clean_text
 from mailer.config import Settings
 from mailer.content.digests import find_digest
 from mailer.editions import planning
-from mailer.editions.selection import eligible_readers, select_articles
+from mailer.editions.abtest import SubjectTestSpec, add_subject_test
+from mailer.editions.selection import eligible_readers, find_audience, select_articles
 from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -45,14 +46,17 @@ class SendPlan:
                 "selections": self.selections, "reason": self.reason}
 
 
-def plan_send(session: DbSession, digest_ref: object, now: datetime | None = None) -> SendPlan:
-    """A dry run of starting an edition now: how many readers it would reach."""
+def plan_send(session: DbSession, digest_ref: object, now: datetime | None = None, *,
+              segment_id: object = None) -> SendPlan:
+    """A dry run of starting an edition now: how many readers it would reach
+    (narrowed to one audience with `segment_id`)."""
     now = now or utcnow()
     digest = find_digest(session, digest_ref)
+    segment = find_audience(session, segment_id)
     plan = functools.partial(SendPlan, digest.id, digest.name)
     if digest.archived_at is not None:
         return plan(0, 0, [], 0, "the digest is archived")
-    eligible = eligible_readers(digest)
+    eligible = eligible_readers(digest, segment)
     confirmed = session.scalar(select(func.count()).select_from(Reader).where(eligible)) or 0
     if not confirmed:
         return plan(0, 0, [], 0, "no confirmed readers")
@@ -80,16 +84,20 @@ def start_edition(
     created_by: str = "",
     slot: str | None = None,
     now: datetime | None = None,
+    segment_id: object = None,
+    subject_test: SubjectTestSpec | None = None,
 ) -> Edition:
     """Check there is something to send and someone to send it to, then create
     the edition and queue its compilation. Commits; nothing is created when the
-    edition would reach nobody (Conflict)."""
+    edition would reach nobody (Conflict). `segment_id` narrows this edition to
+    an audience; `subject_test` (see `check_subject_test`) makes it an A/B test."""
     now = now or utcnow()
-    plan = plan_send(session, digest_ref, now)
+    plan = plan_send(session, digest_ref, now, segment_id=segment_id)
     if not plan.readers:
         raise Conflict(f"Digest {plan.digest_name!r}: nothing to send ({plan.reason}).",
                        {"digest": plan.reason})
     digest = find_digest(session, plan.digest_id)
+    segment = find_audience(session, segment_id)
     edition = Edition(
         digest=digest,
         slot=slot or f"manual-{uuid.uuid4().hex}",
@@ -98,9 +106,12 @@ def start_edition(
         article_ids=plan.article_ids,
         created_by=created_by,
         created_at=now,
+        segment_id=segment.id if segment is not None else None,
     )
     session.add(edition)
     session.flush()
+    if subject_test is not None:
+        add_subject_test(session, edition.id, subject_test)
     if edition.status == EditionStatus.COMPILING:
         enqueue_on_commit(session, TaskName.PREPARE_EDITION, edition.id)
     session.commit()
@@ -181,7 +192,7 @@ def cancel_edition(session: DbSession, edition_id: int) -> Edition:
         .where(
             Delivery.edition_id == edition_id,
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRY,
-                                 DeliveryStatus.CLAIMED]),
+                                 DeliveryStatus.CLAIMED, DeliveryStatus.HELD]),
         )
         .values(status=DeliveryStatus.CANCELLED, claimed_by="")
         .execution_options(synchronize_session=False)

@@ -17,7 +17,7 @@ The per-reader rows are computed once into a TEMPORARY table (per connection).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -71,7 +71,7 @@ FREQUENCY_GAP = {
 # Deliveries that count as "the reader has (or will have) these articles".
 RECEIVED = (
     DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING,
-    DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.RETRY,
+    DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.RETRY, DeliveryStatus.HELD,
 )
 
 
@@ -318,9 +318,11 @@ def insert_deliveries(
     edition_id: int,
     assignments: Iterable[tuple[ReaderGroup, int]],
     now: datetime,
+    columns: Mapping[str, ColumnElement[Any]] | None = None,
 ) -> None:
     """One INSERT ... SELECT writes every delivery row, each reader's group joined
-    to its variant; readers of groups without a variant get no row."""
+    to its variant; readers of groups without a variant get no row. `columns`
+    replaces or adds computed columns (an A/B test's status and subject index)."""
     items = [{"topic_sig": g.topic_sig, "last_id": g.last_edition_id,
               "received_sig": g.received_sig, "variant_id": variant_id}
              for g, variant_id in assignments]
@@ -328,15 +330,16 @@ def insert_deliveries(
         return
     session.execute(insert(plan_groups), items)
     r, g = plan_readers.c, plan_groups.c
+    values: dict[str, ColumnElement[Any]] = {
+        "edition_id": literal(edition_id), "reader_id": r.reader_id, "variant_id": g.variant_id,
+        "status": literal(DeliveryStatus.PENDING), "attempts": literal(0),
+        "claimed_by": literal(""), "error": literal(""), "created_at": literal(now),
+    }
+    values.update(columns or {})
     session.execute(
         insert(Delivery).from_select(
-            ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
-             "error", "created_at"],
-            select(
-                literal(edition_id), r.reader_id, g.variant_id,
-                literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
-                literal(now),
-            ).select_from(plan_readers).join(plan_groups, and_(
+            list(values),
+            select(*values.values()).select_from(plan_readers).join(plan_groups, and_(
                 g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig))
             # Ids follow variants: lanes claim by id, so a batch needs few MIME skeletons.
             .order_by(g.variant_id, r.reader_id),

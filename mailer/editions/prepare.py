@@ -8,9 +8,9 @@ import time
 from sqlalchemy import func, select
 
 from mailer.config import Settings
-from mailer.editions import planning, tracking
+from mailer.editions import abtest, planning, tracking
 from mailer.editions.compile import SelectionCompiler, add_variant, web_variant
-from mailer.editions.selection import eligible_readers
+from mailer.editions.selection import edition_segment, eligible_readers
 from mailer.jobs import start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -43,8 +43,8 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     if dropped:  # stories an editor took out of the draft reach no reader
         pool = [a for a in pool if a.id not in dropped]
     recent = planning.editions_in_lookback(session, digest, edition.id, cutoff)
-    rows = planning.per_reader_rows(session, digest, edition.id, eligible_readers(digest), pool,
-                                    recent, cutoff)
+    eligible = eligible_readers(digest, edition_segment(session, edition))
+    rows = planning.per_reader_rows(session, digest, edition.id, eligible, pool, recent, cutoff)
     planning.materialize(session, rows)
     clock.lap("readers")
     groups = planning.reader_groups(session)
@@ -78,7 +78,8 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     clock.lap("variants")
     # Readers whose selection is empty get no variant: no row, no email.
     assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
-    planning.insert_deliveries(session, edition.id, assignments, now)
+    planning.insert_deliveries(session, edition.id, assignments, now, abtest.planning_columns(
+        session, edition.id, planning.plan_readers.c.reader_id))
     planning.drop_scratch(session)
     clock.lap("deliveries")
 
@@ -95,6 +96,7 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
         edition.finished_at = now
     digest.last_run_at = now
     if planned:
+        abtest.start_clock(session, edition.id, now)
         start_lanes_on_commit(session, edition.id, settings.send_lanes)
         emit_event(session, "edition.started", {"edition": {
             "id": edition.id, "digest": digest.name, "subject": edition.subject,

@@ -86,6 +86,8 @@ def _progress(edition: Edition, counts: dict[str, int], recent: int, now: dateti
         "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
         "cancelled": counts.get(DeliveryStatus.CANCELLED, 0),
         "retrying": counts.get(DeliveryStatus.RETRY, 0),
+        "held": counts.get(DeliveryStatus.HELD, 0),
+        "segment_id": edition.segment_id,
         "remaining": remaining,
         "rate": round(rate, 1),
         "eta_seconds": round(remaining / rate) if rate > 0 and remaining else None,

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
 
+from mailer.common.errors import ValidationError
 from mailer.models import (
     Article,
     Digest,
@@ -14,6 +15,7 @@ from mailer.models import (
     Frequency,
     Reader,
     ReaderStatus,
+    Segment,
     article_topics,
     reader_topics,
 )
@@ -21,9 +23,10 @@ from mailer.models.base import DbSession
 from mailer.segments import condition as audience
 
 
-def eligible_readers(digest: Digest) -> ColumnElement[bool]:
+def eligible_readers(digest: Digest, segment: Segment | None = None) -> ColumnElement[bool]:
     """Readers this digest goes to: confirmed, not paused, and either interested
-    in one of its topics or with no topics chosen (they want everything)."""
+    in one of its topics or with no topics chosen (they want everything).
+    `segment` narrows one edition further (a one-off send to an audience)."""
     condition = and_(Reader.status == ReaderStatus.CONFIRMED, Reader.frequency != Frequency.PAUSED)
     topic_ids = [t.id for t in digest.topics]
     if topic_ids:
@@ -34,7 +37,34 @@ def eligible_readers(digest: Digest) -> ColumnElement[bool]:
         condition = and_(condition, or_(has_topic, has_none))
     if digest.segment is not None:  # an audience narrows it further
         condition = and_(condition, audience(digest.segment.definition))
+    if segment is not None:
+        condition = and_(condition, audience(segment.definition))
     return condition
+
+
+def find_audience(session: DbSession, segment_id: object) -> Segment | None:
+    """The audience a one-off edition targets (None: no narrowing); an unknown
+    or malformed id is a ValidationError naming `segment_id`."""
+    if segment_id is None or segment_id == "":
+        return None
+    if isinstance(segment_id, str) and segment_id.strip().isdigit():
+        segment_id = int(segment_id.strip())
+    segment = (session.get(Segment, segment_id)
+               if isinstance(segment_id, int) and not isinstance(segment_id, bool)
+               and 0 < segment_id < 2**31 else None)
+    if segment is None:
+        raise ValidationError(f"No audience {segment_id!r}.", {"segment_id": "unknown audience"})
+    return segment
+
+
+def edition_segment(session: DbSession, edition: Edition) -> Segment | None:
+    """The audience an edition was started for; fails closed if it is gone."""
+    if edition.segment_id is None:
+        return None
+    segment = session.get(Segment, edition.segment_id)
+    if segment is None:
+        raise LookupError(f"audience {edition.segment_id} of edition {edition.id} is gone")
+    return segment
 
 
 def already_sent_article_ids(session: DbSession, digest_id: int) -> set[int]:

@@ -18,6 +18,7 @@ from mailer.models.editions import (
     EditionStatus,
     EditionVariant,
     SendQuotaDay,
+    SubjectTest,
     variant_articles,
 )
 from mailer.models.editors import (
@@ -74,6 +75,7 @@ __all__ = [
     "Role",
     "Segment",
     "SendQuotaDay",
+    "SubjectTest",
     "Suppression",
     "SuppressionReason",
     "Topic",

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum, nonmember
+from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.models.base import Base, utcnow
@@ -35,8 +46,10 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"  # reader left or was suppressed after planning
     CANCELLED = "cancelled"
     BOUNCED = "bounced"  # sent, then a hard bounce came back (bounce mailbox)
+    # planned, but waits for an A/B subject test's winner: lanes never claim it
+    HELD = "held"
     # still to be done by a worker
-    OUTSTANDING = nonmember(("pending", "claimed", "sending", "retry"))
+    OUTSTANDING = nonmember(("pending", "claimed", "sending", "retry", "held"))
     FINAL = nonmember(("sent", "failed", "unknown", "skipped", "cancelled", "bounced"))
 
 
@@ -76,6 +89,9 @@ class Edition(Base):
     resume_at: Mapped[datetime | None]
     # When the sweeper last queued lanes for this edition (tops up lost lanes).
     lanes_woken_at: Mapped[datetime | None]
+    # An audience narrowing this edition only (a one-off send); the digest's own
+    # audience applies as well. No FK: audiences are never deleted.
+    segment_id: Mapped[int | None]
 
     digest: Mapped[Digest] = relationship(lazy="joined")
 
@@ -134,6 +150,29 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None]
     smtp_code: Mapped[int | None]
     error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Which subject of the edition's A/B test this reader gets (None: no test).
+    subject_index: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class SubjectTest(Base):
+    """An A/B subject test of one edition: a sample gets the subjects first, the
+    rest waits (`held` rows) for the subject with the best rate after `wait_minutes`."""
+
+    __tablename__ = "subject_tests"
+
+    edition_id: Mapped[int] = mapped_column(
+        ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True)
+    subjects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sample_percent: Mapped[int] = mapped_column(default=20)
+    wait_minutes: Mapped[int] = mapped_column(default=60)
+    metric: Mapped[str] = mapped_column(String(10), default="clicks")
+    # Set when the ledger is planned: the beat tick picks the winner from then on.
+    decide_at: Mapped[datetime | None] = mapped_column(index=True)
+    winner: Mapped[int | None]
+    decided_at: Mapped[datetime | None]
+    # Per-subject figures that chose the winner, kept as they were then.
+    results: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -29,15 +29,25 @@ CONFLICT = {409: Error}
 
 
 def edition_out(edition_id: int) -> EditionOut:
-    return EditionOut.model_validate(editions_service.progress(db.session, edition_id))
+    answer = editions_service.progress(db.session, edition_id)
+    test = editions_service.subject_test_report(db.session, edition_id)
+    if test is not None:  # only A/B editions carry the key
+        answer["subject_test"] = test
+    return EditionOut.model_validate(answer)
 
 
 @route(api_editions, "POST", "/editions", "Compile and start sending an edition now",
        body=EditionIn, ok={202: EditionOut}, errors={404: Error, 409: Error},
        description="409 when the digest has no confirmed readers, no new articles, or no "
-                   "reader is owed any of them; nothing is created then.")
+                   "reader is owed any of them; nothing is created then. With `subjects`, "
+                   "an A/B test: a sample gets the subjects at once, the rest the winner "
+                   "after `wait_minutes` (400 naming `subjects` when tracking is off).")
 def create_edition(body: EditionIn) -> tuple[EditionOut, int]:
-    edition = editions_service.start_edition(db.session, body.digest, created_by="api")
+    test = editions_service.check_subject_test(
+        body.subjects, body.sample_percent, body.wait_minutes, body.metric,
+        tracking=runtime().settings.tracking)
+    edition = editions_service.start_edition(db.session, body.digest, created_by="api",
+                                             segment_id=body.segment_id, subject_test=test)
     return edition_out(edition.id), 202
 
 

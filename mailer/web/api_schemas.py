@@ -42,7 +42,7 @@ Email = Annotated[Text, Field(min_length=1, max_length=320, json_schema_extra={"
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 EditionState = Literal["draft", "compiling", "sending", "paused", "cancelled", "done", "failed"]
 DeliveryState = Literal["pending", "claimed", "sending", "retry", "sent", "failed", "unknown",
-                        "skipped", "cancelled", "bounced"]
+                        "skipped", "cancelled", "bounced", "held"]
 Page = Annotated[int, Field(ge=1, le=10_000)]
 
 
@@ -293,6 +293,44 @@ class FeedList(Out):
 class EditionIn(Body):
     digest: Annotated[int, Field(ge=1, le=MAX_ID)] | Annotated[Text, text(200, 1)] = Field(
         description="digest name or id")
+    segment_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = Field(
+        None, description="an audience that narrows this edition only (the digest's own "
+                          "audience, if any, applies too)")
+    subjects: Annotated[list[Annotated[Text, text(150, 1)]], Field(min_length=2, max_length=4)] \
+        | None = Field(None, description="an A/B subject test: 2 to 4 subjects, tried on a sample "
+                                         "first; needs MAILER_TRACKING=1")
+    sample_percent: Annotated[int, Field(ge=5, le=50)] = Field(
+        20, description="share of the readers who get the test subjects first")
+    wait_minutes: Annotated[int, Field(ge=10, le=1440)] = Field(
+        60, description="how long the sample is measured before the winner goes to the rest")
+    metric: Literal["clicks", "opens"] = Field(
+        "clicks", description="clicks per message sent, or human opens per message sent "
+                              "(machine opens excluded)")
+
+
+class SubjectFiguresOut(Out):
+    index: int
+    subject: str
+    sample: int = Field(description="readers of the sample given this subject")
+    sent: int
+    opens: int = Field(description="readers who opened (machine opens excluded)")
+    clicks: int = Field(description="readers who clicked")
+    open_rate: float
+    click_rate: float
+    winner: bool
+
+
+class SubjectTestOut(Out):
+    subjects: list[SubjectFiguresOut] = Field(
+        description="live during the wait; as they were when the winner was chosen after it")
+    sample_percent: int
+    wait_minutes: int
+    metric: Literal["clicks", "opens"]
+    decide_at: Timestamp | None = Field(description="when the winner is chosen")
+    winner: int | None = Field(description="index of the winning subject")
+    winner_subject: str | None
+    decided_at: Timestamp | None
+    held: int = Field(description="readers still waiting for the winner")
 
 
 class EditionOut(Out):
@@ -320,6 +358,11 @@ class EditionOut(Out):
     relay_unreachable_since: Timestamp | None = None
     relay_status: str = Field("", description='e.g. "relay unreachable since 2026-11-29 10:00 UTC"')
     resume_at: Timestamp | None = Field(None, description="when a paused edition resumes by itself")
+    held: int = Field(0, description="rows waiting for an A/B test's winner")
+    segment_id: int | None = Field(None, description="the audience this edition was narrowed to")
+    subject_test: SubjectTestOut | None = Field(
+        None, description="the A/B subject test; only in single-edition answers of an edition "
+                          "that has one")
 
 
 class EditionsQuery(Query):

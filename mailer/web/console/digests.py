@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from urllib.parse import urlencode
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -15,7 +16,13 @@ from werkzeug.wrappers import Response
 from mailer.common import ValidationError
 from mailer.console import spend_test_sends
 from mailer.content import archive_digest, list_digests, restore_digest, save_digest
-from mailer.editions import plan_send, preview_digest, start_edition, test_send
+from mailer.editions import (
+    check_subject_test,
+    plan_send,
+    preview_digest,
+    start_edition,
+    test_send,
+)
 from mailer.extensions import db
 from mailer.mail import TemplateError, digest_layouts
 from mailer.models import Digest, Edition, EditionStatus, Segment, Topic
@@ -214,22 +221,42 @@ def digest_send_confirm(digest_id: int) -> str:
     """"Send now" asks first: how many readers it will reach (a dry run), with a
     last test send."""
     digest = _digest(digest_id)
-    return render_template("console/send_confirm.html", digest=digest,
-                           plan=plan_send(db.session, digest.id))
+    segment_id = request.args.get("segment_id", "")[:12]
+    try:
+        plan = plan_send(db.session, digest.id, segment_id=segment_id)
+    except ValidationError as exc:
+        flash_error(exc)
+        segment_id = ""
+        plan = plan_send(db.session, digest.id)
+    segments = db.session.execute(select(Segment.id, Segment.name).order_by(Segment.name)).all()
+    return render_template("console/send_confirm.html", digest=digest, plan=plan,
+                           segments=segments, segment_id=segment_id,
+                           tracking=runtime().settings.tracking)
 
 
 @console.post("/digests/<int:digest_id>/send")
 @editor_required
 def digest_send(digest_id: int) -> Response:
     digest = _digest(digest_id)
+    segment_id = str(request.form.get("segment_id", ""))[:12]
+    back = url_for("console.digest_send_confirm", digest_id=digest_id)
+    if segment_id:
+        back += "?" + urlencode({"segment_id": segment_id})
     if request.form.get("confirmed") != "yes":
-        return redirect(url_for("console.digest_send_confirm", digest_id=digest_id))
+        return redirect(back)
+    # Blank subject boxes are unused ones: one filled box is a one-subject "test" (refused).
+    subjects = [str(request.form.get(f"subject_{n}", ""))[:1000] for n in range(1, 5)]
+    subjects = [subject for subject in subjects if subject.strip()]
     try:
-        edition = start_edition(db.session, digest.id, created_by=current_user.email)
+        test = check_subject_test(
+            subjects, request.form.get("sample_percent", ""), request.form.get("wait_minutes", ""),
+            request.form.get("metric", ""), tracking=runtime().settings.tracking)
+        edition = start_edition(db.session, digest.id, created_by=current_user.email,
+                                segment_id=segment_id, subject_test=test)
     except ValidationError as exc:
         db.session.rollback()
         flash_error(exc)
-        return redirect(url_for("console.digest_edit", digest_id=digest_id))
+        return redirect(back if exc.status != 409 else url_for("console.digest_edit", digest_id=digest_id))
     flash(f"Edition #{edition.id} started.")
     return redirect(url_for("console.edition", edition_id=edition.id))
 

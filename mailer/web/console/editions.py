@@ -75,6 +75,7 @@ def edition(edition_id: int) -> str:
     return render_template("console/edition.html", edition=row, p=progress_json(edition_id),
                            figures=figures, links=link_stats(db.session, edition_id),
                            problems=problems, more_problems=more_problems,
+                           ab=editions_service.subject_test_report(db.session, edition_id),
                            retry_states=delivery.RETRY_EDITION_STATES)
 
 
