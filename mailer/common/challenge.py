@@ -114,7 +114,7 @@ def check(secret_key: str, value: object, solution: object, *,
           now: float | None = None) -> tuple[str, int]:
     """Check a posted challenge and answer without spending it; returns the key
     under which it is spent and the seconds that key must be kept."""
-    if not value and not solution:
+    if not solution:  # nothing solved it: no script ran, or it had no time to
         raise ChallengeError("missing")
     if not isinstance(value, str) or not isinstance(solution, str) \
             or len(value) > 200 or len(solution) > 12:

@@ -49,6 +49,7 @@ def test_wrong_forged_expired_and_malformed_are_told_apart():
     assert _reason(old.value, "7") == "expired"
     assert _reason("", "") == "missing"
     assert _reason(None, None) == "missing"
+    assert _reason(challenge.value, "") == "missing"  # the page's script never ran
     for value in ("x", challenge.value + "0", challenge.value.upper(), "9" * 10_000,
                   challenge.value.replace(":", ";"), "\ud800" + challenge.value, ["list"]):
         assert _reason(value, "1234") == "malformed"
