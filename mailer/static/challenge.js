@@ -76,16 +76,16 @@
 
   function pause() { return new Promise(function (resolve) { setTimeout(resolve, 0); }); }
 
-  // The number n in [0, max] with sha256(salt + n) == digest, or null.
-  async function solve(salt, digest, max) {
+  // The number n in [from, to] with sha256(salt + n) == digest, or null.
+  async function solve(salt, digest, from, to) {
     var target = fromHex(digest);
     var encoder = new TextEncoder();
     var subtle = self.crypto && self.crypto.subtle;
     var n;
     if (subtle) {
       // Many digests in flight at once: far faster than awaiting them one by one.
-      for (var start = 0; start <= max; start += 500) {
-        var end = Math.min(start + 500, max + 1), jobs = [];
+      for (var start = from; start <= to; start += 500) {
+        var end = Math.min(start + 500, to + 1), jobs = [];
         for (n = start; n < end; n++) jobs.push(subtle.digest("SHA-256", encoder.encode(salt + n)));
         var hashes = await Promise.all(jobs);
         for (var i = 0; i < hashes.length; i++) {
@@ -95,7 +95,7 @@
       return null;
     }
     var since = Date.now();
-    for (n = 0; n <= max; n++) {
+    for (n = from; n <= to; n++) {
       if (same(sha256(encoder.encode(salt + n)), target)) return n;
       if ((n & 1023) === 0 && Date.now() - since > 25) { await pause(); since = Date.now(); }
     }
@@ -105,27 +105,52 @@
   if (typeof document === "undefined") {  // running as the Web Worker
     self.onmessage = function (event) {
       var c = event.data;
-      solve(c.salt, c.digest, c.max).then(function (number) { self.postMessage({ number: number }); });
+      solve(c.salt, c.digest, c.from, c.to).then(function (number) {
+        self.postMessage({ number: number });
+      });
     };
     return;
   }
 
   var scriptUrl = document.currentScript ? document.currentScript.src : "";
 
+  function onPage(c) { return solve(c.salt, c.digest, 0, c.max); }
+
+  // Up to four workers, each searching its own part of [0, max]; the first answer wins.
   function solveSomewhere(c) {
     var sameOrigin = false;
     try { sameOrigin = new URL(scriptUrl).origin === location.origin; } catch (e) { /* no URL */ }
-    if (!sameOrigin || typeof Worker === "undefined") return solve(c.salt, c.digest, c.max);
+    if (!sameOrigin || typeof Worker === "undefined") return onPage(c);
+    var count = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+    var part = Math.ceil((c.max + 1) / count);
     return new Promise(function (resolve) {
-      var worker;
-      try { worker = new Worker(scriptUrl); } catch (e) { resolve(solve(c.salt, c.digest, c.max)); return; }
-      worker.onmessage = function (event) { worker.terminate(); resolve(event.data.number); };
-      worker.onerror = function (event) {  // refused by a policy, say: do it here
-        if (event.preventDefault) event.preventDefault();
-        worker.terminate();
-        resolve(solve(c.salt, c.digest, c.max));
-      };
-      worker.postMessage({ salt: c.salt, digest: c.digest, max: c.max });
+      var workers = [], left = count, settled = false;
+      function finish(number) {
+        if (settled) return;
+        settled = true;
+        workers.forEach(function (w) { w.terminate(); });
+        resolve(number);
+      }
+      try {
+        for (var i = 0; i < count; i++) workers.push(new Worker(scriptUrl));
+      } catch (e) {
+        workers.forEach(function (w) { w.terminate(); });
+        resolve(onPage(c));
+        return;
+      }
+      workers.forEach(function (worker, i) {
+        worker.onmessage = function (event) {
+          left -= 1;
+          if (event.data.number !== null) finish(event.data.number);
+          else if (left === 0) finish(null);
+        };
+        worker.onerror = function (event) {  // refused by a policy, say: do it here
+          if (event.preventDefault) event.preventDefault();
+          if (!settled) { settled = true; workers.forEach(function (w) { w.terminate(); }); resolve(onPage(c)); }
+        };
+        worker.postMessage({ salt: c.salt, digest: c.digest, from: i * part,
+                             to: Math.min(c.max, (i + 1) * part - 1) });
+      });
     });
   }
 
