@@ -156,9 +156,13 @@ class SignupGuard:
 
     @property
     def storage(self) -> Storage:
-        if self._storage is None:
-            self._storage = storage_from_string(self.storage_uri)
-        return self._storage
+        storage = self._storage
+        if storage is None:
+            made = storage_from_string(self.storage_uri)
+            if not isinstance(made, Storage):
+                raise ValueError(f"{self.storage_uri}: not a synchronous limits storage")
+            storage = self._storage = made
+        return storage
 
     def required(self, ip: str, *, counted: bool) -> bool:
         """Whether a signup from `ip` must carry a solved challenge. `counted`:
