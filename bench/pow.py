@@ -46,8 +46,8 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
-def figures(samples: list[dict[str, float]]) -> dict[str, float]:
-    ms = [s["ms"] for s in samples]
+def figures(samples: list[dict[str, Any]]) -> dict[str, float]:
+    ms = [float(s["ms"]) for s in samples]
     return {"median_ms": statistics.median(ms), "p95_ms": percentile(ms, 0.95),
             "max_ms": max(ms), "mean_ms": statistics.fmean(ms)}
 
@@ -57,14 +57,15 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def solve_once(page: Any, url: str, form: str, trigger: str | None) -> dict[str, float]:
+def solve_once(page: Any, url: str, form: str, trigger: str | None) -> dict[str, Any]:
     page.goto(url)
     if trigger:
         page.focus(trigger)  # the snippet asks for its challenge when the reader starts
     done = page.locator(f"{form}[data-challenge-state=done]")
     done.wait_for(timeout=60_000)
     return {"ms": float(done.get_attribute("data-challenge-ms") or 0),
-            "answer": int(page.locator(f"{form} input[name=solution]").input_value())}
+            "answer": int(page.locator(f"{form} input[name=solution]").input_value()),
+            "where": done.get_attribute("data-challenge-where") or ""}
 
 
 def main() -> int:
@@ -96,7 +97,7 @@ def main() -> int:
     threading.Thread(target=other.serve_forever, daemon=True).start()
     article = f"http://localhost:{other.server_address[1]}/article.html"  # another origin
 
-    results: dict[str, list[dict[str, float]]] = {"form_worker": [], "snippet_page": []}
+    results: dict[str, list[dict[str, Any]]] = {"form_worker": [], "snippet_page": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         version = browser.version

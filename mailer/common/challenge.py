@@ -31,7 +31,6 @@ from enum import StrEnum
 
 from limits import parse_many
 from limits.storage import Storage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 
 from mailer.common.limits_storage import SQLiteStorage
 from mailer.common.tokens import purpose_key
@@ -172,10 +171,10 @@ class SignupGuard:
             return True
         if self.mode == ChallengeMode.OFF or not self._limits:
             return False
-        window = FixedWindowRateLimiter(self.storage)
         for item in self._limits:
-            remaining = window.get_window_stats(item, ip, SIGNUP_SCOPE).remaining
-            used = item.amount - remaining - (1 if counted else 0)
+            # The counter flask-limiter keeps for this window (one read; the fixed-window
+            # strategy names it `item.key_for(ip, scope)`).
+            used = self.storage.get(item.key_for(ip, SIGNUP_SCOPE)) - (1 if counted else 0)
             if used * 2 >= item.amount:
                 return True
         return False

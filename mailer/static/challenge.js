@@ -120,7 +120,8 @@
   function solveSomewhere(c) {
     var sameOrigin = false;
     try { sameOrigin = new URL(scriptUrl).origin === location.origin; } catch (e) { /* no URL */ }
-    if (!sameOrigin || typeof Worker === "undefined") return onPage(c);
+    if (!sameOrigin || typeof Worker === "undefined") { c.where = "page"; return onPage(c); }
+    c.where = "worker";
     var count = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
     var part = Math.ceil((c.max + 1) / count);
     return new Promise(function (resolve) {
@@ -135,6 +136,7 @@
         for (var i = 0; i < count; i++) workers.push(new Worker(scriptUrl));
       } catch (e) {
         workers.forEach(function (w) { w.terminate(); });
+        c.where = "page";
         resolve(onPage(c));
         return;
       }
@@ -146,7 +148,11 @@
         };
         worker.onerror = function (event) {  // refused by a policy, say: do it here
           if (event.preventDefault) event.preventDefault();
-          if (!settled) { settled = true; workers.forEach(function (w) { w.terminate(); }); resolve(onPage(c)); }
+          if (settled) return;
+          settled = true;
+          workers.forEach(function (w) { w.terminate(); });
+          c.where = "page";
+          resolve(onPage(c));
         };
         worker.postMessage({ salt: c.salt, digest: c.digest, from: i * part,
                              to: Math.min(c.max, (i + 1) * part - 1) });
@@ -178,6 +184,7 @@
     status(form, "Running a short automatic check against signup robots\u2026");
     return solveSomewhere(c).then(function (number) {
       form.dataset.challengeMs = String(Math.round(performance.now() - started));
+      form.dataset.challengeWhere = c.where || "page";
       if (number === null || number === undefined) {
         form.dataset.challengeState = "failed";  // the server will say what to do
         status(form, "");
