@@ -3,7 +3,7 @@ fresh challenges from the running app (`MAILER_SIGNUP_CHALLENGE=always`) the way
 readers' browsers do, on our subscribe page (in a Web Worker) and in the snippet
 pasted into a page of another origin (on the page, no worker).
 
-    .venv/bin/python bench/pow.py [--challenges 20] [--difficulty 50000]
+    .venv/bin/python bench/pow.py [--challenges 20] [--difficulty 25000]
 
 Prints median, p95 and max solve time per path and writes bench/results/pow.json.
 Each time is taken by the page script itself, from the start of the work (workers

@@ -73,8 +73,8 @@ class Settings:
     # Signup proof of work (common/challenge.py): "auto" asks for it once the client's
     # address has used half of a signup rate-limit window; "always"; "off".
     signup_challenge: str = "auto"
-    # Largest answer of a challenge: the browser tries half of it on average.
-    signup_challenge_difficulty: int = 50_000
+    # Largest answer of a challenge: the browser tries half of it on average (bench/pow.py).
+    signup_challenge_difficulty: int = 25_000
     # Defaults of the publication settings (console and API can change them).
     publication_name: str = ""
     postal_address: str = ""
@@ -268,7 +268,7 @@ def load_settings(**overrides: object) -> Settings:
         signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
         signup_challenge=_challenge_mode(_env("MAILER_SIGNUP_CHALLENGE")),
         signup_challenge_difficulty=_challenge_difficulty(
-            _env_int("MAILER_SIGNUP_CHALLENGE_DIFFICULTY", 50_000)),
+            _env_int("MAILER_SIGNUP_CHALLENGE_DIFFICULTY", 25_000)),
         publication_name=_env("MAILER_PUBLICATION_NAME"),
         postal_address=_env("MAILER_POSTAL_ADDRESS").replace("\\n", "\n"),
         website_url=_env("MAILER_WEBSITE_URL"),
