@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -34,6 +35,8 @@ from limits.storage import Storage, storage_from_string
 
 from mailer.common.limits_storage import SQLiteStorage
 from mailer.common.tokens import purpose_key
+
+log = logging.getLogger(__name__)
 
 # Importing the embedded default's storage registers its scheme with `limits`.
 STORAGE_SCHEMES = SQLiteStorage.STORAGE_SCHEME
@@ -174,8 +177,12 @@ class SignupGuard:
         for item in self._limits:
             # The counter flask-limiter keeps for this window (one read; the fixed-window
             # strategy names it `item.key_for(ip, scope)`).
-            used = self.storage.get(item.key_for(ip, SIGNUP_SCOPE)) - (1 if counted else 0)
-            if used * 2 >= item.amount:
+            try:
+                count = self.storage.get(item.key_for(ip, SIGNUP_SCOPE))
+            except Exception:  # storage down: the rate limiter says so; signups go on
+                log.warning("signup challenge: rate-limit storage unreadable", exc_info=True)
+                return False
+            if (count - (1 if counted else 0)) * 2 >= item.amount:
                 return True
         return False
 
@@ -186,5 +193,10 @@ class SignupGuard:
         """Raise ChallengeError unless the challenge is ours, alive, solved and
         used for the first time (then it is spent)."""
         key, keep = check(self.secret_key, value, solution)
-        if self.storage.incr(f"mailer-challenge-spent/{key}", keep) != 1:
+        try:
+            uses = self.storage.incr(f"mailer-challenge-spent/{key}", keep)
+        except Exception:  # storage down: the work was done and checked; let it count
+            log.warning("signup challenge: cannot record a spent challenge", exc_info=True)
+            return
+        if uses != 1:
             raise ChallengeError("spent")

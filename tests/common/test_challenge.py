@@ -106,3 +106,13 @@ def test_auto_asks_once_half_a_window_is_used(tmp_path):
     assert not guard.required("10.255.0.1", counted=False)  # per address
     assert SignupGuard(KEY, "always", 2000, uri, "").required(ip, counted=False)
     assert not SignupGuard(KEY, "off", 2000, uri, "4 per minute").required(ip, counted=False)
+
+
+def test_a_storage_outage_is_no_server_error(tmp_path):
+    """Redis gone: no challenge is asked for by `auto`, and a solved one still counts."""
+    guard = SignupGuard(KEY, "auto", 2000, "redis://127.0.0.1:1/0", "4 per minute")
+    assert not guard.required("10.0.0.1", counted=False)
+    challenge = guard.issue()
+    guard.verify(challenge.value, str(pow_.solve(challenge)))
+    with pytest.raises(ChallengeError):
+        guard.verify(challenge.value, "not a number")
