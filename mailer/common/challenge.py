@@ -105,7 +105,7 @@ def issue(secret_key: str, max_number: int, *, now: float | None = None,
 
 
 def solve(challenge: Challenge) -> int:
-    """What a browser does, in Python (tests and the bench's checks)."""
+    """What a browser does, in Python (for tests)."""
     for n in range(challenge.max_number + 1):
         if _hash(challenge.salt, n) == challenge.digest:
             return n
