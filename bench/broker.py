@@ -73,7 +73,11 @@ def run(name: str, tasks: int) -> dict[str, object]:
             consumed = time.perf_counter()
         finally:
             os.killpg(worker.pid, 15)
-            worker.wait(timeout=30)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a prefork pool can hang in warm shutdown
+                os.killpg(worker.pid, 9)
+                worker.wait(timeout=30)
         if not finished:
             return {"broker": name, "error": "timed out"}
         return {

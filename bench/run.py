@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py send [--readers 20000 ...]
     .venv/bin/python bench/run.py render | web | console | broker | dkim [...]
     .venv/bin/python bench/run.py render | web | console | broker | faults [...]
+    .venv/bin/python bench/run.py pow      # the signup proof of work in Chromium
     .venv/bin/python bench/run.py all      # each with its defaults, one after another
 
 Each benchmark prints its figures and writes bench/results/<name>.json.
@@ -29,6 +30,7 @@ SCRIPTS = {
     "automations": HERE / "automations.py",
     "segments": HERE / "segments.py",
     "abtest": HERE / "abtest.py",
+    "pow": HERE / "pow.py",
 }
 
 

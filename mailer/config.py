@@ -71,6 +71,11 @@ class Settings:
     # Every successful signup answer takes at least this long, whatever state the
     # address was in, so timing does not tell a new address from a known one.
     signup_min_seconds: float = 0.03
+    # Signup proof of work (common/challenge.py): "auto" asks for it once the client's
+    # address has used half of a signup rate-limit window; "always"; "off".
+    signup_challenge: str = "auto"
+    # Largest answer of a challenge: the browser tries half of it on average (bench/pow.py).
+    signup_challenge_difficulty: int = 25_000
     # Defaults of the publication settings (console and API can change them).
     publication_name: str = ""
     postal_address: str = ""
@@ -159,6 +164,19 @@ def _secret_key(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+def _challenge_mode(raw: str) -> str:
+    mode = (raw or "auto").lower()
+    if mode not in ("auto", "always", "off"):
+        raise SystemExit(f"MAILER_SIGNUP_CHALLENGE must be auto, always or off, got {raw!r}")
+    return mode
+
+
+def _challenge_difficulty(raw: int) -> int:
+    if not 1_000 <= raw <= 100_000_000:
+        raise SystemExit("MAILER_SIGNUP_CHALLENGE_DIFFICULTY must be between 1000 and 100000000")
+    return raw
 
 
 def _domain_rates(raw: str) -> dict[str, float]:
@@ -276,6 +294,9 @@ def load_settings(**overrides: object) -> Settings:
         signup_rate_limit=_env("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour"),
         form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),
         signup_min_seconds=max(0.0, _env_float("MAILER_SIGNUP_MIN_SECONDS", 0.03)),
+        signup_challenge=_challenge_mode(_env("MAILER_SIGNUP_CHALLENGE")),
+        signup_challenge_difficulty=_challenge_difficulty(
+            _env_int("MAILER_SIGNUP_CHALLENGE_DIFFICULTY", 25_000)),
         publication_name=_env("MAILER_PUBLICATION_NAME"),
         postal_address=_env("MAILER_POSTAL_ADDRESS").replace("\\n", "\n"),
         website_url=_env("MAILER_WEBSITE_URL"),

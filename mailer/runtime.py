@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from mailer.common import Tokens
+from mailer.common import SignupGuard, Tokens
+from mailer.common.limits_storage import storage_uri_for
 from mailer.config import Settings
 from mailer.delivery import RateLimiter, SkeletonCache, make_rate_limiter
 from mailer.mail import DkimSigner, RelayLimit, Sender, dkim_signer, make_sender, parse_relays
@@ -28,6 +29,7 @@ class Runtime:
     _local: threading.local = field(default_factory=threading.local)
     _limiter: RateLimiter | None = None
     _relay_limiter: RateLimiter | None = None
+    _guard: SignupGuard | None = None
 
     def sender(self) -> Sender:
         if self.sender_override is not None:
@@ -74,6 +76,21 @@ class Runtime:
             self._relay_limiter = make_rate_limiter(0.0, rates, s.redis_url,
                                                     prefix=f"mailer:rate:{s.queue_name}:relay:")
         return self._relay_limiter.acquire
+
+    def signup_guard(self) -> SignupGuard:
+        """The signup challenge's policy and spent-challenge record (built again
+        when the settings it reads change; the storage connection is kept)."""
+        s = self.settings
+        uri = storage_uri_for(s.redis_url, s.instance_path)
+        guard = self._guard
+        if guard is None or (guard.mode, guard.difficulty, guard.storage_uri, guard.signup_limit,
+                             guard.secret_key) != (s.signup_challenge, s.signup_challenge_difficulty,
+                                                   uri, s.signup_rate_limit, s.secret_key):
+            same_store = guard is not None and guard.storage_uri == uri
+            guard = self._guard = SignupGuard(
+                s.secret_key, s.signup_challenge, s.signup_challenge_difficulty, uri,
+                s.signup_rate_limit, storage=guard.storage if same_store and guard else None)
+        return guard
 
     def limiter(self) -> RateLimiter:
         if self._limiter is None:

@@ -150,12 +150,14 @@ def _host_header(target: _Target) -> str:
 def fetch(url: str, *, method: str = "GET", body: bytes | None = None,
           headers: dict[str, str] | None = None, total_timeout: float = 15.0,
           max_bytes: int = 5_000_000, max_redirects: int = 5,
-          allow_private: bool) -> FetchResult:
+          follow: tuple[int, ...] = REDIRECTS, allow_private: bool) -> FetchResult:
     """One HTTP exchange (following redirects) to an allowed destination.
 
     Raises UnsafeURL for a refused destination (before connecting, or at a
     redirect) and FetchError when an allowed one fails. Any status is returned,
-    4xx and 5xx included; a redirect beyond `max_redirects` is returned as is.
+    4xx and 5xx included; a redirect beyond `max_redirects`, or with a status
+    not in `follow` (e.g. only 307/308 for a POST that must keep its body), is
+    returned as is.
     """
     deadline = time.monotonic() + total_timeout
     current = url
@@ -163,7 +165,7 @@ def fetch(url: str, *, method: str = "GET", body: bytes | None = None,
         target = _resolve(current, allow_private)
         result = _exchange(target, current, method, body, headers or {}, deadline, max_bytes)
         location = result.headers.get("location", "")
-        if result.status not in REDIRECTS or not location or hop == max_redirects:
+        if result.status not in follow or not location or hop == max_redirects:
             return result
         current = urljoin(current, location)
         if result.status == 303 or (result.status in (301, 302) and method not in ("GET", "HEAD")):

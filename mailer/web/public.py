@@ -7,8 +7,15 @@ The embeddable snippet is a plain HTML form other pages of the site include. It
 posts, without a CSRF token (it cannot have one of ours), to `/subscribe/embed`,
 which signs the address up in one step, exactly like the form: same rate limits,
 same answer whatever the address, and double opt-in, so a forged cross-site post
-can do no more than send one confirmation email nobody clicks. A honeypot field
-drops the simplest bots without telling them.
+can do no more than send one confirmation email nobody clicks.
+
+Both take two measures against signup scripts (common/challenge.py):
+- a proof of work the browser solves (`challenge` and `solution` fields), asked for
+  when `MAILER_SIGNUP_CHALLENGE` says so; the snippet fetches its challenge from
+  `/subscribe/challenge`. Without a valid one the form comes back with a clear
+  error and a fresh challenge, and nothing is saved;
+- a honeypot field (`website`) people never see: filled in, the answer is the
+  usual one and nothing is saved, so the bot learns nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +31,12 @@ from flask import (
     request,
     url_for,
 )
+from flask_limiter.util import get_remote_address
 from markupsafe import Markup
 from sqlalchemy import select, text
 
 from mailer import readers as readers_service
-from mailer.common import Purpose, TokenError, ValidationError
+from mailer.common import Challenge, ChallengeError, ChallengeMode, Purpose, TokenError, ValidationError
 from mailer.extensions import csrf, db, limiter
 from mailer.models import (
     Frequency,
@@ -78,20 +86,79 @@ def _form_values() -> dict[str, object]:
             "source": form.get("source", "subscribe")}
 
 
+HONEYPOT = "website"  # the field's name in pasted snippets too; keep it
+CHALLENGE_MESSAGES = {
+    "missing": "Before we can sign you up, your browser must finish a short automatic check "
+               "against signup robots. It needs JavaScript: if JavaScript is off, turn it on "
+               "for this page and press Subscribe again.",
+    "expired": "The automatic check on this form expired. Your browser is running a new "
+               "one: press Subscribe again in a moment.",
+}
+CHALLENGE_FAILED = ("The automatic check on this form did not pass. Your browser is running a "
+                    "new one: press Subscribe again in a moment.")
+
+
+def _challenge_required(*, counted: bool) -> bool:
+    return runtime().signup_guard().required(get_remote_address(), counted=counted)
+
+
 def _subscribe_form(values: dict[str, object], errors: dict[str, str], message: str = "",
-                    status: int = 200) -> tuple[str, int]:
+                    status: int = 200, *, challenge: Challenge | None = None) -> tuple[str, int]:
+    guard = runtime().signup_guard()
     return render_template("subscribe.html", topics=_topics(), values=values, errors=errors,
-                           message=message, frequencies=FREQUENCY_LABELS), status
+                           message=message, frequencies=FREQUENCY_LABELS, challenge=challenge,
+                           always=guard.mode == ChallengeMode.ALWAYS), status
+
+
+def _fresh_form() -> tuple[str, int]:
+    challenge = runtime().signup_guard().issue() if _challenge_required(counted=False) else None
+    return _subscribe_form({}, {}, challenge=challenge)
 
 
 @public.get("/")
 def index() -> tuple[str, int]:
-    return _subscribe_form({}, {})
+    return _fresh_form()
 
 
 @public.get("/subscribe")
 def subscribe_form() -> tuple[str, int]:
-    return _subscribe_form({}, {})
+    return _fresh_form()
+
+
+@public.get("/subscribe/challenge")
+@limiter.limit(form_limit)
+def challenge() -> Response:
+    """A challenge for the snippet's script on other pages of the site: JSON, no
+    cookie, readable from any origin (it is worth nothing without the work)."""
+    guard = runtime().signup_guard()
+    required = _challenge_required(counted=False)
+    body: dict[str, object] = {"required": required}
+    if required:
+        body.update(guard.issue().as_json())
+    response = jsonify(body)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _refused_signup(values: dict[str, object]) -> tuple[str, int] | None:
+    """None when the signup may go ahead; else the form again, with the reason and a
+    fresh challenge (422). Checked before anything is saved."""
+    if not _challenge_required(counted=True):
+        return None
+    guard = runtime().signup_guard()
+    try:
+        guard.verify(request.form.get("challenge", ""), request.form.get("solution", ""))
+    except ChallengeError as exc:
+        message = CHALLENGE_MESSAGES.get(exc.reason, CHALLENGE_FAILED)
+        return _subscribe_form(values, {"challenge": exc.reason}, message, 422,
+                               challenge=guard.issue())
+    return None
+
+
+def _signed_up(started: float) -> tuple[str, int]:
+    _answer_slowly(started)
+    return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
 
 
 def _answer_slowly(started: float) -> None:
@@ -121,13 +188,24 @@ def _signup(values: dict[str, object], source: str) -> None:
 def subscribe() -> tuple[str, int]:
     started = time.monotonic()
     values = _form_values()
+    if request.form.get(HONEYPOT):  # people never see or fill it: the usual answer, nothing saved
+        return _signed_up(started)
+    refused = _refused_signup(values)
+    if refused is not None:
+        return refused
     try:
         _signup(values, f"form:{values['source']}")
     except ValidationError as exc:
         db.session.rollback()
-        return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422)
-    _answer_slowly(started)
-    return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
+        return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422,
+                               challenge=_challenge_again())
+    return _signed_up(started)
+
+
+def _challenge_again() -> Challenge | None:
+    """The form shown again after another error: a fresh challenge if one is due
+    (the one posted may be spent already)."""
+    return runtime().signup_guard().issue() if _challenge_required(counted=True) else None
 
 
 @public.post("/subscribe/embed")
@@ -136,9 +214,11 @@ def subscribe() -> tuple[str, int]:
 def subscribe_embed() -> tuple[str, int]:
     started = time.monotonic()
     values = _form_values()
-    if request.form.get("website"):  # the honeypot: people never see or fill it
-        _answer_slowly(started)
-        return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
+    if request.form.get(HONEYPOT):
+        return _signed_up(started)
+    refused = _refused_signup(values)
+    if refused is not None:
+        return refused
     known = {t.slug for t in _topics()}
     chosen = values["topics"]
     values["topics"] = [t for t in chosen if t in known] if isinstance(chosen, list) else []
@@ -148,9 +228,9 @@ def subscribe_embed() -> tuple[str, int]:
         _signup(values, f"embed:{request.referrer or ''}"[:200])
     except ValidationError as exc:
         db.session.rollback()
-        return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422)
-    _answer_slowly(started)
-    return render_template("message.html", title="Check your inbox", message=SIGNUP_ANSWER), 200
+        return _subscribe_form(values, exc.fields or {"email": exc.message}, exc.message, 422,
+                               challenge=_challenge_again())
+    return _signed_up(started)
 
 
 def _snippet_html() -> str:

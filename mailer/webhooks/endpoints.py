@@ -38,7 +38,8 @@ def clean_webhook_url(raw: object, *, allow_private: bool) -> str:
     try:
         check_url(url, allow_private=allow_private)
     except UnsafeURL as exc:
-        raise ValidationError(f"url {exc}.", {"url": str(exc)}) from exc
+        # The same answer for every refused destination: no map of the inside network.
+        raise ValidationError(f"url: {exc}", {"url": str(exc)}) from exc
     return url
 
 

@@ -1,25 +1,29 @@
-"""The one HTTP call webhooks make, behind `_post`, with its address check.
+"""The one HTTP call webhooks make, behind `_post`, through the URL-safety module
+(`mailer/common/urlsafety.py`), like feeds and SNS.
 
-Every address a host name resolves to must be public (not loopback, private,
-link-local, multicast, reserved or unspecified) unless private addresses are
-allowed, and the connection goes to the address that was checked (no second DNS
-lookup an attacker could answer differently). Redirects are not followed: a
-3xx is a failed call, so a redirect can never lead to an internal address.
+The host is resolved and every address it resolves to must be public (not
+loopback, private, link-local, shared, multicast, reserved or unspecified, IPv4
+and IPv6, mapped and numeric spellings included) unless private addresses are
+allowed (`MAILER_ALLOW_PRIVATE_URLS=1`); the connection goes to the address that
+was checked. A 307 or 308 redirect (which keep the POST and its body) is
+followed, its target checked the same way before any connection, up to three
+times; any other redirect would turn the call into a GET without the event, so
+it is a failed call. One deadline covers the whole call, redirects included.
 """
 
 from __future__ import annotations
 
-import http.client
-import ipaddress
-import socket
-import ssl
-import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from mailer.common import urlsafety
+from mailer.common.urlsafety import FetchError, UnsafeURL, check_url
 
-class UnsafeURL(ValueError):
-    """The URL is not http(s), does not resolve, or points at a non-public address."""
+__all__ = ["PostResult", "UnsafeURL", "check_url"]
+
+KEEP_METHOD = (307, 308)
+MAX_REDIRECTS = 3
+REDIRECT_REFUSED = ("refused: the endpoint redirected to an address webhooks may not call "
+                    "(only public http:// and https:// addresses are allowed)")
 
 
 @dataclass(frozen=True)
@@ -32,93 +36,27 @@ class PostResult:
         return self.status is not None and 200 <= self.status < 300
 
 
-def _public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-def resolve_checked(url: str, *, allow_private: bool) -> tuple[str, str, int, str]:
-    """(scheme, host, port, address to connect to); raises UnsafeURL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeURL("must be an http:// or https:// URL with a host")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise UnsafeURL("has an invalid port") from exc
-    try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeURL(f"host {parts.hostname} does not resolve") from exc
-    addresses = [str(info[4][0]) for info in infos]
-    if not addresses:
-        raise UnsafeURL(f"host {parts.hostname} does not resolve")
-    if not allow_private:
-        blocked = [a for a in addresses if not _public(a)]
-        if blocked:
-            raise UnsafeURL(f"host {parts.hostname} resolves to a non-public address ({blocked[0]})")
-    return parts.scheme, parts.hostname, port, addresses[0]
-
-
-def check_url(url: str, *, allow_private: bool) -> None:
-    resolve_checked(url, allow_private=allow_private)
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a checked address, with the certificate checked for the host name."""
-
-    def __init__(self, host: str, address: str, port: int, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
 def _post(url: str, body: bytes, headers: dict[str, str], allow_private: bool, *,
-          timeout: float = 10.0, max_bytes: int = 64_000) -> PostResult:
+          timeout: float = 10.0, max_bytes: int = 1_000_000) -> PostResult:
     """POST `body` to `url`; never raises. `timeout` bounds the whole call."""
-    deadline = time.monotonic() + timeout
     try:
-        scheme, host, port, address = resolve_checked(url, allow_private=allow_private)
+        check_url(url, allow_private=allow_private)
     except UnsafeURL as exc:
         return PostResult(None, f"refused: {exc}")
-    parts = urlsplit(url)
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    conn: http.client.HTTPConnection
-    if scheme == "https":
-        conn = _PinnedHTTPS(host, address, port, timeout)
-    else:
-        conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
-        conn.putrequest("POST", path, skip_host=True, skip_accept_encoding=True)
-        default_port = 443 if scheme == "https" else 80
-        name = f"[{host}]" if ":" in host else host  # an IPv6 literal keeps its brackets
-        conn.putheader("Host", name if port == default_port else f"{name}:{port}")
-        for name, value in {**headers, "Content-Length": str(len(body))}.items():
-            conn.putheader(name, value)
-        conn.endheaders(body)
-        response = conn.getresponse()
-        read = 0
-        while read < max_bytes:  # drain a little of the answer, within the deadline
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            if conn.sock is not None:
-                conn.sock.settimeout(left)
-            chunk = response.read(min(8192, max_bytes - read))
-            if not chunk:
-                break
-            read += len(chunk)
-        status = response.status
-        if 300 <= status < 400:
-            location = response.getheader("Location", "")[:200]
-            return PostResult(status, f"redirect to {location!r} not followed")
-        return PostResult(status, "" if 200 <= status < 300 else f"HTTP {status}")
-    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        return PostResult(None, f"{type(exc).__name__}: {exc}"[:300] or "connection failed")
-    finally:
-        conn.close()
+        result = urlsafety.fetch(url, method="POST", body=body, headers=headers,
+                                 total_timeout=timeout, max_bytes=max_bytes,
+                                 max_redirects=MAX_REDIRECTS, follow=KEEP_METHOD,
+                                 allow_private=allow_private)
+    except UnsafeURL:
+        # The URL itself passed just above: a redirect led somewhere refused.
+        return PostResult(None, REDIRECT_REFUSED)
+    except FetchError as exc:
+        return PostResult(None, str(exc)[:300] or "connection failed")
+    status = result.status
+    if 300 <= status < 400:
+        location = result.headers.get("location", "")[:200]
+        why = ("too many redirects" if status in KEEP_METHOD
+               else "only 307 and 308 keep the POST and its body")
+        return PostResult(status, f"redirect to {location!r} not followed: {why}")
+    return PostResult(status, "" if 200 <= status < 300 else f"HTTP {status}")

@@ -171,3 +171,77 @@ def test_a_feed_on_loopback_is_refused_by_default(session, listener):
     assert session.get(Feed, feed.id).last_error == urlsafety.REFUSED
     time.sleep(0.2)
     assert listener.connections == 0
+
+
+# Webhooks go through the same module (issue 15): a redirect to a private address is
+# refused with a clear reason and the private listener never sees a connection.
+
+def _first_hop_only(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Treat the first address checked as public (the test's own redirector on
+    loopback) and every later one by the real rule."""
+    original, calls = urlsafety._public, []
+
+    def rule(ip):  # type: ignore[no-untyped-def]
+        calls.append(str(ip))
+        return len(calls) <= 2 or original(ip)  # check_url, then the first hop of the call
+
+    monkeypatch.setattr(urlsafety, "_public", rule)
+
+
+def test_a_webhook_redirected_to_loopback_is_refused_before_connecting(listener, monkeypatch):
+    from mailer.webhooks import http as webhook_http
+
+    redirector = Listener(
+        f"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://0x7f000001:{listener.port}/\r\n"
+        "Content-Length: 0\r\n\r\n".encode())
+    try:
+        _first_hop_only(monkeypatch)
+        result = webhook_http._post(f"http://127.0.0.1:{redirector.port}/hook", b"{}", {}, False)
+        assert result.status is None and not result.ok
+        assert result.error == webhook_http.REDIRECT_REFUSED
+        assert "redirected" in result.error and "public" in result.error
+        time.sleep(0.3)
+        assert redirector.connections == 1 and listener.connections == 0
+    finally:
+        redirector.close()
+
+
+def test_webhook_delivery_records_the_refusal_and_never_reaches_loopback(session, dispatch,
+                                                                         listener, monkeypatch):
+    from mailer import webhooks
+    from mailer.models import WebhookMessage, WebhookStatus
+    from mailer.readers import subscribe
+
+    redirector = Listener(
+        f"HTTP/1.1 308 Permanent Redirect\r\nLocation: http://[::ffff:127.0.0.1]:{listener.port}/\r\n"
+        "Content-Length: 0\r\n\r\n".encode())
+    try:
+        webhooks.create_endpoint(session, {"url": f"http://127.0.0.1:{redirector.port}/hook",
+                                           "events": ["reader.subscribed"]}, allow_private=True)
+        subscribe(session, email="hooked@example.org")
+        _first_hop_only(monkeypatch)
+        report = webhooks.deliver_due(session, allow_private=False)
+        assert report.sent == 0
+        session.expire_all()
+        message = session.query(WebhookMessage).one()
+        assert message.status == WebhookStatus.RETRY
+        assert message.last_error.startswith("refused: the endpoint redirected")
+        time.sleep(0.3)
+        assert listener.connections == 0
+        # Without the patched rule the endpoint itself (loopback) is refused before connecting.
+        monkeypatch.undo()
+        from mailer.webhooks import http as webhook_http
+
+        refused = webhook_http._post(f"http://127.0.0.1:{listener.port}/", b"{}", {}, False)
+        assert refused.error == f"refused: {urlsafety.REFUSED}"
+        time.sleep(0.2)
+        assert listener.connections == 0
+    finally:
+        redirector.close()
+
+
+def test_private_webhooks_still_work_when_allowed(listener):
+    from mailer.webhooks import http as webhook_http
+
+    result = webhook_http._post(f"http://localhost:{listener.port}/hook", b"{}", {}, True)
+    assert result.ok and listener.connections == 1

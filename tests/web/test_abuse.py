@@ -31,6 +31,7 @@ def test_hundred_posts_for_one_address_send_at_most_one_confirmation(client, ses
 
 def test_per_ip_limit_answers_429_with_a_readable_page(tmp_path, monkeypatch):
     monkeypatch.setenv("MAILER_SIGNUP_RATE_LIMIT", "3 per minute")
+    monkeypatch.setenv("MAILER_SIGNUP_CHALLENGE", "off")  # the limit alone (tests/web/test_signup_challenge.py)
     app = create_app(testing=True, ratelimit=True, instance_path=tmp_path,
                      database_url=f"sqlite:///{tmp_path / 'limits.db'}", broker_url="memory://",
                      smtp_url="", secret_key="k", base_url="http://mailer.test")

@@ -8,6 +8,7 @@ from urllib.parse import quote_from_bytes
 
 from sqlalchemy import select
 
+from mailer.common import challenge as pow_
 from mailer.common.tokens import Purpose
 from mailer.models import Reader
 from mailer.readers import reader_link_token
@@ -129,3 +130,38 @@ def test_token_routes_survive_hostile_paths(client, session):
                                ("GET", "/change-email/")):
             r = client.open(prefix + token, method=method)
             assert r.status_code < 500 and r.status_code in (400, 404, 405), (prefix, value[:40])
+
+
+CHALLENGE_HOSTILE: list[bytes] = [
+    *HOSTILE,
+    b"9" * 100_000,  # huge
+    b"1e5", b"0x10", b"+1", b" 12 ", b"1_000", b"NaN", b"-0", b"\xd9\xa1\xd9\xa2",  # Arabic-Indic digits
+    b"\xed\xb0\x80", b"\xed\xa0\x80\xed\xb0\x80",  # lone and paired surrogates in UTF-8
+    b"%ud800", b"\\ud800",
+    b"9999999999.99999999.000000000000000000000000:" + b"0" * 64 + b":" + b"0" * 64,
+    b"::", b":::::::::", b"." * 300,
+]
+
+
+def test_hostile_challenge_values_are_refused_without_a_5xx(client, session, dispatch,
+                                                             settings_override):
+    settings_override(signup_challenge="always", signup_challenge_difficulty=2000)
+    page = client.get("/subscribe").get_data(as_text=True)
+    token = csrf_from(page)
+    good = re.search(r'name="challenge" value="([^"]+)"', page).group(1)
+    salt, digest, _ = good.split(":")
+    answer = pow_.solve(pow_.Challenge(salt, digest, "", 2000, 0))
+    wrong = str((answer + 1) % 2001)
+    for value in CHALLENGE_HOSTILE:
+        if value.strip() == str(answer).encode():
+            continue  # the right answer, by chance
+        for fields in ({"challenge": value, "solution": wrong},
+                       {"challenge": good, "solution": value},
+                       {"challenge": value, "solution": value},
+                       {"challenge": [good, value], "solution": [wrong, value]}):
+            for path in ("/subscribe", "/subscribe/embed"):
+                status = post(client, path, {"email": "pow@example.org", "csrf_token": token,
+                                             **fields})
+                assert status in (413, 422), (path, fields, status)
+    session.expire_all()
+    assert session.scalars(select(Reader)).all() == []

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mailer import webhooks
-from mailer.common import ValidationError
+from mailer.common import ValidationError, urlsafety
 from mailer.jobs import TaskName
 from mailer.models import WebhookEndpoint, WebhookMessage, WebhookStatus, utcnow
 from mailer.readers import erase_reader, subscribe
@@ -149,20 +149,27 @@ def test_private_addresses_are_refused_unless_allowed(session):
                                      allow_private=False)
         assert "url" in caught.value.fields
     result = webhooks.http._post("http://127.0.0.1:9/x", b"{}", {}, False)
-    assert result.status is None and "non-public" in result.error
+    assert result.status is None and result.error == f"refused: {urlsafety.REFUSED}"
     assert session.scalars(select(WebhookEndpoint)).all() == []
 
 
-def test_redirects_are_not_followed(session, dispatch):
-    hits: list[str] = []
+def test_only_redirects_that_keep_the_post_are_followed(session, dispatch):
+    hits: list[tuple[str, str, bytes]] = []
 
     class Redirect(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            hits.append(self.path)
-            self.send_response(307)
-            self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            hits.append((self.command, self.path, self.rfile.read(length)))
+            if self.path.startswith("/moved"):
+                status, target = int(self.path.rsplit("/", 1)[1]), "/final"
+                self.send_response(status)
+                self.send_header("Location", target)
+            else:
+                self.send_response(204)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_POST = do_GET = _answer  # noqa: N815
 
         def log_message(self, *args: object) -> None:
             pass
@@ -170,10 +177,18 @@ def test_redirects_are_not_followed(session, dispatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/r"
-        result = webhooks.http._post(url, b"{}", {}, True)
-        assert result.status == 307 and not result.ok and "not followed" in result.error
-        assert hits == ["/r"]
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for status in (307, 308):
+            hits.clear()
+            result = webhooks.http._post(f"{base}/moved/{status}", b'{"a":1}', {}, True)
+            assert result.ok and result.status == 204
+            assert hits == [("POST", f"/moved/{status}", b'{"a":1}'), ("POST", "/final", b'{"a":1}')]
+        for status in (301, 302, 303):  # these would turn the call into a GET without the event
+            hits.clear()
+            result = webhooks.http._post(f"{base}/moved/{status}", b"{}", {}, True)
+            assert result.status == status and not result.ok
+            assert "not followed" in result.error and "307 and 308" in result.error
+            assert [h[1] for h in hits] == [f"/moved/{status}"]
     finally:
         server.shutdown()
         server.server_close()
