@@ -80,10 +80,12 @@ def start_edition(
     created_by: str = "",
     slot: str | None = None,
     now: datetime | None = None,
+    local_send: str = "",
 ) -> Edition:
     """Check there is something to send and someone to send it to, then create
     the edition and queue its compilation. Commits; nothing is created when the
-    edition would reach nobody (Conflict)."""
+    edition would reach nobody (Conflict). `local_send` ("2026-03-08T07:00"):
+    each reader gets it at that wall-clock time in their own zone."""
     now = now or utcnow()
     plan = plan_send(session, digest_ref, now)
     if not plan.readers:
@@ -98,6 +100,7 @@ def start_edition(
         article_ids=plan.article_ids,
         created_by=created_by,
         created_at=now,
+        local_send=local_send,
     )
     session.add(edition)
     session.flush()
@@ -180,8 +183,8 @@ def cancel_edition(session: DbSession, edition_id: int) -> Edition:
         update(Delivery)
         .where(
             Delivery.edition_id == edition_id,
-            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRY,
-                                 DeliveryStatus.CLAIMED]),
+            Delivery.status.in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING,
+                                 DeliveryStatus.RETRY, DeliveryStatus.CLAIMED]),
         )
         .values(status=DeliveryStatus.CANCELLED, claimed_by="")
         .execution_options(synchronize_session=False)

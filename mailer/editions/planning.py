@@ -72,6 +72,7 @@ FREQUENCY_GAP = {
 RECEIVED = (
     DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING,
     DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.RETRY,
+    DeliveryStatus.WAITING,
 )
 
 

@@ -8,7 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from mailer.config import Settings
-from mailer.editions import planning, tracking
+from mailer.editions import planning, tracking, zones
 from mailer.editions.compile import SelectionCompiler, add_variant, web_variant
 from mailer.editions.selection import eligible_readers
 from mailer.jobs import start_lanes_on_commit
@@ -80,6 +80,7 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
     planning.insert_deliveries(session, edition.id, assignments, now)
     planning.drop_scratch(session)
+    zones.hold_until_local_time(session, edition)  # reader-local: rows wait for their hour
     clock.lap("deliveries")
 
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum, nonmember
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mailer.models.base import Base, utcnow
@@ -26,6 +26,9 @@ class EditionStatus(StrEnum):
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # planned, waiting for a worker
+    # planned for a later hour (reader-local schedules): becomes pending at
+    # next_attempt_at; lanes never see it before then
+    WAITING = "waiting"
     CLAIMED = "claimed"  # taken by a worker; SMTP not started for it yet
     SENDING = "sending"  # SMTP transaction under way: may have reached the server
     RETRY = "retry"  # temporary failure; tried again at next_attempt_at
@@ -36,7 +39,7 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"
     BOUNCED = "bounced"  # sent, then a hard bounce came back (bounce mailbox)
     # still to be done by a worker
-    OUTSTANDING = nonmember(("pending", "claimed", "sending", "retry"))
+    OUTSTANDING = nonmember(("waiting", "pending", "claimed", "sending", "retry"))
     FINAL = nonmember(("sent", "failed", "unknown", "skipped", "cancelled", "bounced"))
 
 
@@ -76,6 +79,9 @@ class Edition(Base):
     resume_at: Mapped[datetime | None]
     # When the sweeper last queued lanes for this edition (tops up lost lanes).
     lanes_woken_at: Mapped[datetime | None]
+    # Reader-local sending: the wall-clock date and time ("2026-03-08T07:00") each
+    # reader gets this edition at, in their own time zone; "" sends to everyone at once.
+    local_send: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
     digest: Mapped[Digest] = relationship(lazy="joined")
 
@@ -117,6 +123,9 @@ class Delivery(Base):
         UniqueConstraint("edition_id", "reader_id"),
         Index("ix_deliveries_edition_status", "edition_id", "status"),
         Index("ix_deliveries_reader_id", "reader_id"),
+        # Rows waiting for their reader's hour: the tick finds the due ones here.
+        Index("ix_deliveries_waiting", "next_attempt_at",
+              postgresql_where=text("status = 'waiting'"), sqlite_where=text("status = 'waiting'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -28,8 +28,9 @@ api_editions = api_blueprint("api_editions")
 CONFLICT = {409: Error}
 
 
-def edition_out(edition_id: int) -> EditionOut:
-    return EditionOut.model_validate(editions_service.progress(db.session, edition_id))
+def edition_out(edition_id: int, by_zone: bool = False) -> EditionOut:
+    return EditionOut.model_validate(editions_service.progress(db.session, edition_id,
+                                                               by_zone=by_zone))
 
 
 @route(api_editions, "POST", "/editions", "Compile and start sending an edition now",
@@ -51,7 +52,7 @@ def list_editions(query: EditionsQuery) -> EditionList:
 
 @route(api_editions, "GET", "/editions/<int:edition_id>", "An edition's progress", ok={200: EditionOut})
 def get_edition(edition_id: int) -> EditionOut:
-    return edition_out(edition_id)
+    return edition_out(edition_id, by_zone=True)
 
 
 @route(api_editions, "POST", "/editions/<int:edition_id>/pause", "Pause a sending edition",
