@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
+from zoneinfo import available_timezones
 
 from sqlalchemy import (
     JSON,
@@ -496,11 +497,14 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str,
 
 def update_preferences(
     session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object,
-    alerts: object = None,
+    alerts: object = None, timezone: object = None,
 ) -> Reader:
+    """`timezone`: an IANA name, or "" for the newsletter's own zone; None leaves it."""
     reader = session.get(Reader, reader_id)
     if reader is None:
         raise ValidationError("Unknown reader.", status=404)
+    if timezone is not None:  # checked first: a bad zone changes nothing
+        reader.timezone = clean_timezone(timezone)
     reader.name = clean_text(name, "name", 200)
     reader.topics = topics_by_slug(session, clean_slugs(topics))
     reader.frequency = clean_frequency(frequency)
@@ -511,6 +515,27 @@ def update_preferences(
         reader.alerts = bool(alerts)
     session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
                             detail={"frequency": reader.frequency,
-                                    "topics": [t.slug for t in reader.topics]}))
+                                    "topics": [t.slug for t in reader.topics],
+                                    "timezone": reader.timezone}))
     session.commit()
     return reader
+
+
+def browser_timezone(value: object) -> str | None:
+    """The zone a signup form's script read from the browser, if this system knows
+    it; None otherwise (the reader then gets the newsletter's zone). Never an
+    error: the visitor neither sees nor typed it."""
+    try:
+        return clean_timezone(value) or None
+    except ValidationError:
+        return None
+
+
+@functools.cache
+def timezone_choices() -> tuple[str, ...]:
+    """IANA zone names a reader may pick, by name (legacy aliases left out)."""
+    legacy = ("Etc/", "SystemV/", "US/", "posix/", "right/", "Brazil/", "Canada/", "Chile/",
+              "Mexico/")
+    names = sorted(z for z in available_timezones() if "/" in z and not z.startswith(legacy))
+    return (*names, "UTC")
+

@@ -21,11 +21,11 @@ from mailer.content.schedules import (
     next_slot,
     parse_schedule,
 )
-from mailer.editions import due as scheduler
 from mailer.delivery.ledger import claim_batch
+from mailer.editions import due as scheduler
 from mailer.editions.zones import zone_instants
 from mailer.mail.senders import SmtpSender, SmtpTarget
-from mailer.models import Delivery, DeliveryStatus, Edition, EditionStatus, Reader
+from mailer.models import Delivery, Edition, EditionStatus, Reader
 from tests.delivery.conftest import lane
 from tests.support import factories
 from tests.support.smtp import SmtpServer
