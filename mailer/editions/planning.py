@@ -38,6 +38,7 @@ from sqlalchemy import (
     insert,
     literal,
     not_,
+    null,
     select,
 )
 
@@ -55,7 +56,7 @@ from mailer.models import (
     reader_topics,
     variant_articles,
 )
-from mailer.models.base import DbSession
+from mailer.models.base import DbSession, UTCDateTime
 
 # How far back a digest looks for articles; also the window in which a reader's
 # previous edition counts (older means "no previous digest": newest articles).
@@ -319,9 +320,14 @@ def insert_deliveries(
     edition_id: int,
     assignments: Iterable[tuple[ReaderGroup, int]],
     now: datetime,
+    waiting_until: tuple[Table, datetime] | None = None,
 ) -> None:
     """One INSERT ... SELECT writes every delivery row, each reader's group joined
-    to its variant; readers of groups without a variant get no row."""
+    to its variant; readers of groups without a variant get no row.
+
+    `waiting_until` (reader-local editions, see `editions.zones`): a (zone, send_at)
+    table and the instant for zones not in it; each row is then written `waiting`
+    with its reader's zone's instant, in the same statement."""
     items = [{"topic_sig": g.topic_sig, "last_id": g.last_edition_id,
               "received_sig": g.received_sig, "variant_id": variant_id}
              for g, variant_id in assignments]
@@ -329,16 +335,24 @@ def insert_deliveries(
         return
     session.execute(insert(plan_groups), items)
     r, g = plan_readers.c, plan_groups.c
+    source = plan_readers.join(plan_groups, and_(
+        g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig))
+    status: ColumnElement[str] = literal(DeliveryStatus.PENDING)
+    send_at: ColumnElement[Any] = null()
+    if waiting_until is not None:
+        zones, fallback = waiting_until
+        source = (source.join(Reader, Reader.id == r.reader_id)
+                  .outerjoin(zones, zones.c.zone == Reader.timezone))
+        status = literal(DeliveryStatus.WAITING)
+        send_at = func.coalesce(zones.c.send_at, literal(fallback, UTCDateTime()))
     session.execute(
         insert(Delivery).from_select(
             ["edition_id", "reader_id", "variant_id", "status", "attempts", "claimed_by",
-             "error", "created_at"],
+             "error", "created_at", "next_attempt_at"],
             select(
                 literal(edition_id), r.reader_id, g.variant_id,
-                literal(DeliveryStatus.PENDING), literal(0), literal(""), literal(""),
-                literal(now),
-            ).select_from(plan_readers).join(plan_groups, and_(
-                g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig))
+                status, literal(0), literal(""), literal(""), literal(now), send_at,
+            ).select_from(source)
             # Ids follow variants: lanes claim by id, so a batch needs few MIME skeletons.
             .order_by(g.variant_id, r.reader_id),
         )

@@ -78,9 +78,10 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     clock.lap("variants")
     # Readers whose selection is empty get no variant: no row, no email.
     assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
-    planning.insert_deliveries(session, edition.id, assignments, now)
+    hold = zones.zone_table(session, edition)  # reader-local: rows wait for their hour
+    planning.insert_deliveries(session, edition.id, assignments, now, waiting_until=hold)
     planning.drop_scratch(session)
-    zones.hold_until_local_time(session, edition)  # reader-local: rows wait for their hour
+    zones.drop_zone_table(session)
     clock.lap("deliveries")
 
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.

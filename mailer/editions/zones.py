@@ -1,11 +1,11 @@
 """Reader-local sending: an edition reaches each reader at the same wall-clock time
 in the reader's own time zone ("daily 07:00 reader-local").
 
-The edition is planned once, like any other (one INSERT ... SELECT of ledger rows).
-Then each distinct reader zone gets the UTC instant of the edition's local date and
-time there (a few hundred zones at most, computed in Python with the DST rules of
-`content.schedules.local_instant`), written to a temporary (zone, send_at) table,
-and one UPDATE ... FROM holds every row as `waiting` until its instant. The tick
+The edition is planned once, like any other: each distinct reader zone gets the
+UTC instant of the edition's local date and time there (a few hundred zones at
+most, computed in Python with the DST rules of `content.schedules.local_instant`),
+written to a temporary (zone, send_at) table, and the one INSERT ... SELECT of
+ledger rows joins it: every row is written `waiting` until its instant. The tick
 (`delivery.sweeper`) turns due rows `pending` and wakes the lanes; lanes never see
 a waiting row, so nothing spins while the next zone's hour is hours away.
 Readers who gave no zone (or one this system no longer knows) get the digest's zone.
@@ -16,10 +16,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, func, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, func, insert, select
 
 from mailer.common.errors import ValidationError
 from mailer.content.schedules import local_instant
+from mailer.editions.planning import plan_readers
 from mailer.models import Delivery, DeliveryStatus, Edition, Reader
 from mailer.models.base import DbSession, UTCDateTime
 
@@ -45,34 +46,29 @@ def zone_instants(local_send: str, zones: list[str], default_tz: str) -> dict[st
     return out
 
 
-def hold_until_local_time(session: DbSession, edition: Edition) -> dict[str, datetime]:
-    """Hold the planned (pending) rows of a reader-local edition until each reader's
-    hour: status `waiting`, next_attempt_at = the instant. Does not commit.
-    Returns zone -> instant, for the log and the edition page."""
+def zone_table(session: DbSession, edition: Edition) -> tuple[Table, datetime] | None:
+    """For a reader-local edition being prepared: a temporary (zone, send_at) table
+    over the distinct zones of the readers planned (`planning.plan_readers`), and
+    the instant for anyone else (the digest's zone). `planning.insert_deliveries`
+    joins it to write each row `waiting` until its instant. None for other editions."""
     if not edition.local_send:
-        return {}
+        return None
+    default_tz = edition.digest.timezone or "UTC"
     zones = list(session.scalars(
         select(Reader.timezone).distinct()
-        .join(Delivery, Delivery.reader_id == Reader.id)
-        .where(Delivery.edition_id == edition.id)
+        .join(plan_readers, plan_readers.c.reader_id == Reader.id)
     ))
-    instants = zone_instants(edition.local_send, zones, edition.digest.timezone)
-    if not instants:
-        return {}
+    instants = zone_instants(edition.local_send, zones, default_tz)
     connection = session.connection()
     plan_zones.drop(connection, checkfirst=True)
     plan_zones.create(connection)
-    session.execute(insert(plan_zones), [{"zone": z, "send_at": t} for z, t in instants.items()])
-    z = plan_zones.c
-    session.execute(
-        update(Delivery)
-        .where(Delivery.edition_id == edition.id, Delivery.status == DeliveryStatus.PENDING,
-               Delivery.reader_id == Reader.id, Reader.timezone == z.zone)
-        .values(status=DeliveryStatus.WAITING, next_attempt_at=z.send_at)
-        .execution_options(synchronize_session=False)
-    )
-    plan_zones.drop(connection, checkfirst=True)
-    return instants
+    if instants:
+        session.execute(insert(plan_zones), [{"zone": z, "send_at": t} for z, t in instants.items()])
+    return plan_zones, zone_instants(edition.local_send, [""], default_tz)[""]
+
+
+def drop_zone_table(session: DbSession) -> None:
+    plan_zones.drop(session.connection(), checkfirst=True)
 
 
 def next_zone_at(session: DbSession, edition_ids: list[int]) -> dict[int, datetime]:

@@ -249,3 +249,22 @@ def test_two_days_through_real_smtp_zone_by_zone(session, rt, dispatch):
         assert [x.date().isoformat() for x in local] == ["2026-03-08", "2026-03-09"], address
         assert all((x.hour, x.minute) == (7, 0) for x in local), (address, local)
         assert len({m.message["Message-ID"] for m in smtp.handler.to(address)}) == 2
+
+
+def test_a_stored_zone_this_system_does_not_know_gets_the_digest_zone(session, rt, dispatch):
+    t = factories.topic(session)
+    factories.reader(session, "old@example.org", topics=[t]).timezone = "Mars/Olympus"
+    factories.reader(session, "ok@example.org", topics=[t]).timezone = "Asia/Kathmandu"
+    d = factories.digest(session, topics=[t], timezone="America/New_York")
+    digests.save_digest(session, {"schedule": "daily 06:30 reader-local"}, d)
+    slot = utc(2026, 11, 1, 16, 20)
+    d.next_run_at = slot
+    factories.article(session, topics=[t], published_at=slot - timedelta(hours=1))
+    session.commit()
+    [edition_id] = scheduler.run_due(session, rt.settings, now=slot)
+    assert session.get(Edition, edition_id).local_send == "2026-11-02T06:30"
+    assert editions.prepare_edition(session, rt.settings, edition_id) == 2
+    assert rows(session, edition_id) == {
+        "old@example.org": ("waiting", utc(2026, 11, 2, 11, 30)),  # New York, EST
+        "ok@example.org": ("waiting", utc(2026, 11, 2, 0, 45)),
+    }
