@@ -7,8 +7,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
-from zoneinfo import available_timezones
+from zoneinfo import TZPATH, available_timezones
 
 from sqlalchemy import (
     JSON,
@@ -523,19 +524,34 @@ def update_preferences(
 
 def browser_timezone(value: object) -> str | None:
     """The zone a signup form's script read from the browser, if this system knows
-    it; None otherwise (the reader then gets the newsletter's zone). Never an
-    error: the visitor neither sees nor typed it."""
+    it, under its current name (browsers report some old ones: Asia/Calcutta for
+    Asia/Kolkata); None otherwise (the reader then gets the newsletter's zone).
+    Never an error: the visitor neither saw nor typed it."""
     try:
-        return clean_timezone(value) or None
+        zone = clean_timezone(value)
     except ValidationError:
         return None
+    return _zone_links().get(zone, zone) or None
+
+
+@functools.cache
+def _zone_links() -> dict[str, str]:
+    """Old zone name -> current name, from the system's tz database (its links)."""
+    for base in TZPATH:
+        path = Path(base) / "tzdata.zi"
+        if path.is_file():
+            return {words[2]: words[1] for words in
+                    (line.split() for line in path.read_text().splitlines())
+                    if len(words) >= 3 and words[0] == "L"}
+    return {}
 
 
 @functools.cache
 def timezone_choices() -> tuple[str, ...]:
-    """IANA zone names a reader may pick, by name (legacy aliases left out)."""
+    """IANA zone names a reader may pick, by name (old aliases left out)."""
     legacy = ("Etc/", "SystemV/", "US/", "posix/", "right/", "Brazil/", "Canada/", "Chile/",
               "Mexico/")
-    names = sorted(z for z in available_timezones() if "/" in z and not z.startswith(legacy))
+    links = _zone_links()
+    names = sorted(z for z in available_timezones()
+                   if "/" in z and not z.startswith(legacy) and z not in links)
     return (*names, "UTC")
-
