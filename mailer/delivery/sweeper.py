@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from mailer.config import Settings
 from mailer.delivery.ledger import finish_if_complete, live_lanes, release_dead_lanes
-from mailer.delivery.waiting import release_waiting
+from mailer.delivery.waiting import RELEASE_CHUNK, release_waiting
 from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -131,20 +131,24 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
 
 def _release_waiting(session: DbSession, settings: Settings, now: datetime,
                      report: SweepReport) -> None:
-    """Rows of reader-local editions whose hour has come become pending, and the
-    lanes of their (sending) editions wake. Until then such an edition is `sending`
-    with nothing due: no lane runs for it and the sweeper does not call it stuck."""
-    released = release_waiting(session, now)
-    if not released:
-        return
-    report.local_released += sum(released.values())
-    for edition in session.scalars(
-        select(Edition).where(Edition.id.in_(list(released)),
-                              Edition.status == EditionStatus.SENDING)
-    ).all():
-        edition.last_activity_at = now
-        edition.lanes_woken_at = now
-        start_lanes_on_commit(session, edition.id, settings.send_lanes)
-        report.woken.append(edition.id)
-    session.commit()
-
+    """Rows of reader-local editions whose hour has come become pending (in committed
+    chunks), and the lanes of their sending editions wake after the first chunk.
+    Until then such an edition is `sending` with nothing due: no lane runs for it
+    and the sweeper does not call it stuck."""
+    woken: set[int] = set()
+    while True:
+        released = release_waiting(session, now, RELEASE_CHUNK)
+        report.local_released += sum(released.values())
+        fresh = [edition_id for edition_id in released if edition_id not in woken]
+        if fresh:
+            for edition in session.scalars(
+                select(Edition).where(Edition.id.in_(fresh), Edition.status == EditionStatus.SENDING)
+            ).all():
+                edition.last_activity_at = now
+                edition.lanes_woken_at = now
+                start_lanes_on_commit(session, edition.id, settings.send_lanes)
+                report.woken.append(edition.id)
+            woken.update(fresh)
+        session.commit()
+        if sum(released.values()) < RELEASE_CHUNK:
+            return

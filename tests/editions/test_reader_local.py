@@ -268,3 +268,18 @@ def test_a_stored_zone_this_system_does_not_know_gets_the_digest_zone(session, r
         "old@example.org": ("waiting", utc(2026, 11, 2, 11, 30)),  # New York, EST
         "ok@example.org": ("waiting", utc(2026, 11, 2, 0, 45)),
     }
+
+
+def test_a_big_zone_is_released_in_committed_chunks(session, rt, dispatch, monkeypatch):
+    from mailer.delivery import sweeper
+
+    monkeypatch.setattr(sweeper, "RELEASE_CHUNK", 1)
+    d, t = local_world(session)
+    edition_id = start_day(session, rt, d, t, utc(2026, 3, 7, 16, 50))
+    dispatch.sent.clear()
+    # Kiritimati, Kolkata, London and the reader without a zone are due by then.
+    report = delivery.sweep(session, rt.settings, now=utc(2026, 3, 8, 7, 0, 5))
+    assert report.local_released == 4 and report.woken == [edition_id]
+    assert dispatch.names().count("mailer.send_lane") == rt.settings.send_lanes
+    assert sorted(s for s, _ in rows(session, edition_id).values()) == [
+        "pending", "pending", "pending", "pending", "waiting", "waiting"]
