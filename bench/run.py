@@ -31,6 +31,7 @@ SCRIPTS = {
     "segments": HERE / "segments.py",
     "abtest": HERE / "abtest.py",
     "pow": HERE / "pow.py",
+    "zones": HERE / "zones.py",
 }
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 
 from mailer.common.errors import Conflict, NotFound, ValidationError
 from mailer.common.validation import clean_int, clean_long_text, clean_slug, clean_slugs, clean_text
-from mailer.content.schedules import next_run, parse_quiet_hours, parse_schedule
+from mailer.content.schedules import is_reader_local, next_slot, parse_quiet_hours, parse_schedule
 from mailer.mail.rendering import digest_layouts
 from mailer.models import Digest, Segment, utcnow
 from mailer.models.base import DbSession
@@ -76,8 +76,8 @@ def save_digest(
         schedule = clean_text(data.get("schedule", target.schedule), "schedule", 200)
         tz = clean_text(data.get("timezone") or target.timezone or "UTC", "timezone", 64)
         if schedule:
-            cron, tz = parse_schedule(schedule, tz)
-            target.next_run_at = next_run(cron, tz, utcnow())
+            _, tz = parse_schedule(schedule, tz)
+            target.next_run_at = next_slot(schedule, tz, utcnow())
         else:
             target.next_run_at = None
         target.schedule, target.timezone = schedule, tz
@@ -116,6 +116,7 @@ def digest_json(digest: Digest) -> dict[str, Any]:
         "topics": [t.slug for t in digest.topics],
         "schedule": digest.schedule,
         "timezone": digest.timezone,
+        "reader_local": is_reader_local(digest.schedule),
         "max_articles": digest.max_articles,
         "approval": digest.approval,
         "template": digest.template,
@@ -144,8 +145,7 @@ def restore_digest(session: DbSession, ref: object) -> Digest:
     digest = find_digest(session, ref)
     digest.archived_at = None
     if digest.schedule:
-        cron, tz = parse_schedule(digest.schedule, digest.timezone or "UTC")
-        digest.next_run_at = next_run(cron, tz, utcnow())
+        digest.next_run_at = next_slot(digest.schedule, digest.timezone or "UTC", utcnow())
     session.commit()
     return digest
 

@@ -21,8 +21,15 @@ _PHRASE = re.compile(r"^(?P<day>[a-z]+)\s+(?P<h>\d{1,2}):(?P<m>\d{2})(?:\s+(?P<t
 
 def parse_schedule(text: str, default_tz: str = "UTC") -> tuple[str, str]:
     """Return (cron line, time zone) for "daily 07:00 Europe/Berlin",
-    "mondays 08:00", "weekdays 06:30" or a 5-field cron line (+ optional zone)."""
+    "mondays 08:00", "weekdays 06:30" or a 5-field cron line (+ optional zone).
+
+    "daily 07:00 reader-local" (or a cron line ending in reader-local) means 07:00
+    in each reader's own zone; the zone returned is then `default_tz`, the zone
+    of readers who gave none (see `next_slot` for when such a schedule starts)."""
     raw = " ".join(text.strip().split())
+    local = is_reader_local(raw)
+    if local:
+        raw = raw[: -len(READER_LOCAL)].strip() + " UTC"  # a placeholder zone, dropped below
     match = _PHRASE.match(raw.lower()) if raw else None
     tz = default_tz
     if match:
@@ -48,8 +55,71 @@ def parse_schedule(text: str, default_tz: str = "UTC") -> tuple[str, str]:
                 "or a cron line.",
                 {"schedule": "invalid"},
             )
+    if local:
+        tz = default_tz
+        fields = cron.split()
+        if not (fields[0].isdigit() and fields[1].isdigit()):
+            raise ValidationError(
+                "A reader-local schedule names one time of day, like 'daily 07:00 reader-local'.",
+                {"schedule": "reader-local needs one time of day"})
     check_timezone(tz)
     return cron, tz
+
+
+# "07:00 reader-local": each reader gets the edition at 07:00 in their own zone.
+READER_LOCAL = "reader-local"
+# The first zone on Earth to reach any wall-clock time (UTC+14; POSIX "Etc/" signs
+# are inverted). A reader-local edition starts when it reaches the schedule's time,
+# a little earlier (LOCAL_LEAD) so that planning is done by then.
+EARLIEST_ZONE = "Etc/GMT-14"
+LOCAL_LEAD = timedelta(minutes=10)
+
+
+def is_reader_local(schedule: str) -> bool:
+    words = (schedule or "").split()
+    return bool(words) and words[-1].lower() == READER_LOCAL
+
+
+def next_slot(schedule: str, tz: str, after: datetime) -> datetime:
+    """When a digest's next edition starts (UTC, strictly after `after`). A
+    reader-local schedule starts LOCAL_LEAD before its time reaches UTC+14; its
+    readers then get it zone by zone (`local_send_for`, `local_instant`)."""
+    cron, tz = parse_schedule(schedule, tz)
+    if is_reader_local(schedule):
+        return next_run(cron, EARLIEST_ZONE, after + LOCAL_LEAD) - LOCAL_LEAD
+    return next_run(cron, tz, after)
+
+
+def local_send_for(slot: datetime) -> str:
+    """The wall-clock date and time ("2026-03-08T07:00") every reader gets the
+    edition of a reader-local slot at: one local date per edition, so a reader
+    gets one edition per day whatever their zone's DST does."""
+    return (slot + LOCAL_LEAD).astimezone(ZoneInfo(EARLIEST_ZONE)).strftime("%Y-%m-%dT%H:%M")
+
+
+def local_instant(local_send: str, tz: str) -> datetime:
+    """The UTC instant at which it is `local_send` ("2026-03-08T07:00") in `tz`.
+
+    A wall-clock time the spring change skips is sent at the first instant after
+    the gap (the change itself); one the autumn change repeats, at its first
+    occurrence."""
+    zone = check_timezone(tz)
+    wall = datetime.strptime(local_send, "%Y-%m-%dT%H:%M")
+    first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if first.astimezone(zone).replace(tzinfo=None) == wall:
+        return first  # exists; fold=0 is the earlier of two occurrences
+    # Inside a gap: fold 0 and 1 read it with the offsets before and after the
+    # change, which lands on either side of it; find the change to the second.
+    other = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    lo, hi = min(first, other), max(first, other)
+    after = hi.astimezone(zone).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(zone).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return hi.replace(microsecond=0)
 
 
 def check_timezone(tz: str) -> ZoneInfo:

@@ -288,13 +288,16 @@ def _lane_round(
     """One claimed chunk. Returns why the lane stops, or "" to go on."""
     report = ledger.report
     row = session.execute(
-        select(Edition.status, Edition.breaker_reset_at, Digest.quiet_hours, Digest.timezone)
+        select(Edition.status, Edition.breaker_reset_at, Digest.quiet_hours, Digest.timezone,
+               Edition.local_send)
         .join(Digest, Digest.id == Edition.digest_id)
         .where(Edition.id == edition_id)).one_or_none()
     if row is None or row[0] != EditionStatus.SENDING:
         return f"edition is {row[0] if row else None}"
     window.reset_if_changed(row[1])
-    until = quiet_until(row[2], row[3], utcnow())
+    # A reader-local edition reaches each reader at their own chosen hour: the
+    # digest's quiet hours (one zone's night) do not apply to it.
+    until = None if row[4] else quiet_until(row[2], row[3], utcnow())
     if until is not None:
         ledger.release()
         pause_for(session, edition_id, f"quiet hours {row[2]} ({row[3]}); resumes at "

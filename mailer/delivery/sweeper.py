@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from mailer.config import Settings
 from mailer.delivery.ledger import finish_if_complete, live_lanes, release_dead_lanes
+from mailer.delivery.waiting import RELEASE_CHUNK, release_waiting
 from mailer.jobs import TaskName, enqueue_on_commit, start_lanes_on_commit
 from mailer.models import (
     Delivery,
@@ -33,6 +34,7 @@ class SweepReport:
     resumed: list[int] = field(default_factory=list)
     recompiled: list[int] = field(default_factory=list)
     finished: list[int] = field(default_factory=list)
+    local_released: int = 0  # waiting rows whose reader's hour came (reader-local editions)
 
 
 def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -> SweepReport:
@@ -61,6 +63,7 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
         start_lanes_on_commit(session, edition_id, settings.send_lanes)
         report.resumed.append(edition_id)
     session.commit()
+    _release_waiting(session, settings, now, report)
     dead_in: set[int] = set()
     for edition_id in session.scalars(
         select(Edition.id).where(Edition.status.in_([EditionStatus.SENDING, EditionStatus.PAUSED]))
@@ -124,3 +127,28 @@ def sweep(session: DbSession, settings: Settings, now: datetime | None = None) -
         report.recompiled.append(edition.id)
     session.commit()
     return report
+
+
+def _release_waiting(session: DbSession, settings: Settings, now: datetime,
+                     report: SweepReport) -> None:
+    """Rows of reader-local editions whose hour has come become pending (in committed
+    chunks), and the lanes of their sending editions wake after the first chunk.
+    Until then such an edition is `sending` with nothing due: no lane runs for it
+    and the sweeper does not call it stuck."""
+    woken: set[int] = set()
+    while True:
+        released = release_waiting(session, now, RELEASE_CHUNK)
+        report.local_released += sum(released.values())
+        fresh = [edition_id for edition_id in released if edition_id not in woken]
+        if fresh:
+            for edition in session.scalars(
+                select(Edition).where(Edition.id.in_(fresh), Edition.status == EditionStatus.SENDING)
+            ).all():
+                edition.last_activity_at = now
+                edition.lanes_woken_at = now
+                start_lanes_on_commit(session, edition.id, settings.send_lanes)
+                report.woken.append(edition.id)
+            woken.update(fresh)
+        session.commit()
+        if sum(released.values()) < RELEASE_CHUNK:
+            return

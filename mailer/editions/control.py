@@ -86,11 +86,14 @@ def start_edition(
     now: datetime | None = None,
     segment_id: object = None,
     subject_test: SubjectTestSpec | None = None,
+    local_send: str = "",
 ) -> Edition:
     """Check there is something to send and someone to send it to, then create
     the edition and queue its compilation. Commits; nothing is created when the
     edition would reach nobody (Conflict). `segment_id` narrows this edition to
-    an audience; `subject_test` (see `check_subject_test`) makes it an A/B test."""
+    an audience; `subject_test` (see `check_subject_test`) makes it an A/B test;
+    `local_send` ("2026-03-08T07:00"): each reader gets it at that wall-clock time
+    in their own zone."""
     now = now or utcnow()
     plan = plan_send(session, digest_ref, now, segment_id=segment_id)
     if not plan.readers:
@@ -107,6 +110,7 @@ def start_edition(
         created_by=created_by,
         created_at=now,
         segment_id=segment.id if segment is not None else None,
+        local_send=local_send,
     )
     session.add(edition)
     session.flush()
@@ -191,8 +195,9 @@ def cancel_edition(session: DbSession, edition_id: int) -> Edition:
         update(Delivery)
         .where(
             Delivery.edition_id == edition_id,
-            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.RETRY,
-                                 DeliveryStatus.CLAIMED, DeliveryStatus.HELD]),
+            Delivery.status.in_([DeliveryStatus.WAITING, DeliveryStatus.PENDING,
+                                 DeliveryStatus.RETRY, DeliveryStatus.CLAIMED,
+                                 DeliveryStatus.HELD]),
         )
         .values(status=DeliveryStatus.CANCELLED, claimed_by="")
         .execution_options(synchronize_session=False)

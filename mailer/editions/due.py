@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailer.common.errors import ValidationError
 from mailer.config import Settings
-from mailer.content.schedules import next_run, parse_schedule
+from mailer.content.schedules import is_reader_local, local_send_for, next_slot
 from mailer.editions.control import start_edition
 from mailer.models import Digest, ReaderEvent, utcnow
 from mailer.models.base import DbSession
@@ -37,8 +37,7 @@ def run_due(session: DbSession, settings: Settings, now: datetime | None = None)
     for digest_id, slot_at, schedule, tz in due:
         assert slot_at is not None  # selected with next_run_at IS NOT NULL
         try:
-            cron, tz = parse_schedule(schedule, tz)
-            following = next_run(cron, tz, max(now, slot_at))
+            following = next_slot(schedule, tz, max(now, slot_at))
         except ValidationError:
             following = None
         claimed = session.execute(
@@ -52,7 +51,9 @@ def run_due(session: DbSession, settings: Settings, now: datetime | None = None)
             continue  # another tick took this slot
         try:
             edition = start_edition(session, digest_id, created_by="schedule",
-                                    slot=slot_at.strftime("%Y-%m-%dT%H:%MZ"), now=now)
+                                    slot=slot_at.strftime("%Y-%m-%dT%H:%MZ"), now=now,
+                                    local_send=local_send_for(slot_at)
+                                    if is_reader_local(schedule) else "")
             started.append(edition.id)
         except IntegrityError:
             session.rollback()

@@ -55,7 +55,7 @@ from mailer.models import (
     reader_topics,
     variant_articles,
 )
-from mailer.models.base import DbSession
+from mailer.models.base import DbSession, UTCDateTime
 
 # How far back a digest looks for articles; also the window in which a reader's
 # previous edition counts (older means "no previous digest": newest articles).
@@ -72,6 +72,7 @@ FREQUENCY_GAP = {
 RECEIVED = (
     DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.PENDING,
     DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.RETRY, DeliveryStatus.HELD,
+    DeliveryStatus.WAITING,
 )
 
 
@@ -319,10 +320,16 @@ def insert_deliveries(
     assignments: Iterable[tuple[ReaderGroup, int]],
     now: datetime,
     columns: Mapping[str, ColumnElement[Any]] | None = None,
+    waiting_until: tuple[Table, datetime] | None = None,
 ) -> None:
     """One INSERT ... SELECT writes every delivery row, each reader's group joined
     to its variant; readers of groups without a variant get no row. `columns`
-    replaces or adds computed columns (an A/B test's status and subject index)."""
+    replaces or adds computed columns (an A/B test's status and subject index).
+
+    `waiting_until` (reader-local editions, see `editions.zones`): a (zone, send_at)
+    table and the instant for zones not in it; each row is then written `waiting`
+    with its reader's zone's instant, in the same statement. An A/B test is sent now
+    (one sample, one decision), so the two never combine."""
     items = [{"topic_sig": g.topic_sig, "last_id": g.last_edition_id,
               "received_sig": g.received_sig, "variant_id": variant_id}
              for g, variant_id in assignments]
@@ -330,17 +337,26 @@ def insert_deliveries(
         return
     session.execute(insert(plan_groups), items)
     r, g = plan_readers.c, plan_groups.c
+    source = plan_readers.join(plan_groups, and_(
+        g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig))
     values: dict[str, ColumnElement[Any]] = {
         "edition_id": literal(edition_id), "reader_id": r.reader_id, "variant_id": g.variant_id,
         "status": literal(DeliveryStatus.PENDING), "attempts": literal(0),
         "claimed_by": literal(""), "error": literal(""), "created_at": literal(now),
     }
-    values.update(columns or {})
+    if columns:
+        values.update(columns)
+    elif waiting_until is not None:
+        zones, fallback = waiting_until
+        source = (source.join(Reader, Reader.id == r.reader_id)
+                  .outerjoin(zones, zones.c.zone == Reader.timezone))
+        values["status"] = literal(DeliveryStatus.WAITING)
+        values["next_attempt_at"] = func.coalesce(zones.c.send_at,
+                                                  literal(fallback, UTCDateTime()))
     session.execute(
         insert(Delivery).from_select(
             list(values),
-            select(*values.values()).select_from(plan_readers).join(plan_groups, and_(
-                g.topic_sig == r.topic_sig, g.last_id == r.last_id, g.received_sig == r.received_sig))
+            select(*values.values()).select_from(source)
             # Ids follow variants: lanes claim by id, so a batch needs few MIME skeletons.
             .order_by(g.variant_id, r.reader_id),
         )

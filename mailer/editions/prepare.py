@@ -8,7 +8,7 @@ import time
 from sqlalchemy import func, select
 
 from mailer.config import Settings
-from mailer.editions import abtest, planning, tracking
+from mailer.editions import abtest, planning, tracking, zones
 from mailer.editions.compile import SelectionCompiler, add_variant, web_variant
 from mailer.editions.selection import edition_segment, eligible_readers
 from mailer.jobs import start_lanes_on_commit
@@ -78,9 +78,11 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     clock.lap("variants")
     # Readers whose selection is empty get no variant: no row, no email.
     assignments = [(group, variants[chosen]) for group, chosen in chosen_by_group if chosen]
+    hold = zones.zone_table(session, edition)  # reader-local: rows wait for their hour
     planning.insert_deliveries(session, edition.id, assignments, now, abtest.planning_columns(
-        session, edition.id, planning.plan_readers.c.reader_id))
+        session, edition.id, planning.plan_readers.c.reader_id), waiting_until=hold)
     planning.drop_scratch(session)
+    zones.drop_zone_table(session)
     clock.lap("deliveries")
 
     # rowcount of INSERT ... SELECT is not reliable on every driver: count instead.

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from mailer.editions import zones
 from mailer.editions.control import get_edition
 from mailer.models import (
     Delivery,
@@ -69,6 +70,7 @@ def _recently_sent(session: DbSession, edition_ids: list[int], now: datetime) ->
 
 def _progress(edition: Edition, counts: dict[str, int], recent: int, now: datetime) -> dict[str, Any]:
     remaining = sum(counts.get(s, 0) for s in DeliveryStatus.OUTSTANDING)
+    sendable = remaining - counts.get(DeliveryStatus.WAITING, 0)  # waiting rows have their hour
     window = RATE_WINDOW
     if edition.started_at and (now - edition.started_at).total_seconds() < window:
         window = max(1, int((now - edition.started_at).total_seconds()))
@@ -88,9 +90,10 @@ def _progress(edition: Edition, counts: dict[str, int], recent: int, now: dateti
         "retrying": counts.get(DeliveryStatus.RETRY, 0),
         "held": counts.get(DeliveryStatus.HELD, 0),
         "segment_id": edition.segment_id,
+        "waiting": counts.get(DeliveryStatus.WAITING, 0),
         "remaining": remaining,
         "rate": round(rate, 1),
-        "eta_seconds": round(remaining / rate) if rate > 0 and remaining else None,
+        "eta_seconds": round(sendable / rate) if rate > 0 and sendable else None,
         "error": edition.error,
         # Set when the engine paused the edition itself (circuit breaker).
         "paused_reason": edition.paused_reason,
@@ -106,13 +109,28 @@ def _progress(edition: Edition, counts: dict[str, int], recent: int, now: dateti
     }
 
 
-def progress(session: DbSession, edition_id: int, now: datetime | None = None) -> dict[str, Any]:
+def progress(session: DbSession, edition_id: int, now: datetime | None = None, *,
+             by_zone: bool = False) -> dict[str, Any]:
     """Counters for API, CLI and console: planned, sent, failed, unknown, remaining,
-    rate (messages/s over the last minute) and ETA (seconds)."""
+    rate (messages/s over the last minute) and ETA (seconds). `by_zone`: a
+    reader-local edition's progress per reader zone too (one grouped query)."""
     now = now or utcnow()
     edition = get_edition(session, edition_id)
     recent = _recently_sent(session, [edition_id], now).get(edition_id, 0)
-    return _progress(edition, status_counts(session, edition_id), recent, now)
+    out = _progress(edition, status_counts(session, edition_id), recent, now)
+    out.update(_local(session, [edition]).get(edition_id, {}))
+    if by_zone and edition.local_send:
+        out["zones"] = zones.zone_progress(session, edition)
+    return out
+
+
+def _local(session: DbSession, editions: list[Edition]) -> dict[int, dict[str, Any]]:
+    """Reader-local editions: their local send time and when the next zone is due."""
+    local = [e for e in editions if e.local_send]
+    upcoming = zones.next_zone_at(session, [e.id for e in local])
+    return {e.id: {"local_send": e.local_send,
+                   "next_zone_at": upcoming[e.id].isoformat() if e.id in upcoming else None}
+            for e in local}
 
 
 def list_editions(session: DbSession, page: int = 1, per_page: int = EDITIONS_PAGE,
@@ -128,4 +146,8 @@ def list_editions(session: DbSession, page: int = 1, per_page: int = EDITIONS_PA
     ids = [e.id for e in editions]
     counts = _counts(session, ids, cached=True)
     recent = _recently_sent(session, ids, now)
-    return [_progress(e, counts[e.id], recent.get(e.id, 0), now) for e in editions], more
+    local = _local(session, editions)
+    out = [_progress(e, counts[e.id], recent.get(e.id, 0), now) for e in editions]
+    for row in out:
+        row.update(local.get(row["id"], {}))
+    return out, more

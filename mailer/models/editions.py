@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -37,6 +38,9 @@ class EditionStatus(StrEnum):
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # planned, waiting for a worker
+    # planned for a later hour (reader-local schedules): becomes pending at
+    # next_attempt_at; lanes never see it before then
+    WAITING = "waiting"
     CLAIMED = "claimed"  # taken by a worker; SMTP not started for it yet
     SENDING = "sending"  # SMTP transaction under way: may have reached the server
     RETRY = "retry"  # temporary failure; tried again at next_attempt_at
@@ -49,7 +53,7 @@ class DeliveryStatus(StrEnum):
     # planned, but waits for an A/B subject test's winner: lanes never claim it
     HELD = "held"
     # still to be done by a worker
-    OUTSTANDING = nonmember(("pending", "claimed", "sending", "retry", "held"))
+    OUTSTANDING = nonmember(("waiting", "pending", "claimed", "sending", "retry", "held"))
     FINAL = nonmember(("sent", "failed", "unknown", "skipped", "cancelled", "bounced"))
 
 
@@ -92,6 +96,9 @@ class Edition(Base):
     # An audience narrowing this edition only (a one-off send); the digest's own
     # audience applies as well. No FK: audiences are never deleted.
     segment_id: Mapped[int | None]
+    # Reader-local sending: the wall-clock date and time ("2026-03-08T07:00") each
+    # reader gets this edition at, in their own time zone; "" sends to everyone at once.
+    local_send: Mapped[str] = mapped_column(String(16), default="", server_default="")
 
     digest: Mapped[Digest] = relationship(lazy="joined")
 
@@ -133,6 +140,9 @@ class Delivery(Base):
         UniqueConstraint("edition_id", "reader_id"),
         Index("ix_deliveries_edition_status", "edition_id", "status"),
         Index("ix_deliveries_reader_id", "reader_id"),
+        # Rows waiting for their reader's hour: the tick finds the due ones here.
+        Index("ix_deliveries_waiting", "next_attempt_at",
+              postgresql_where=text("status = 'waiting'"), sqlite_where=text("status = 'waiting'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

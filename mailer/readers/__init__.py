@@ -41,9 +41,11 @@ from mailer.readers.retention import (
 from mailer.readers.subscriptions import (
     MAX_REASON_TEXT,
     UNSUBSCRIBE_REASONS,
+    browser_timezone,
     confirm,
     request_link,
     subscribe,
+    timezone_choices,
     unsubscribe_by_link,
     update_preferences,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "PAUSE_DAYS",
     "UNSUBSCRIBE_REASONS",
     "Publication",
+    "browser_timezone",
     "build_message",
     "confirm",
     "confirm_change",
@@ -76,6 +79,7 @@ __all__ = [
     "send_email_change",
     "send_reader_link",
     "subscribe",
+    "timezone_choices",
     "unsubscribe_by_link",
     "update_preferences",
 ]

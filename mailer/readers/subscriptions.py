@@ -7,7 +7,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
+from zoneinfo import TZPATH, available_timezones
 
 from sqlalchemy import (
     JSON,
@@ -521,11 +523,14 @@ def unsubscribe_by_link(session: DbSession, reader_id: int, *, source: str,
 
 def update_preferences(
     session: DbSession, reader_id: int, *, name: object, topics: object, frequency: object,
-    alerts: object = None,
+    alerts: object = None, timezone: object = None,
 ) -> Reader:
+    """`timezone`: an IANA name, or "" for the newsletter's own zone; None leaves it."""
     reader = session.get(Reader, reader_id)
     if reader is None:
         raise ValidationError("Unknown reader.", status=404)
+    if timezone is not None:  # checked first: a bad zone changes nothing
+        reader.timezone = clean_timezone(timezone)
     reader.name = clean_text(name, "name", 200)
     reader.topics = topics_by_slug(session, clean_slugs(topics))
     reader.frequency = clean_frequency(frequency)
@@ -536,6 +541,42 @@ def update_preferences(
         reader.alerts = bool(alerts)
     session.add(ReaderEvent(reader_id=reader.id, kind="preferences",
                             detail={"frequency": reader.frequency,
-                                    "topics": [t.slug for t in reader.topics]}))
+                                    "topics": [t.slug for t in reader.topics],
+                                    "timezone": reader.timezone}))
     session.commit()
     return reader
+
+
+def browser_timezone(value: object) -> str | None:
+    """The zone a signup form's script read from the browser, if this system knows
+    it, under its current name (browsers report some old ones: Asia/Calcutta for
+    Asia/Kolkata); None otherwise (the reader then gets the newsletter's zone).
+    Never an error: the visitor neither saw nor typed it."""
+    try:
+        zone = clean_timezone(value)
+    except ValidationError:
+        return None
+    return _zone_links().get(zone, zone) or None
+
+
+@functools.cache
+def _zone_links() -> dict[str, str]:
+    """Old zone name -> current name, from the system's tz database (its links)."""
+    for base in TZPATH:
+        path = Path(base) / "tzdata.zi"
+        if path.is_file():
+            return {words[2]: words[1] for words in
+                    (line.split() for line in path.read_text().splitlines())
+                    if len(words) >= 3 and words[0] == "L"}
+    return {}
+
+
+@functools.cache
+def timezone_choices() -> tuple[str, ...]:
+    """IANA zone names a reader may pick, by name (old aliases left out)."""
+    legacy = ("Etc/", "SystemV/", "US/", "posix/", "right/", "Brazil/", "Canada/", "Chile/",
+              "Mexico/")
+    links = _zone_links()
+    names = sorted(z for z in available_timezones()
+                   if "/" in z and not z.startswith(legacy) and z not in links)
+    return (*names, "UTC")

@@ -28,8 +28,8 @@ api_editions = api_blueprint("api_editions")
 CONFLICT = {409: Error}
 
 
-def edition_out(edition_id: int) -> EditionOut:
-    answer = editions_service.progress(db.session, edition_id)
+def edition_out(edition_id: int, by_zone: bool = False) -> EditionOut:
+    answer = editions_service.progress(db.session, edition_id, by_zone=by_zone)
     test = editions_service.subject_test_report(db.session, edition_id)
     if test is not None:  # only A/B editions carry the key
         answer["subject_test"] = test
@@ -61,7 +61,7 @@ def list_editions(query: EditionsQuery) -> EditionList:
 
 @route(api_editions, "GET", "/editions/<int:edition_id>", "An edition's progress", ok={200: EditionOut})
 def get_edition(edition_id: int) -> EditionOut:
-    return edition_out(edition_id)
+    return edition_out(edition_id, by_zone=True)
 
 
 @route(api_editions, "POST", "/editions/<int:edition_id>/pause", "Pause a sending edition",

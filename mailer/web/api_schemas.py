@@ -41,8 +41,8 @@ Url = Annotated[Text, Field(max_length=2000, json_schema_extra={"format": "uri"}
 Email = Annotated[Text, Field(min_length=1, max_length=320, json_schema_extra={"format": "email"})]
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 EditionState = Literal["draft", "compiling", "sending", "paused", "cancelled", "done", "failed"]
-DeliveryState = Literal["pending", "claimed", "sending", "retry", "sent", "failed", "unknown",
-                        "skipped", "cancelled", "bounced", "held"]
+DeliveryState = Literal["waiting", "pending", "claimed", "sending", "retry", "sent", "failed",
+                        "unknown", "skipped", "cancelled", "bounced", "held"]
 Page = Annotated[int, Field(ge=1, le=10_000)]
 
 
@@ -171,8 +171,12 @@ class DigestFields(Body):
     topics: Slugs | None = None
     subject: Annotated[Text, text(300)] | None = None
     schedule: Annotated[Text, text(200)] | None = Field(
-        None, description='"daily 07:00", "weekly mon 07:00", a cron expression, or "" for none')
-    timezone: Annotated[Text, text(64)] | None = None
+        None, description='"daily 07:00", "mondays 08:00 Europe/Berlin", "weekdays 06:30", a cron '
+                          'expression (optionally followed by a zone), "daily 07:00 reader-local" '
+                          '(07:00 in each reader\'s own time zone), or "" for none')
+    timezone: Annotated[Text, text(64)] | None = Field(
+        None, description="IANA zone of the schedule; for a reader-local schedule, the zone of "
+                          "readers who gave none")
     max_articles: Annotated[int, Field(ge=1, le=50)] | None = None
     approval: Literal["auto", "draft"] | None = None
     template: Annotated[Text, text(64)] | None = Field(
@@ -207,6 +211,8 @@ class DigestOut(Out):
     section_order: list[str] = Field(default_factory=list)
     archived_at: Timestamp | None = None
     quiet_hours: str = ""
+    reader_local: bool = Field(False, description="the schedule sends at its time in each "
+                                                  "reader's own time zone")
 
 
 class DigestListQuery(Query):
@@ -333,6 +339,15 @@ class SubjectTestOut(Out):
     held: int = Field(description="readers still waiting for the winner")
 
 
+class ZoneProgress(Out):
+    timezone: str = Field(description="IANA zone; readers without one count under the digest's")
+    send_at: Timestamp
+    planned: int
+    sent: int
+    waiting: int
+    remaining: int
+
+
 class EditionOut(Out):
     id: int
     digest: str
@@ -363,6 +378,15 @@ class EditionOut(Out):
     subject_test: SubjectTestOut | None = Field(
         None, description="the A/B subject test; only in single-edition answers of an edition "
                           "that has one")
+    waiting: int = Field(0, description="rows waiting for their reader's local hour")
+    local_send: str = Field("", description='reader-local editions: the wall-clock date and time '
+                                            'each reader gets it at in their zone, e.g. '
+                                            '"2026-03-08T07:00"')
+    next_zone_at: Timestamp | None = Field(None, description="reader-local editions: when the "
+                                                             "next zone's readers become due")
+    zones: list[ZoneProgress] = Field(
+        default_factory=list, description="reader-local editions (GET /editions/<id> only): "
+                                          "progress per reader time zone, in send order")
 
 
 class EditionsQuery(Query):

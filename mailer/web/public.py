@@ -83,7 +83,10 @@ def _form_values() -> dict[str, object]:
     form = request.form
     return {"email": form.get("email", ""), "name": form.get("name", ""),
             "topics": form.getlist("topics"), "frequency": form.get("frequency") or None,
-            "source": form.get("source", "subscribe")}
+            "source": form.get("source", "subscribe"),
+            # Filled by a script from the browser (Intl); unknown or missing: the
+            # newsletter's zone.
+            "timezone": readers_service.browser_timezone(form.get("timezone"))}
 
 
 HONEYPOT = "website"  # the field's name in pasted snippets too; keep it
@@ -180,6 +183,7 @@ def _signup(values: dict[str, object], source: str) -> None:
         ip=request.remote_addr or "",
         # Only a reader at the form may lift their own erasure, by double opt-in.
         from_form=True,
+        timezone=values.get("timezone"),
     )
 
 
@@ -233,9 +237,9 @@ def subscribe_embed() -> tuple[str, int]:
     return _signed_up(started)
 
 
-def _snippet_html() -> str:
+def _snippet_html(inline_script: bool = True) -> str:
     return render_template("embed_snippet.html", base_url=runtime().settings.base_url,
-                           topics=_topics())
+                           topics=_topics(), inline_script=inline_script)
 
 
 @public.get("/subscribe/snippet")
@@ -248,7 +252,10 @@ def snippet() -> Response:
 def snippet_preview() -> str:
     """The snippet as visitors will see it, with its code and a copy button."""
     code = _snippet_html()
-    return render_template("embed_preview.html", code=code, snippet=Markup(code))  # noqa: S704
+    # Shown live under this site's script policy: its inline line would be refused
+    # here, so the page's own timezone.js fills the field instead.
+    live = _snippet_html(inline_script=False)
+    return render_template("embed_preview.html", code=code, snippet=Markup(live))  # noqa: S704
 
 
 @public.get("/link")
@@ -391,6 +398,7 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
                     topics=request.form.getlist("topics"),
                     frequency=request.form.get("frequency"),
                     alerts=request.form.get("alerts") == "on",
+                    timezone=request.form.get("timezone"),
                 )
                 message = "Your preferences are saved."
             else:
@@ -403,6 +411,7 @@ def preferences(token: str) -> str | tuple[str, int] | Response:
     return render_template("preferences.html", reader=reader, topics=_topics(), token=token,
                            frequencies=FREQUENCY_LABELS, message=message, errors=errors,
                            chosen={t.slug for t in reader.topics},
+                           zones=readers_service.timezone_choices(),
                            unsubscribe_token=reader_link_token(runtime().tokens, Purpose.UNSUBSCRIBE,
                                                               reader),
                            subscribed=reader.status == ReaderStatus.CONFIRMED), status

@@ -23,12 +23,12 @@ FINAL_STATES = ("done", "cancelled", "failed")
 PROBLEM_ROWS = 100  # failed/unknown recipients listed on the edition page
 
 
-def progress_json(edition_id: int) -> dict[str, object]:
+def progress_json(edition_id: int, by_zone: bool = False) -> dict[str, object]:
     edition = db.session.get(Edition, edition_id)
     if edition is not None and edition.status in FINAL_EDITION_STATES:
         p = _final_progress(edition)  # counted once, then read from edition_figures
     else:
-        p = editions_service.progress(db.session, edition_id)
+        p = editions_service.progress(db.session, edition_id, by_zone=by_zone)
     planned = int(p["planned"] or 0)  # type: ignore[call-overload]  # counters are ints
     done = planned - int(p["remaining"])  # type: ignore[call-overload]
     p["done"] = done
@@ -72,7 +72,7 @@ def edition(edition_id: int) -> str:
     figures = edition_stats(db.session, [edition_id])[0]
     problems, more_problems = delivery.list_deliveries(
         db.session, edition_id, (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN), per_page=PROBLEM_ROWS)
-    return render_template("console/edition.html", edition=row, p=progress_json(edition_id),
+    return render_template("console/edition.html", edition=row, p=progress_json(edition_id, by_zone=True),
                            figures=figures, links=link_stats(db.session, edition_id),
                            problems=problems, more_problems=more_problems,
                            ab=editions_service.subject_test_report(db.session, edition_id),
