@@ -32,6 +32,16 @@ def edition_out(edition_id: int) -> EditionOut:
     return EditionOut.model_validate(editions_service.progress(db.session, edition_id))
 
 
+def edition_with_engagement(edition_id: int) -> EditionOut:
+    figures = editions_service.progress(db.session, edition_id)
+    engagement = editions_service.edition_engagement(db.session, edition_id, sent=figures["sent"])
+    values = engagement.as_dict()
+    values.pop("sent")
+    if not engagement.tracked:  # unknown, not zero
+        values = {"tracked": False}
+    return EditionOut.model_validate({**figures, **values})
+
+
 @route(api_editions, "POST", "/editions", "Compile and start sending an edition now",
        body=EditionIn, ok={202: EditionOut}, errors={404: Error, 409: Error},
        description="409 when the digest has no confirmed readers, no new articles, or no "
@@ -51,7 +61,7 @@ def list_editions(query: EditionsQuery) -> EditionList:
 
 @route(api_editions, "GET", "/editions/<int:edition_id>", "An edition's progress", ok={200: EditionOut})
 def get_edition(edition_id: int) -> EditionOut:
-    return edition_out(edition_id)
+    return edition_with_engagement(edition_id)
 
 
 @route(api_editions, "POST", "/editions/<int:edition_id>/pause", "Pause a sending edition",
