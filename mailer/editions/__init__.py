@@ -17,7 +17,13 @@ from mailer.editions.control import (
     start_edition,
 )
 from mailer.editions.due import run_due
-from mailer.editions.engagement import ArticleClicks, Engagement, OtherLinks, edition_engagement
+from mailer.editions.engagement import (
+    ArticleClicks,
+    Engagement,
+    OtherLinks,
+    edition_engagement,
+    editions_engagement,
+)
 from mailer.editions.prepare import prepare_edition
 from mailer.editions.previews import Preview, preview_digest, preview_edition, preview_page, test_send
 from mailer.editions.progress import list_editions, progress, status_counts
@@ -47,6 +53,7 @@ __all__ = [
     "classify_open",
     "curate_draft",
     "edition_engagement",
+    "editions_engagement",
     "fail_edition",
     "list_editions",
     "pause_edition",

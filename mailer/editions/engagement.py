@@ -57,70 +57,91 @@ class Engagement:
         return asdict(self)
 
 
-def _sent(session: DbSession, edition_id: int) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(Delivery)
-        .where(Delivery.edition_id == edition_id, Delivery.status == DeliveryStatus.SENT)) or 0)
+def _sent(session: DbSession, edition_ids: list[int]) -> dict[int, int]:
+    return {edition_id: int(count) for edition_id, count in session.execute(
+        select(Delivery.edition_id, func.count())
+        .where(Delivery.edition_id.in_(edition_ids), Delivery.status == DeliveryStatus.SENT)
+        .group_by(Delivery.edition_id))}
 
 
 def edition_engagement(session: DbSession, edition_id: int, sent: int | None = None) -> Engagement:
-    """Opens, clicks and clicks per article of one edition, in four indexed queries."""
-    sent = _sent(session, edition_id) if sent is None else sent
-    tracked = session.scalar(
-        select(EditionLink.id).where(EditionLink.edition_id == edition_id).limit(1)) is not None
-    out = Engagement(tracked=tracked, sent=sent)
-    if not tracked:
+    """Opens, clicks and clicks per article of one edition."""
+    return editions_engagement(session, [edition_id],
+                               None if sent is None else {edition_id: sent})[edition_id]
+
+
+def editions_engagement(session: DbSession, edition_ids: list[int],
+                        sent: dict[int, int] | None = None) -> dict[int, Engagement]:
+    """The same for a page of editions, in six grouped queries whatever its size."""
+    ids = sorted(set(edition_ids))
+    sent = sent if sent is not None else _sent(session, ids)
+    tracked = set(session.scalars(
+        select(EditionLink.edition_id).where(EditionLink.edition_id.in_(ids)).distinct()))
+    out = {i: Engagement(tracked=i in tracked, sent=sent.get(i, 0)) for i in ids}
+    live = sorted(tracked)
+    if not live:
         return out
     machine = ReaderEvent.kind.in_(MACHINE_OPEN_KINDS)
-    opens = session.execute(
-        select(machine, func.count(func.distinct(ReaderEvent.reader_id)))
-        .where(ReaderEvent.edition_id == edition_id,
+    for edition_id, is_machine, readers in session.execute(
+        select(ReaderEvent.edition_id, machine, func.count(func.distinct(ReaderEvent.reader_id)))
+        .where(ReaderEvent.edition_id.in_(live),
                ReaderEvent.kind.in_((OPEN_HUMAN, *MACHINE_OPEN_KINDS)))
-        .group_by(machine)).all()
-    for is_machine, readers in opens:
+        .group_by(ReaderEvent.edition_id, machine)
+    ):
         if is_machine:
-            out.opens_machine = int(readers)
+            out[edition_id or 0].opens_machine = int(readers)
         else:
-            out.opens_human = int(readers)
-    total, readers = session.execute(
-        select(func.count(), func.count(func.distinct(ReaderEvent.reader_id)))
-        .where(ReaderEvent.edition_id == edition_id, ReaderEvent.kind == CLICK)).one()
-    out.click_total, out.clicks = int(total or 0), int(readers or 0)
-    out.open_rate, out.click_rate = _rate(out.opens_human, sent), _rate(out.clicks, sent)
-    out.articles, out.other_links = _per_article(session, edition_id, sent)
+            out[edition_id or 0].opens_human = int(readers)
+    for edition_id, total, readers in session.execute(
+        select(ReaderEvent.edition_id, func.count(), func.count(func.distinct(ReaderEvent.reader_id)))
+        .where(ReaderEvent.edition_id.in_(live), ReaderEvent.kind == CLICK)
+        .group_by(ReaderEvent.edition_id)
+    ):
+        out[edition_id or 0].click_total, out[edition_id or 0].clicks = int(total), int(readers)
+    for e in out.values():
+        e.open_rate, e.click_rate = _rate(e.opens_human, e.sent), _rate(e.clicks, e.sent)
+    _per_article(session, live, out)
     return out
 
 
-def _per_article(session: DbSession, edition_id: int, sent: int
-                 ) -> tuple[list[ArticleClicks], OtherLinks]:
-    """Every article the edition carried (clicked or not), most clicked first; links
+def _per_article(session: DbSession, edition_ids: list[int], out: dict[int, Engagement]) -> None:
+    """Every article an edition carried (clicked or not), most clicked first; links
     that are no article (masthead, site, sponsors) together as "other links"."""
-    edition = session.get(Edition, edition_id)
-    carried = set(edition.article_ids or []) - set(edition.dropped_ids or []) if edition else set()
-    links = session.execute(
-        select(EditionLink.id, EditionLink.article_id).where(EditionLink.edition_id == edition_id)
-    ).all()
-    carried |= {article_id for _, article_id in links if article_id is not None}
-    other = OtherLinks(links=sum(1 for _, article_id in links if article_id is None))
-    link_id = ReaderEvent.detail["link"].as_integer()
-    counts: dict[int | None, tuple[int, int]] = {}
-    for article_id, total, readers in session.execute(
-        select(EditionLink.article_id, func.count(), func.count(func.distinct(ReaderEvent.reader_id)))
-        .select_from(ReaderEvent)
-        .join(EditionLink, (EditionLink.id == link_id) & (EditionLink.edition_id == edition_id))
-        .where(ReaderEvent.edition_id == edition_id, ReaderEvent.kind == CLICK)
-        .group_by(EditionLink.article_id)
+    carried: dict[int, set[int]] = {i: set() for i in edition_ids}
+    for edition_id, article_ids, dropped in session.execute(
+        select(Edition.id, Edition.article_ids, Edition.dropped_ids).where(Edition.id.in_(edition_ids))
     ):
-        counts[article_id] = (int(total), int(readers))
+        carried[edition_id] |= set(article_ids or []) - set(dropped or [])
+    for edition_id, article_id in session.execute(
+        select(EditionLink.edition_id, EditionLink.article_id).where(EditionLink.edition_id.in_(edition_ids))
+    ):
+        if article_id is None:
+            out[edition_id].other_links.links += 1
+        else:
+            carried[edition_id].add(article_id)
+    link_id = ReaderEvent.detail["link"].as_integer()
+    counts: dict[tuple[int, int | None], tuple[int, int]] = {}
+    for event_edition, article_id, total, readers in session.execute(
+        select(ReaderEvent.edition_id, EditionLink.article_id, func.count(),
+               func.count(func.distinct(ReaderEvent.reader_id)))
+        .select_from(ReaderEvent)
+        .join(EditionLink, (EditionLink.id == link_id)
+              & (EditionLink.edition_id == ReaderEvent.edition_id))
+        .where(ReaderEvent.edition_id.in_(edition_ids), ReaderEvent.kind == CLICK)
+        .group_by(ReaderEvent.edition_id, EditionLink.article_id)
+    ):
+        counts[(event_edition or 0, article_id)] = (int(total), int(readers))
+    every = sorted(set().union(*carried.values()))
     titles = dict(session.execute(
-        select(Article.id, Article.title).where(Article.id.in_(sorted(carried)))).all()
-    ) if carried else {}
-    articles = []
-    for article_id in carried:
-        total, readers = counts.get(article_id, (0, 0))
-        articles.append(ArticleClicks(article_id, titles.get(article_id, "(deleted article)"),
-                                      readers, total, _rate(readers, sent)))
-    articles.sort(key=lambda a: (-a.clicks, -a.click_total, a.title.lower(), a.article_id))
-    other.click_total, other.clicks = counts.get(None, (0, 0))
-    other.click_rate = _rate(other.clicks, sent)
-    return articles, other
+        select(Article.id, Article.title).where(Article.id.in_(every))).all()) if every else {}
+    for edition_id, articles in carried.items():
+        e = out[edition_id]
+        rows = []
+        for article_id in articles:
+            total, readers = counts.get((edition_id, article_id), (0, 0))
+            rows.append(ArticleClicks(article_id, titles.get(article_id, "(deleted article)"),
+                                      readers, total, _rate(readers, e.sent)))
+        rows.sort(key=lambda a: (-a.clicks, -a.click_total, a.title.lower(), a.article_id))
+        e.articles = rows
+        e.other_links.click_total, e.other_links.clicks = counts.get((edition_id, None), (0, 0))
+        e.other_links.click_rate = _rate(e.other_links.clicks, e.sent)

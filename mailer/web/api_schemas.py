@@ -335,7 +335,7 @@ class EditionOut(Out):
     relay_unreachable_since: Timestamp | None = None
     relay_status: str = Field("", description='e.g. "relay unreachable since 2026-11-29 10:00 UTC"')
     resume_at: Timestamp | None = Field(None, description="when a paused edition resumes by itself")
-    # Engagement: filled by GET /editions/<id>; null in lists and while tracking is off.
+    # Engagement (people and machines apart); null while tracking is off.
     tracked: bool | None = Field(None, description="sent with tracked links and an open pixel")
     opens_human: int | None = Field(None, description="distinct readers who opened it (people)")
     opens_machine: int | None = Field(
