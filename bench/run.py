@@ -28,6 +28,7 @@ SCRIPTS = {
     "faults": HERE / "faults.py",
     "automations": HERE / "automations.py",
     "segments": HERE / "segments.py",
+    "inactive": HERE / "inactive.py",
 }
 
 

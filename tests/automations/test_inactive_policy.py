@@ -156,7 +156,10 @@ def test_paused_reader_resumes_with_the_link_or_the_preference_centre(session, r
     answer = client.post(f"/keep/{keep}", data={"csrf_token": csrf_from(page)})
     assert "start again" in answer.get_data(as_text=True)
     assert _state(session, readers["bob"]) == (EngagementState.KEPT, Frequency.IMMEDIATE)
-    # cy: choosing a frequency in the preference centre is an answer too
+    # cy: the preference centre says why, and choosing a frequency there is an answer too
+    cy = session.get(Reader, readers["cy"].id)
+    prefs = rt.tokens.reader_token(Purpose.PREFERENCES, cy.id, cy.token_nonce)
+    assert "had not opened one for a while" in client.get(f"/preferences/{prefs}").get_data(as_text=True)
     update_preferences(session, readers["cy"].id, name="cy", topics=["local"], frequency="weekly")
     assert _state(session, readers["cy"]) == (EngagementState.KEPT, Frequency.WEEKLY)
     automations.scan_inactive(session, settings, now=now + timedelta(days=40))
