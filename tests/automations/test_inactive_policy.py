@@ -245,3 +245,19 @@ def test_keep_for_someone_who_left_explains_and_offers_a_way_back(session, rt, s
     r = client.post(f"/keep/{keep}", data={"csrf_token": csrf_from(page)})
     assert r.status_code == 409 and "Subscribe again" in r.get_data(as_text=True)
     assert session.get(Reader, reader.id).engagement_state == EngagementState.NONE
+
+
+def test_the_tick_scans_at_most_every_few_minutes(session, rt, sender, dispatch, monkeypatch):
+    from mailer.automations import reengage
+
+    _world(session, rt)
+    monkeypatch.setattr(reengage, "_last_scan", {})
+    now = [1000.0]
+    settings = _policy(rt)
+    first = automations.scan_inactive_due(session, settings, clock=lambda: now[0])
+    assert first is not None and first.asked == 2
+    now[0] += 10
+    assert automations.scan_inactive_due(session, settings, clock=lambda: now[0]) is None
+    now[0] += reengage.SCAN_EVERY_SECONDS
+    again = automations.scan_inactive_due(session, settings, clock=lambda: now[0])
+    assert again is not None and again.asked == 0  # ran, and asked nobody twice
