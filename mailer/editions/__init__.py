@@ -23,6 +23,7 @@ from mailer.editions.engagement import (
     OtherLinks,
     edition_engagement,
     editions_engagement,
+    with_engagement,
 )
 from mailer.editions.prepare import prepare_edition
 from mailer.editions.previews import Preview, preview_digest, preview_edition, preview_page, test_send
@@ -72,4 +73,5 @@ __all__ = [
     "status_counts",
     "test_send",
     "web_variant",
+    "with_engagement",
 ]

@@ -104,6 +104,20 @@ def editions_engagement(session: DbSession, edition_ids: list[int],
     return out
 
 
+def with_engagement(session: DbSession, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Progress rows (`progress`, `list_editions`) with their engagement figures at the
+    top level; only `tracked: false` when the edition was sent without tracking
+    (opens and clicks unknown, not zero)."""
+    figures = editions_engagement(session, [r["id"] for r in rows], {r["id"]: r["sent"] for r in rows})
+    out = []
+    for row in rows:
+        engagement = figures[row["id"]]
+        values = engagement.as_dict()
+        values.pop("sent")
+        out.append({**row, **(values if engagement.tracked else {"tracked": False})})
+    return out
+
+
 def _per_article(session: DbSession, edition_ids: list[int], out: dict[int, Engagement]) -> None:
     """Every article an edition carried (clicked or not), most clicked first; links
     that are no article (masthead, site, sponsors) together as "other links"."""

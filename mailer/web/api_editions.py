@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response
 
 from mailer import delivery
@@ -31,27 +29,8 @@ CONFLICT = {409: Error}
 
 
 def edition_out(edition_id: int) -> EditionOut:
-    return EditionOut.model_validate(editions_service.progress(db.session, edition_id))
-
-
-def with_engagement(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Progress rows with their opens (people and machines), clicks and clicks per article."""
-    figures = editions_service.editions_engagement(
-        db.session, [r["id"] for r in rows], {r["id"]: r["sent"] for r in rows})
-    out = []
-    for row in rows:
-        engagement = figures[row["id"]]
-        values = engagement.as_dict()
-        values.pop("sent")
-        if not engagement.tracked:  # unknown, not zero
-            values = {"tracked": False}
-        out.append({**row, **values})
-    return out
-
-
-def edition_with_engagement(edition_id: int) -> EditionOut:
-    return EditionOut.model_validate(
-        with_engagement([editions_service.progress(db.session, edition_id)])[0])
+    row = editions_service.progress(db.session, edition_id)
+    return EditionOut.model_validate(editions_service.with_engagement(db.session, [row])[0])
 
 
 @route(api_editions, "POST", "/editions", "Compile and start sending an edition now",
@@ -67,13 +46,14 @@ def create_edition(body: EditionIn) -> tuple[EditionOut, int]:
        query=EditionsQuery, ok={200: EditionList})
 def list_editions(query: EditionsQuery) -> EditionList:
     rows, more = editions_service.list_editions(db.session, query.page)
-    return EditionList.model_validate({"editions": with_engagement(rows), "page": query.page,
+    return EditionList.model_validate({"editions": editions_service.with_engagement(db.session, rows),
+                                       "page": query.page,
                                        "next_page": query.page + 1 if more else None})
 
 
 @route(api_editions, "GET", "/editions/<int:edition_id>", "An edition's progress", ok={200: EditionOut})
 def get_edition(edition_id: int) -> EditionOut:
-    return edition_with_engagement(edition_id)
+    return edition_out(edition_id)
 
 
 @route(api_editions, "POST", "/editions/<int:edition_id>/pause", "Pause a sending edition",
