@@ -104,3 +104,15 @@ def test_segment_opened_rule_ignores_machine_opens(client, session, rt, sender):
     # bob's only open came from Apple's proxy: he is no opener; both clicked
     assert segments.count_readers(session, segments.clean_definition(opened)) == 1
     assert segments.count_readers(session, segments.clean_definition(clicked)) == 2
+
+
+def test_reader_page_shows_where_the_reader_stands_in_the_policy(client, session, rt, sender, viewer):
+    world = build_world(session, rt, tracking=True)
+    page = viewer.get(f"/console/readers/{world.reader_id}").get_data(as_text=True)
+    assert "active (never asked)" in page and "inactive-reader policy off" in page
+    session.execute(update(Reader).where(Reader.id == world.reader_id)
+                    .values(engagement_state="paused", engagement_changed_at=utcnow(),
+                            frequency="paused"))
+    session.commit()
+    page = viewer.get(f"/console/readers/{world.reader_id}").get_data(as_text=True)
+    assert "paused for inactivity" in page
