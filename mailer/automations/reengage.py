@@ -139,7 +139,11 @@ def scan_inactive(session: DbSession, settings: Settings, now: datetime | None =
                  .limit(SCAN_LIMIT))
     paused = session.execute(
         update(readers)
-        .where(readers.c.id.in_(due_pause.scalar_subquery()))
+        # The state again on the row itself: a concurrent scan that changed it first
+        # makes PostgreSQL skip the row (re-checked after the lock), never pause twice.
+        .where(readers.c.id.in_(due_pause.scalar_subquery()),
+               readers.c.engagement_state == EngagementState.ASKED,
+               readers.c.frequency != Frequency.PAUSED)
         .values(resume_frequency=readers.c.frequency, frequency=Frequency.PAUSED,
                 paused_until=None, engagement_state=EngagementState.PAUSED,
                 engagement_changed_at=now)
@@ -167,7 +171,8 @@ def scan_inactive(session: DbSession, settings: Settings, now: datetime | None =
                   .limit(SCAN_LIMIT))
     asked = list(session.execute(
         update(readers)
-        .where(readers.c.id.in_(candidates.scalar_subquery()))
+        .where(readers.c.id.in_(candidates.scalar_subquery()),
+               readers.c.engagement_state == EngagementState.NONE)
         .values(engagement_state=EngagementState.ASKED, engagement_changed_at=now)
         .returning(readers.c.id)).scalars().all())
     if asked:

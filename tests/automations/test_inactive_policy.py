@@ -261,3 +261,50 @@ def test_the_tick_scans_at_most_every_few_minutes(session, rt, sender, dispatch,
     now[0] += reengage.SCAN_EVERY_SECONDS
     again = automations.scan_inactive_due(session, settings, clock=lambda: now[0])
     assert again is not None and again.asked == 0  # ran, and asked nobody twice
+
+
+def test_concurrent_scans_ask_and_pause_each_reader_once(session, rt, sender, dispatch):
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("concurrent writers are tested against PostgreSQL (SQLite serialises them)")
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    readers = _world(session, rt)
+    settings = _policy(rt)
+    engine = session.get_bind()
+    now = utcnow()
+
+    def race(at):  # type: ignore[no-untyped-def]
+        barrier = threading.Barrier(3)
+        errors: list[BaseException] = []
+
+        def scan() -> None:
+            with Session(engine) as own:
+                barrier.wait()
+                try:
+                    automations.scan_inactive(own, settings, now=at)
+                except BaseException as exc:  # surfaced below
+                    errors.append(exc)
+
+        threads = [threading.Thread(target=scan) for _ in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        return errors
+
+    automations.reengage_step(session, settings.base_url, settings.inactive_grace_days)
+    session.commit()  # the system automation exists before the race
+    assert race(now) == []
+    assert session.scalar(select(func.count()).select_from(AutomationDelivery)) == 2
+    digests = len(sender.messages)
+    automations.send_due_automations(session, settings, rt.tokens, sender)
+    assert len(sender.messages) - digests == 2
+    assert race(now + timedelta(days=15)) == []
+    session.expire_all()
+    counts = dict(session.execute(
+        select(ReaderEvent.kind, func.count()).where(ReaderEvent.kind.in_(
+            ("reengage-asked", "paused-inactive"))).group_by(ReaderEvent.kind)).all())
+    assert counts == {"reengage-asked": 2, "paused-inactive": 2}
+    assert _state(session, readers["bob"]) == (EngagementState.PAUSED, Frequency.PAUSED)
