@@ -32,6 +32,7 @@ SCRIPTS = {
     "abtest": HERE / "abtest.py",
     "pow": HERE / "pow.py",
     "zones": HERE / "zones.py",
+    "inactive": HERE / "inactive.py",
 }
 
 

@@ -36,6 +36,19 @@ def _env_int(name: str, default: int) -> int:
     return int(_env_float(name, default))
 
 
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs, each checked now: a typo stops the start, not an open."""
+    out = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise SystemExit(f"MAILER_MACHINE_OPEN_NETWORKS: {item!r} is not a network") from exc
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Settings:
     instance_path: Path
@@ -64,6 +77,14 @@ class Settings:
     retry_base_seconds: float = 60.0
     ledger_sync_commit: bool = False
     tracking: bool = False  # MAILER_TRACKING=1: open pixel and click redirects in emails
+    # An open this soon after the message was sent is a machine's (prefetch on delivery).
+    machine_open_seconds: float = 10.0
+    # Networks whose opens are machine opens, beside the built-in list (CIDRs).
+    machine_open_networks: tuple[str, ...] = ()
+    # Inactive-reader policy, off at 0: months without a human open or click.
+    inactive_months: int = 0
+    inactive_grace_days: int = 14  # after the re-engagement email, before the pause
+    inactive_min_digests: int = 3  # tracked digests received in those months, at least
     tick_seconds: float = 10.0
     # Per client IP (flask-limiter syntax); the web bench raises them.
     signup_rate_limit: str = "20 per minute;200 per hour"
@@ -290,6 +311,11 @@ def load_settings(**overrides: object) -> Settings:
         retry_base_seconds=_env_float("MAILER_RETRY_BASE_SECONDS", 60.0),
         ledger_sync_commit=_env("MAILER_LEDGER_SYNC_COMMIT", "0") in ("1", "true", "yes"),
         tracking=_env("MAILER_TRACKING", "0") in ("1", "true", "yes"),
+        machine_open_seconds=max(0.0, _env_float("MAILER_MACHINE_OPEN_SECONDS", 10.0)),
+        machine_open_networks=_networks(_env("MAILER_MACHINE_OPEN_NETWORKS")),
+        inactive_months=max(0, _env_int("MAILER_INACTIVE_MONTHS", 0)),
+        inactive_grace_days=max(1, _env_int("MAILER_INACTIVE_GRACE_DAYS", 14)),
+        inactive_min_digests=max(1, _env_int("MAILER_INACTIVE_MIN_DIGESTS", 3)),
         tick_seconds=_env_float("MAILER_TICK_SECONDS", 10.0),
         signup_rate_limit=_env("MAILER_SIGNUP_RATE_LIMIT", "20 per minute;200 per hour"),
         form_rate_limit=_env("MAILER_FORM_RATE_LIMIT", "60 per minute;600 per hour"),

@@ -133,13 +133,18 @@ def tick() -> dict[str, object]:
     # Automation emails and webhook calls that are due: nothing waits on a lost wake.
     # Rows a dead worker left claimed go back first (those left sending become unknown).
     automations.repair_stale(db.session, settings.claim_lease_seconds, utcnow())
+    # Inactive-reader policy (off unless MAILER_INACTIVE_MONTHS): plans re-engagement
+    # emails in the automation ledger and pauses readers past the grace period.
+    inactive = automations.scan_inactive_due(db.session, settings)
     if automations.due_count(db.session):
         current_app.extensions["dispatch"].wake(TaskName.SEND_AUTOMATIONS)
     if webhooks.due_count(db.session):
         current_app.extensions["dispatch"].wake(TaskName.SEND_WEBHOOKS)
     webhooks.purge_finished(db.session)
     return {"woken": report.woken, "unknown": report.unknown, "started": started, "feeds": polled,
-            "confirmations_waiting": bool(waiting), "resumed": resumed, "ab_decided": decided}
+            "confirmations_waiting": bool(waiting), "resumed": resumed, "ab_decided": decided,
+            "inactive": None if inactive is None else {
+                "asked": inactive.asked, "paused": inactive.paused, "kept": inactive.kept}}
 
 
 @shared_task(name=TaskName.SEND_READER_LINK, ignore_result=True)

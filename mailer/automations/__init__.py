@@ -16,6 +16,14 @@ from mailer.automations.definitions import (
     step_figures,
 )
 from mailer.automations.planning import on_reader_confirmed, plan_for_reader
+from mailer.automations.reengage import (
+    InactiveReport,
+    engagement_status,
+    keep_subscribed,
+    reengage_step,
+    scan_inactive,
+    scan_inactive_due,
+)
 from mailer.automations.sending import (
     AutomationReport,
     due_count,
@@ -31,13 +39,19 @@ __all__ = [
     "MAX_DELAY_MINUTES",
     "MAX_STEPS",
     "AutomationReport",
+    "InactiveReport",
     "automation_json",
     "due_count",
+    "engagement_status",
     "get_automation",
+    "keep_subscribed",
     "plan_for_reader",
     "preview_step",
+    "reengage_step",
     "repair_stale",
     "save_automation",
+    "scan_inactive",
+    "scan_inactive_due",
     "send_due_automations",
     "set_enabled",
     "step_figures",

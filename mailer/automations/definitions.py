@@ -184,7 +184,8 @@ def set_enabled(session: DbSession, automation_id: int, enabled: bool) -> Automa
 
 def get_automation(session: DbSession, automation_id: int) -> Automation:
     automation = session.get(Automation, automation_id)
-    if automation is None:
+    # The system's re-engagement email is no editor's automation to edit or switch off.
+    if automation is None or automation.trigger not in AutomationTrigger.ALL:
         raise NotFound("No such automation.")
     return automation
 

@@ -19,7 +19,7 @@ from functools import partial
 
 from sqlalchemy import select, update
 
-from mailer.common.tokens import Tokens
+from mailer.common.tokens import Purpose, Tokens
 from mailer.config import Settings
 from mailer.database import on_postgres
 from mailer.delivery.lane import recipient_for
@@ -32,6 +32,7 @@ from mailer.models import (
     Automation,
     AutomationDelivery,
     AutomationStep,
+    AutomationTrigger,
     DeliveryStatus,
     Frequency,
     Reader,
@@ -65,6 +66,7 @@ class _Step:
     automation_id: int
     enabled: bool
     active: bool
+    trigger: str
 
 
 _skeletons: dict[tuple[int, int, str, int, int], MessageSkeleton] = {}
@@ -74,11 +76,11 @@ def _skeleton(session: DbSession, settings: Settings, dkim: DkimSigner | None,
               step_id: int) -> tuple[_Step, MessageSkeleton]:
     """The step's MIME skeleton, built once per step version (and process)."""
     row = session.execute(
-        select(AutomationStep, Automation.enabled)
+        select(AutomationStep, Automation.enabled, Automation.trigger)
         .join(Automation, Automation.id == AutomationStep.automation_id)
         .where(AutomationStep.id == step_id)).one()
-    step, enabled = row
-    info = _Step(step.id, step.version, step.automation_id, bool(enabled), step.active)
+    step, enabled, trigger = row
+    info = _Step(step.id, step.version, step.automation_id, bool(enabled), step.active, trigger)
     # The content's hash is in the key too: SQLite can hand a deleted step's id to a new one.
     key = (step.id, step.version, settings.mail_from, id(dkim),
            hash((step.subject, step.html, step.text)))
@@ -277,7 +279,11 @@ def send_due_automations(
                     if wait > 0:
                         writer.defer(row_id, wait)
                         continue
-                data = skeleton.render(recipient_for(settings, tokens, reader))
+                recipient = recipient_for(settings, tokens, reader)
+                if step.trigger == AutomationTrigger.READER_INACTIVE:
+                    keep = tokens.reader_token(Purpose.KEEP, reader.id, reader.token_nonce)
+                    recipient.extra = {"keep_url": f"{settings.base_url}/keep/{keep}"}
+                data = skeleton.render(recipient)
                 try:
                     outcome = sender.send(envelope_from, reader.email, data,
                                           before_data=partial(writer.mark_sending, row_id))

@@ -33,6 +33,7 @@ class Purpose:
     PREFERENCES = "preferences"
     CHANGE_EMAIL = "change-email"
     TRACK = "track"  # open pixel and click links: (edition, reader) signed per message
+    KEEP = "keep"  # "keep me subscribed" in the re-engagement email
 
 
 MAX_AGE = {
@@ -41,6 +42,8 @@ MAX_AGE = {
     Purpose.UNSUBSCRIBE: None,  # must work from any old email
     Purpose.PREFERENCES: None,
     Purpose.TRACK: None,
+    # Works through the grace period and after the pause it would have prevented.
+    Purpose.KEEP: None,
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from mailer.database import on_postgres
+from mailer.editions import MACHINE_OPEN_KINDS, OPEN_MACHINE
 from mailer.models import (
     Article,
     Delivery,
@@ -83,13 +84,15 @@ class EditionStats:
     sent: int = 0
     failed: int = 0
     unknown: int = 0
-    opens: int = 0  # distinct readers
+    opens: int = 0  # distinct readers, human opens only (rates use these)
+    opens_machine: int = 0  # distinct readers with a machine open (shown, never in rates)
     clicks: int = 0  # distinct readers
     click_total: int = 0
     unsubscribes: int = 0
     bounces: int = 0
     complaints: int = 0
     filtered: int = 0  # scanner and prefetch hits left out of the counts
+    machine_seen: bool = False
     links: list[dict[str, Any]] = field(default_factory=list)
     # Sent with tracked links and an open pixel (MAILER_TRACKING was on): without
     # it, opens and clicks are unknown, not zero.
@@ -197,6 +200,9 @@ def edition_stats(session: DbSession, edition_ids: list[int]) -> list[EditionSta
             s.click_total = hits
         elif kind in ("open-filtered", "click-filtered"):
             s.filtered += hits
+            s.machine_seen = True
+        elif kind == OPEN_MACHINE:
+            s.machine_seen = True
         elif kind == "unsubscribed":
             s.unsubscribes += hits
         elif kind == "bounce":
@@ -207,6 +213,14 @@ def edition_stats(session: DbSession, edition_ids: list[int]) -> list[EditionSta
         select(EditionLink.edition_id).where(EditionLink.edition_id.in_(list(out))).distinct()
     ):
         out[tracked_edition].tracked = True
+    machine = [i for i, s in out.items() if s.machine_seen]
+    if machine:
+        for machine_edition, readers in session.execute(
+            select(ReaderEvent.edition_id, func.count(func.distinct(ReaderEvent.reader_id)))
+            .where(ReaderEvent.edition_id.in_(machine), ReaderEvent.kind.in_(MACHINE_OPEN_KINDS))
+            .group_by(ReaderEvent.edition_id)
+        ):
+            out[machine_edition or 0].opens_machine = readers
     clicked = [i for i, s in out.items() if s.click_total]
     if clicked:
         for clicked_edition, readers in session.execute(

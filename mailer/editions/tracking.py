@@ -10,13 +10,22 @@ redirect to a URL stored for that edition, never to one taken from the request.
 
 Hits from prefetchers and link scanners are kept apart (kinds `open-filtered`,
 `click-filtered`) so they never count as readers' opens and clicks.
+
+Opens are classified human (`open`) or machine (`open-machine`): Apple Mail
+Privacy Protection fetches every image of every message on delivery, whether or
+not anyone reads it, so those fetches say nothing about a reader. A machine open
+is recorded (with its reason), shown as "machine opens", and left out of every
+rate and of the segment and inactivity rules; only `open` counts as a person.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
@@ -40,6 +49,82 @@ BOT_AGENTS = ("bot", "crawler", "spider", "preview", "python-requests", "python-
               "curl/", "wget/", "go-http-client", "headlesschrome", "facebookexternalhit",
               "slurp", "scanner")
 PREFETCH_HEADERS = ("Purpose", "Sec-Purpose", "X-Purpose", "X-Moz")
+
+# --- machine opens: the one place that says what they look like ------------------
+
+OPEN_HUMAN = "open"
+OPEN_MACHINE = "open-machine"
+OPEN_FILTERED = "open-filtered"  # scanners and bots (scanner_reason)
+MACHINE_OPEN_KINDS = (OPEN_MACHINE, OPEN_FILTERED)
+# A fetch this soon after the message was sent was made on delivery, not by a reader
+# (MAILER_MACHINE_OPEN_SECONDS).
+MACHINE_OPEN_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ProxyAgent:
+    marker: str  # matched in the lower-cased User-Agent
+    reason: str
+    machine: bool  # False: a reader's open, fetched through the provider's proxy
+
+
+PROXY_AGENTS = (
+    # Gmail and Yahoo fetch images through their proxies when the reader opens the
+    # message (and cache them, so later opens are not seen). The proxy hides the
+    # reader's client, not the reader: counted as a person, unless it comes within
+    # MACHINE_OPEN_SECONDS of delivery (a prefetch), which the timing rule catches.
+    ProxyAgent("googleimageproxy", "google-image-proxy", machine=False),
+    ProxyAgent("yahoomailproxy", "yahoo-mail-proxy", machine=False),
+)
+# Apple Mail Privacy Protection fetches with the bare "Mozilla/5.0" and no
+# platform or browser token; Apple Mail itself sends "Mozilla/5.0 (Macintosh; …)
+# AppleWebKit/… (KHTML, like Gecko)", so only the bare form is Apple's proxy.
+BARE_AGENTS = frozenset({"mozilla/5.0"})
+# Address ranges whose image fetches are Apple's proxies:
+# - 17.0.0.0/8 and 2620:149::/32 are Apple's own networks (ARIN registrations);
+#   MPP prefetches come from Apple egress there, and no reader browses from them.
+# iCloud Private Relay egress addresses (Apple's published egress-ip-ranges.csv)
+# are shared with real readers using Safari over Relay and change weekly: they are
+# not built in. An operator who wants them adds CIDRs to MAILER_MACHINE_OPEN_NETWORKS.
+MACHINE_NETWORKS = ("17.0.0.0/8", "2620:149::/32")
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(extra: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in (*MACHINE_NETWORKS, *extra))
+
+
+def _in_networks(address: str, extra: Iterable[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net for net in _networks(tuple(extra)))
+
+
+@dataclass(frozen=True)
+class OpenClass:
+    machine: bool
+    reason: str  # why it is a machine open; for a person: "" or the proxy it came through
+
+
+def classify_open(headers: Mapping[str, str], remote_addr: str, sent_at: datetime | None,
+                  now: datetime, *, machine_seconds: float = MACHINE_OPEN_SECONDS,
+                  extra_networks: Iterable[str] = ()) -> OpenClass:
+    """Human or machine, for a pixel hit that is not a scanner's (see scanner_reason)."""
+    agent = " ".join(headers.get("User-Agent", "").split()).lower()
+    if agent in BARE_AGENTS:
+        return OpenClass(True, "apple-mpp-agent")
+    if remote_addr and _in_networks(remote_addr, extra_networks):
+        return OpenClass(True, "proxy-address")
+    proxy = next((p for p in PROXY_AGENTS if p.marker in agent), None)
+    if proxy is not None and proxy.machine:
+        return OpenClass(True, proxy.reason)
+    if sent_at is not None and (now - sent_at).total_seconds() < machine_seconds:
+        return OpenClass(True, "too-soon")
+    return OpenClass(False, proxy.reason if proxy is not None else "")
 
 _HREF_RE = re.compile(r'href="([^"]*)"', re.IGNORECASE)
 def rewrite_links(html_text: str, edition_id: int, session: DbSession, base_url: str) -> str:
@@ -117,8 +202,12 @@ def _sent_at(session: DbSession, edition_id: int, reader_id: int) -> tuple[bool,
 
 
 def record_open(session: DbSession, secret: str, token: str, *, method: str,
-                headers: Mapping[str, str], now: datetime | None = None) -> str:
-    """Count an open (the first per reader and edition). Returns what happened."""
+                headers: Mapping[str, str], now: datetime | None = None,
+                remote_addr: str = "", machine_seconds: float = MACHINE_OPEN_SECONDS,
+                extra_networks: Iterable[str] = ()) -> str:
+    """Record an open: the first human and the first machine open per reader and
+    edition (scanner hits each). Returns "counted", "machine", "filtered", "repeat"
+    or "invalid"."""
     parsed = parse_open(secret, token, nonce_lookup(session))
     if parsed is None or not parsed.signed:
         return "invalid"
@@ -129,18 +218,23 @@ def record_open(session: DbSession, secret: str, token: str, *, method: str,
     reason = scanner_reason(method, headers, sent_at, now)
     if reason:
         session.add(ReaderEvent(reader_id=parsed.reader_id, edition_id=parsed.edition_id,
-                                kind="open-filtered", detail={"reason": reason}, created_at=now))
+                                kind=OPEN_FILTERED, detail={"reason": reason}, created_at=now))
         session.commit()
         return "filtered"
+    found = classify_open(headers, remote_addr, sent_at, now, machine_seconds=machine_seconds,
+                          extra_networks=extra_networks)
+    kind = OPEN_MACHINE if found.machine else OPEN_HUMAN
+    # One probe of ix_reader_events_first_open.
     seen = session.scalar(select(exists().where(
         ReaderEvent.edition_id == parsed.edition_id, ReaderEvent.reader_id == parsed.reader_id,
-        ReaderEvent.kind == "open")))
-    if not seen:
-        session.add(ReaderEvent(reader_id=parsed.reader_id, edition_id=parsed.edition_id,
-                                kind="open", detail={}, created_at=now))
-        session.commit()
-        return "counted"
-    return "repeat"
+        ReaderEvent.kind == kind)))
+    if seen:
+        return "repeat"
+    detail: dict[str, object] = {"reason": found.reason} if found.reason else {}
+    session.add(ReaderEvent(reader_id=parsed.reader_id, edition_id=parsed.edition_id,
+                            kind=kind, detail=detail, created_at=now))
+    session.commit()
+    return "machine" if found.machine else "counted"
 
 
 def resolve_click(session: DbSession, secret: str, token: str, *, method: str,

@@ -16,6 +16,7 @@ body hash is one SHA-256 over bytes already built, its shared prefix hashed once
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -320,10 +321,13 @@ class Recipient:
     # Put in the subject of the List-Unsubscribe mailto: mail to it names the reader.
     unsubscribe_token: str = ""
     token_nonce: str = ""  # the reader's, signed into tracking links
+    # Values only some emails carry (the re-engagement email's `keep_url`).
+    extra: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def values(self) -> dict[str, str]:
         name = header_safe(self.name)
         return {
+            **self.extra,
             "name": name,
             "email": self.email,
             "unsubscribe_url": self.unsubscribe_url,

@@ -27,7 +27,7 @@ TEMPLATE_ROOT = Path(__file__).resolve().parents[2] / "templates" / "email"
 # `confirm_url` is the one-off link of the confirmation and address-change emails.
 # `subscribed_note` says why the reader gets the email; the web copy leaves it empty.
 READER_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url", "greeting", "track",
-                 "confirm_url", "subscribed_note")
+                 "confirm_url", "subscribed_note", "keep_url")
 _SIG_SEPARATOR = re.compile(r"^--[ \t]*$", re.MULTILINE)
 _FIELD_RE = re.compile(r"%%(" + "|".join(READER_FIELDS) + r")%%")
 
@@ -129,7 +129,7 @@ NEUTRAL_PUBLICATION: dict[str, Any] = {
 # Template sets of one-off emails (confirmations, address changes, automations,
 # alerts): never offered or accepted as a digest's layout.
 TRANSACTIONAL_TEMPLATES = frozenset({"confirm", "change-email", "login-notice", "automation", "alert",
-                                     "reader-link"})
+                                     "reader-link", "reengage"})
 
 
 def template_names() -> list[str]:

@@ -32,6 +32,7 @@ from mailer.models.editors import (
 )
 from mailer.models.publication import PUBLICATION_ROW_ID, PublicationSettings
 from mailer.models.readers import (
+    EngagementState,
     Frequency,
     Reader,
     ReaderEvent,
@@ -64,6 +65,7 @@ __all__ = [
     "EditionVariant",
     "Editor",
     "EditorSession",
+    "EngagementState",
     "Feed",
     "Frequency",
     "LoginThrottle",

@@ -13,7 +13,11 @@ from mailer.models.readers import Topic
 
 class AutomationTrigger:
     READER_CONFIRMED = "reader.confirmed"
+    # Editors may choose these.
     ALL = (READER_CONFIRMED,)
+    # The system's own re-engagement email (inactive-reader policy): one automation
+    # the engine keeps, never listed or edited as an editor's automation.
+    READER_INACTIVE = "reader.inactive"
 
 
 automation_topics = Table(

@@ -29,6 +29,15 @@ class ReaderStatus(StrEnum):
     COMPLAINED = "complained"
 
 
+class EngagementState(StrEnum):
+    """Where a reader stands in the inactive-reader policy (MAILER_INACTIVE_MONTHS)."""
+
+    NONE = ""  # never asked
+    ASKED = "asked"  # the one re-engagement email is planned or sent
+    PAUSED = "paused"  # no answer within the grace period: deliveries paused
+    KEPT = "kept"  # they said "keep me" (or resumed): never asked again
+
+
 class Frequency(StrEnum):
     IMMEDIATE = "immediate"  # every edition, as published
     DAILY = "daily"
@@ -105,6 +114,9 @@ class Reader(Base):
     # Opted in to breaking-news alerts (single articles sent at once) for their topics.
     # Server default only: the signup INSERT … SELECT (subscriptions.py) lists no value for it.
     alerts: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Inactive-reader policy (EngagementState) and when that state was entered.
+    engagement_state: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    engagement_changed_at: Mapped[datetime | None]
 
     topics: Mapped[list[Topic]] = relationship(secondary=reader_topics, lazy="selectin")
 
@@ -137,7 +149,14 @@ class ReaderEvent(Base):
     """Append-only history: signups, confirmations, bounces, opens, clicks..."""
 
     __tablename__ = "reader_events"
-    __table_args__ = (Index("ix_reader_events_edition_kind", "edition_id", "kind"),)
+    __table_args__ = (
+        Index("ix_reader_events_edition_kind", "edition_id", "kind"),
+        # A pixel hit asks "has this reader opened this edition before?": one probe
+        # of this small partial index, whatever the size of the edition.
+        Index("ix_reader_events_first_open", "edition_id", "reader_id", "kind",
+              postgresql_where=text("kind = 'open' OR kind = 'open-machine'"),
+              sqlite_where=text("kind = 'open' OR kind = 'open-machine'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reader_id: Mapped[int | None] = mapped_column(

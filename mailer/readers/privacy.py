@@ -45,6 +45,7 @@ def export_reader(session: DbSession, reader_id: int) -> dict[str, Any]:
             "timezone": reader.timezone,
             "attributes": dict(reader.attributes or {}),
             "alerts": reader.alerts,
+            "engagement_state": reader.engagement_state,
             "topics": sorted(t.slug for t in reader.topics),
             "created_at": _iso(reader.created_at),
             "confirmed_at": _iso(reader.confirmed_at),

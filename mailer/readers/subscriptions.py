@@ -40,6 +40,7 @@ from mailer.common.validation import (
 from mailer.database import on_postgres
 from mailer.jobs import TaskName, enqueue_on_commit, wake_on_commit
 from mailer.models import (
+    EngagementState,
     Frequency,
     Reader,
     ReaderEvent,
@@ -537,6 +538,10 @@ def update_preferences(
     if reader.frequency != Frequency.PAUSED:  # a choice of theirs ends a timed pause
         reader.paused_until = None
         reader.resume_frequency = ""
+        # ... and answers the inactive-reader policy: they are here, reading.
+        if reader.engagement_state in (EngagementState.ASKED, EngagementState.PAUSED):
+            reader.engagement_state = EngagementState.KEPT
+            reader.engagement_changed_at = utcnow()
     if alerts is not None:  # None: the caller does not offer the choice
         reader.alerts = bool(alerts)
     session.add(ReaderEvent(reader_id=reader.id, kind="preferences",

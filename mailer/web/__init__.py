@@ -20,6 +20,7 @@ from mailer.web.api_webhooks import api_webhooks
 from mailer.web.archive import archive
 from mailer.web.branding import register_branding
 from mailer.web.console.blueprint import console
+from mailer.web.engagement import engagement
 from mailer.web.errors import register_error_handlers
 from mailer.web.openapi import api_docs
 from mailer.web.public import public
@@ -35,6 +36,7 @@ API_BLUEPRINTS = (api_docs, api_articles, api_readers, api_digests, api_feeds, a
 
 def register_web(app: Flask) -> None:
     app.register_blueprint(public)
+    app.register_blueprint(engagement)
     app.register_blueprint(archive)
     for blueprint in API_BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix=API_PREFIX)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from mailer.automations import automation_json, get_automation, save_automation
 from mailer.extensions import db
-from mailer.models import Automation
+from mailer.models import Automation, AutomationTrigger
 from mailer.runtime import runtime
 from mailer.web.api import api_blueprint, json_body, route
 from mailer.web.api_schemas import AutomationIn, AutomationList, AutomationOut, Error
@@ -25,7 +25,8 @@ def create_automation(body: AutomationIn) -> tuple[AutomationOut, int]:
 @route(api_automations, "GET", "/automations", "Automations with per-step figures",
        ok={200: AutomationList})
 def list_automations() -> AutomationList:
-    rows = db.session.scalars(select(Automation).order_by(Automation.name))
+    rows = db.session.scalars(select(Automation).where(Automation.trigger.in_(AutomationTrigger.ALL))
+                                  .order_by(Automation.name))
     return AutomationList.model_validate(
         {"automations": [automation_json(db.session, a) for a in rows]})
 

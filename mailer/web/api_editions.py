@@ -29,7 +29,8 @@ CONFLICT = {409: Error}
 
 
 def edition_out(edition_id: int, by_zone: bool = False) -> EditionOut:
-    answer = editions_service.progress(db.session, edition_id, by_zone=by_zone)
+    row = editions_service.progress(db.session, edition_id, by_zone=by_zone)
+    answer = editions_service.with_engagement(db.session, [row])[0]
     test = editions_service.subject_test_report(db.session, edition_id)
     if test is not None:  # only A/B editions carry the key
         answer["subject_test"] = test
@@ -55,7 +56,8 @@ def create_edition(body: EditionIn) -> tuple[EditionOut, int]:
        query=EditionsQuery, ok={200: EditionList})
 def list_editions(query: EditionsQuery) -> EditionList:
     rows, more = editions_service.list_editions(db.session, query.page)
-    return EditionList.model_validate({"editions": rows, "page": query.page,
+    return EditionList.model_validate({"editions": editions_service.with_engagement(db.session, rows),
+                                       "page": query.page,
                                        "next_page": query.page + 1 if more else None})
 
 

@@ -348,6 +348,21 @@ class ZoneProgress(Out):
     remaining: int
 
 
+class ArticleClicksOut(Out):
+    article_id: int
+    title: str
+    clicks: int = Field(description="distinct readers who clicked a link to this article")
+    click_total: int = Field(description="every counted click, repeats included")
+    click_rate: float = Field(description="clicks / messages sent, in percent")
+
+
+class OtherLinksOut(Out):
+    links: int = Field(description="tracked links that are no article (masthead, site, ads)")
+    clicks: int
+    click_total: int
+    click_rate: float
+
+
 class EditionOut(Out):
     id: int
     digest: str
@@ -387,6 +402,19 @@ class EditionOut(Out):
     zones: list[ZoneProgress] = Field(
         default_factory=list, description="reader-local editions (GET /editions/<id> only): "
                                           "progress per reader time zone, in send order")
+    # Engagement (people and machines apart); null while tracking is off.
+    tracked: bool | None = Field(None, description="sent with tracked links and an open pixel")
+    opens_human: int | None = Field(None, description="distinct readers who opened it (people)")
+    opens_machine: int | None = Field(
+        None, description="distinct readers with a machine open (Apple Mail Privacy Protection, "
+                          "opens on delivery, scanners): shown, never in rates")
+    open_rate: float | None = Field(None, description="opens_human / sent, in percent")
+    clicks: int | None = Field(None, description="distinct readers who clicked")
+    click_total: int | None = Field(None, description="every counted click")
+    click_rate: float | None = Field(None, description="clicks / sent, in percent")
+    articles: list[ArticleClicksOut] | None = Field(
+        None, description="every article of the edition, most clicked first")
+    other_links: OtherLinksOut | None = None
 
 
 class EditionsQuery(Query):

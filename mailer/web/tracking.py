@@ -20,8 +20,11 @@ NO_STORE = {"Cache-Control": "no-store, private, max-age=0", "Pragma": "no-cache
 
 @tracking.get("/t/o/<token>.gif", merge_slashes=False)
 def open_pixel(token: str) -> Response:
-    record_open(db.session, runtime().settings.secret_key, token,
-                        method=request.method, headers=dict(request.headers))
+    settings = runtime().settings
+    record_open(db.session, settings.secret_key, token, method=request.method,
+                headers=dict(request.headers), remote_addr=request.remote_addr or "",
+                machine_seconds=settings.machine_open_seconds,
+                extra_networks=settings.machine_open_networks)
     # Always the same answer: the pixel tells nobody whether a token was good.
     return Response(PIXEL, mimetype="image/gif", headers=NO_STORE)
 

@@ -16,7 +16,7 @@ from mailer.automations import (
 )
 from mailer.common import ValidationError
 from mailer.extensions import db
-from mailer.models import Automation, AutomationStep, Topic
+from mailer.models import Automation, AutomationStep, AutomationTrigger, Topic
 from mailer.runtime import runtime
 from mailer.web.console.auth import editor_required, viewer_required
 from mailer.web.console.blueprint import console
@@ -52,7 +52,8 @@ def _edit_page(automation: Automation | None, status: int = 200) -> tuple[str, i
 @console.get("/automations")
 @viewer_required
 def automations() -> str:
-    rows = db.session.scalars(select(Automation).order_by(Automation.name)).all()
+    rows = db.session.scalars(select(Automation).where(Automation.trigger.in_(AutomationTrigger.ALL))
+                                  .order_by(Automation.name)).all()
     figures = {a.id: step_figures(db.session, a.id) for a in rows}
     return render_template("console/automations.html", automations=rows, figures=figures)
 

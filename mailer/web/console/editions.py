@@ -74,6 +74,8 @@ def edition(edition_id: int) -> str:
         db.session, edition_id, (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN), per_page=PROBLEM_ROWS)
     return render_template("console/edition.html", edition=row, p=progress_json(edition_id, by_zone=True),
                            figures=figures, links=link_stats(db.session, edition_id),
+                           engagement=editions_service.edition_engagement(db.session, edition_id,
+                                                                          sent=figures.sent),
                            problems=problems, more_problems=more_problems,
                            ab=editions_service.subject_test_report(db.session, edition_id),
                            retry_states=delivery.RETRY_EDITION_STATES)

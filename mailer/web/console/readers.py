@@ -7,6 +7,7 @@ from datetime import datetime
 from flask import render_template
 from sqlalchemy import exists, select
 
+from mailer.automations import engagement_status
 from mailer.extensions import db
 from mailer.models import (
     Automation,
@@ -20,6 +21,7 @@ from mailer.models import (
     Topic,
     reader_topics,
 )
+from mailer.runtime import runtime
 from mailer.web.console.auth import viewer_required
 from mailer.web.console.blueprint import console
 from mailer.web.console.helpers import PAGE_SIZE, page_number, text_arg
@@ -96,7 +98,8 @@ def reader(reader_id: int) -> str:
                  for d, name, position, subject in steps]
     timeline.sort(key=lambda item: item[0], reverse=True)
     return render_template("console/reader.html", reader=row, deliveries=deliveries,
-                           events=events, timeline=timeline)
+                           events=events, timeline=timeline,
+                           engagement=engagement_status(db.session, row, runtime().settings))
 
 
 def _detail(detail: dict[str, object] | None) -> str:
