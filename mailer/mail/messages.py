@@ -66,8 +66,30 @@ def address_header(name: str, email: str) -> str:
         if not name:
             return email
         return str(formataddr((name, email)))
-    folded: str = policy.SMTP.fold("To", formataddr((name, email)))
-    return folded[4:].rstrip("\r\n").strip()
+    if not email.isascii():
+        folded: str = policy.SMTP.fold("To", formataddr((name, email)))
+        return folded[4:].rstrip("\r\n").strip()
+    # The whole name as encoded words: the stdlib folder leaves ASCII runs of a
+    # mixed name bare, and a bare ")" or "<" there makes parsers misread the address.
+    return "\r\n ".join(encoded_words(name)) + f" <{email}>"
+
+
+def encoded_words(text: str, max_bytes: int = 45) -> list[str]:
+    """RFC 2047 "B" encoded words, each at most 72 characters (45 UTF-8 bytes), never
+    splitting a character; a decoder joins adjacent words without the space between."""
+    words: list[str] = []
+    chunk: list[bytes] = []
+    size = 0
+    for char in text:
+        data = char.encode("utf-8", "replace")
+        if size + len(data) > max_bytes and chunk:
+            words.append(b"".join(chunk).decode("utf-8"))
+            chunk, size = [], 0
+        chunk.append(data)
+        size += len(data)
+    if chunk:
+        words.append(b"".join(chunk).decode("utf-8"))
+    return [f"=?utf-8?b?{base64.b64encode(w.encode()).decode('ascii')}?=" for w in words]
 
 
 # --- quoted-printable -------------------------------------------------------------

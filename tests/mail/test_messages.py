@@ -5,10 +5,11 @@ from __future__ import annotations
 import email
 from email import policy
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.mail.messages import MessageSkeleton, Recipient, message_id
+from mailer.mail.messages import MessageSkeleton, Recipient, address_header, message_id
 from mailer.mail.rendering import compile_email
 
 HTML = "<p>%%greeting%%</p><a href=\"%%unsubscribe_url%%\">bye</a> " + "x" * 200
@@ -97,3 +98,16 @@ def test_no_line_starts_with_a_dot_so_smtp_needs_no_dot_stuffing():
     text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.startswith(".first\n.Dot\n.ada@example.org")
     assert ".cls { color: red }\n.x\n" in msg.get_body(("html",)).get_content().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("name", ["00000000) \u00a1\u00a1\U00010000", "a) \u00e9", "x < \u00e9 >",
+                                  "\u00e9 \"q\" (", "Ann, Bob \u00e9", "\u00e9" * 200])
+def test_address_header_keeps_the_address_whatever_the_name(name: str) -> None:
+    # The stdlib folder leaves ASCII runs of a mixed name bare, so a ")" there once
+    # turned the To header into the address "00000000".
+    value = address_header(name, "ann@example.org")
+    assert "\n" not in value.replace("\r\n ", "")
+    assert all(len(line) <= 78 for line in value.split("\r\n"))
+    parsed = email.message_from_bytes(f"To: {value}\r\n\r\n".encode(), policy=policy.strict)
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["ann@example.org"]
+    assert parsed["To"].addresses[0].display_name.replace(" ", "") == name.replace(" ", "")

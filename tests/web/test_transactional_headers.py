@@ -14,7 +14,9 @@ from mailer.readers.confirmations import build_message
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID")
 names = st.one_of(st.text(max_size=80),
                   st.sampled_from(["Ann\r\nBcc: x@y", "Ann\n", "\r\n", "=?utf-8?q?x?=", "A\x00B",
-                                   "\u202eevil", "Ann <ann@example.org>", "a, b"]))
+                                   "\u202eevil", "Ann <ann@example.org>", "a, b",
+                                   # ASCII specials beside non-ASCII text
+                                   "00000000) \u00a1\u00a1\U00010000", "x < \u00e9 >", "\u00e9" * 120]))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
