@@ -50,6 +50,9 @@ class Settings:
     domain_rates: dict[str, float] = field(default_factory=dict)
     batch_size: int = 200
     send_lanes: int = 4
+    # SMTP connections per lane: that many messages travel at once, their
+    # `sending` marks written in one statement (MAILER_LANE_CONNECTIONS).
+    lane_connections: int = 4
     retry_deadline_hours: float = 24.0
     claim_lease_seconds: int = 120
     dkim_selector: str = ""
@@ -231,6 +234,7 @@ def load_settings(**overrides: object) -> Settings:
         domain_rates=_domain_rates(_env("MAILER_DOMAIN_RATES")),
         batch_size=_env_int("MAILER_BATCH_SIZE", 200),
         send_lanes=_env_int("MAILER_SEND_LANES", 4),
+        lane_connections=max(1, min(_env_int("MAILER_LANE_CONNECTIONS", 4), 64)),
         retry_deadline_hours=_env_float("MAILER_RETRY_DEADLINE_HOURS", 24.0),
         claim_lease_seconds=_env_int("MAILER_CLAIM_LEASE_SECONDS", 120),
         dkim_selector=_env("MAILER_DKIM_SELECTOR"),
