@@ -97,3 +97,21 @@ def test_no_line_starts_with_a_dot_so_smtp_needs_no_dot_stuffing():
     text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
     assert text.startswith(".first\n.Dot\n.ada@example.org")
     assert ".cls { color: red }\n.x\n" in msg.get_body(("html",)).get_content().replace("\r\n", "\n")
+
+
+@given(st.lists(st.sampled_from(["a", "bb", "x" * 30, " ", "  ", "\t", "é", "\u00a0", "-",
+                                  "https://news.example.org/u/abc"]), max_size=40).map("".join),
+       st.integers(min_value=5, max_value=80))
+def test_wrap_text_wraps_exactly_as_textwrap(text: str, width: int):
+    """The quick path for lines of single blanks gives textwrap's lines."""
+    import textwrap
+
+    from mailer.mail.messages import wrap_text
+
+    got = wrap_text(text, width)
+    if len(text) <= width or not text.strip():
+        assert got == [text]
+        return
+    indent = text[: len(text) - len(text.lstrip())]
+    assert got == (textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent,
+                                 break_long_words=False, break_on_hyphens=False) or [text])
