@@ -4,10 +4,12 @@ variant's skeleton, send it over one SMTP connection and record the outcome."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple
 
@@ -371,9 +373,10 @@ def _lane_round(
             ledger.defer(delivery_id, wait)
             continue
         skeleton = skeletons.get(session, edition_id, variant_id or 0)
+        finish = skeleton.render_later(recipient_for(settings, tokens, reader))
         group.append(_Pending(delivery_id, reader, domain, Envelope(
-            envelope_sender(settings, delivery_id) if verp else envelope_from,
-            reader.email, skeleton.render(recipient_for(settings, tokens, reader)))))
+            envelope_sender(settings, delivery_id) if verp else envelope_from, reader.email,
+            _signing_pool().submit(finish) if skeleton.dkim is not None else finish())))
         if len(group) >= width:
             stop, group, tripped = _send_group(session, edition_id, group, settings=settings,
                                       sender=sender, ledger=ledger, window=window,
@@ -403,6 +406,27 @@ def _lane_round(
         session.commit()
         return ("worker shutting down" if stopping else "time budget used") + "; re-enqueued"
     return ""
+
+
+# DKIM signatures are made by these threads while the lane builds the rest of its
+# group and waits for the database and the relay (OpenSSL's RSA lets other
+# threads run). One pool per process, made after a fork.
+SIGNING_THREADS = 2
+_signing: dict[int, ThreadPoolExecutor] = {}
+_signing_lock = threading.Lock()
+
+
+def _signing_pool() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    pool = _signing.get(pid)
+    if pool is None:
+        with _signing_lock:
+            pool = _signing.get(pid)
+            if pool is None:
+                _signing.clear()
+                pool = _signing[pid] = ThreadPoolExecutor(SIGNING_THREADS,
+                                                          thread_name_prefix="dkim-sign")
+    return pool
 
 
 class _Pending(NamedTuple):

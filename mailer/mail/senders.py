@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -73,11 +74,15 @@ SENT = Outcome(Result.SENT, 250, "")
 
 @dataclass(frozen=True)
 class Envelope:
-    """One message to hand over: envelope sender, recipient, CRLF-ended bytes."""
+    """One message to hand over: envelope sender, recipient, CRLF-ended bytes (or a
+    future of them: a thread may still be signing it while the envelope goes out)."""
 
     mail_from: str
     rcpt: str
-    data: bytes
+    data: bytes | Future[bytes]
+
+    def body(self) -> bytes:
+        return self.data if isinstance(self.data, bytes) else self.data.result()
 
 
 def data_terminated(data: bytes) -> bytes:
@@ -106,7 +111,7 @@ def send_each(sender: Sender, items: Sequence[Envelope],
             if index not in before_data([index]):
                 raise _HeldBack
         try:
-            outcome = sender.send(item.mail_from, item.rcpt, item.data, before_data=hook)
+            outcome = sender.send(item.mail_from, item.rcpt, item.body(), before_data=hook)
         except _HeldBack:
             continue
         results[index] = outcome
@@ -418,6 +423,7 @@ class SmtpSender:
             return results
         try:
             go_on = set(before_data(started))
+            bodies = {index: items[index].body() for index in started if index in go_on}
         except BaseException:
             # Relays may be waiting for bodies; only closing abandons the transactions.
             for index in started:
@@ -433,7 +439,7 @@ class SmtpSender:
             if refused is not None:
                 results[index] = refused
                 continue
-            failure = sender._write_body(items[index].data)
+            failure = sender._write_body(bodies[index])
             if failure is not None:
                 results[index] = failure
                 continue
