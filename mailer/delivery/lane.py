@@ -1,5 +1,7 @@
 """A send lane: claim a batch from the ledger, build each message from its
-variant's skeleton, send it over one SMTP connection and record the outcome."""
+variant's skeleton, send them a group at a time over the lane's SMTP connections
+(MAILER_LANE_CONNECTIONS; each group's rows marked `sending` in one statement
+before any body goes out) and record the outcomes."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from typing import NamedTuple
 
 from sqlalchemy import func, select, update
@@ -354,6 +357,10 @@ def _lane_round(
     stopping = False
     width = max(1, settings.lane_connections)
     group: list[_Pending] = []
+    send_group = partial(_send_group, session, edition_id, settings=settings, sender=sender,
+                         ledger=ledger, window=window, limiter=limiter,
+                         first_planned=first_planned, started=started,
+                         budget_seconds=budget_seconds, clock=clock, sleep=sleep)
     tripped = False  # the circuit breaker paused the edition
     for delivery_id, reader_id, variant_id in rows:
         if delivery_id in skip:
@@ -378,19 +385,11 @@ def _lane_round(
             envelope_sender(settings, delivery_id) if verp else envelope_from, reader.email,
             _signing_pool().submit(finish) if skeleton.dkim is not None else finish())))
         if len(group) >= width:
-            stop, group, tripped = _send_group(session, edition_id, group, settings=settings,
-                                      sender=sender, ledger=ledger, window=window,
-                                      limiter=limiter, first_planned=first_planned,
-                                      started=started, budget_seconds=budget_seconds,
-                                      clock=clock, sleep=sleep)
+            stop, group, tripped = send_group(group)
             if stop is not None:
                 break
     while group and stop is None and not stopping:
-        stop, group, tripped = _send_group(session, edition_id, group, settings=settings,
-                                  sender=sender, ledger=ledger, window=window,
-                                  limiter=limiter, first_planned=first_planned,
-                                  started=started, budget_seconds=budget_seconds,
-                                  clock=clock, sleep=sleep)
+        stop, group, tripped = send_group(group)  # rows whose connection was not there
     if tripped:
         return stop or ""
     ledger.flush()

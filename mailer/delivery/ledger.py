@@ -9,9 +9,11 @@ Life of a delivery row:
                           '--lane stops (pause)--> pending
 
 A row is marked `sending` in the database *before* its message body goes out,
-and `sent` right after the 250 (folded into the next row's `sending` write, so
-one small UPDATE per message). A worker killed at any point therefore leaves
-at most one row per connection in `sending`; the sweeper turns that row into
+and `sent` after the 250 (folded into the next `sending` write). A lane sends a
+group of messages at once, one per SMTP connection, and marks the whole group
+`sending` in one statement (`mark_sending_group`): one UPDATE per group, not
+per message. A worker killed at any point therefore leaves at most one row per
+connection in `sending`; the sweeper turns that row into
 `unknown` (never re-sent automatically) and returns untouched `claimed` rows to
 `pending`. Nobody gets a copy twice and nobody is skipped.
 
