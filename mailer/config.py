@@ -62,8 +62,11 @@ class Settings:
     api_token: str
     send_rate: float
     domain_rates: dict[str, float] = field(default_factory=dict)
-    batch_size: int = 200
+    batch_size: int = 500
     send_lanes: int = 4
+    # SMTP connections per lane: that many messages travel at once, their
+    # `sending` marks written in one statement (MAILER_LANE_CONNECTIONS).
+    lane_connections: int = 8
     retry_deadline_hours: float = 24.0
     claim_lease_seconds: int = 120
     dkim_selector: str = ""
@@ -296,8 +299,9 @@ def load_settings(**overrides: object) -> Settings:
         api_token=_env("MAILER_API_TOKEN"),
         send_rate=_env_float("MAILER_SEND_RATE", 0.0),
         domain_rates=_domain_rates(_env("MAILER_DOMAIN_RATES")),
-        batch_size=_env_int("MAILER_BATCH_SIZE", 200),
+        batch_size=_env_int("MAILER_BATCH_SIZE", 500),
         send_lanes=_env_int("MAILER_SEND_LANES", 4),
+        lane_connections=max(1, min(_env_int("MAILER_LANE_CONNECTIONS", 8), 64)),
         retry_deadline_hours=_env_float("MAILER_RETRY_DEADLINE_HOURS", 24.0),
         claim_lease_seconds=_env_int("MAILER_CLAIM_LEASE_SECONDS", 120),
         dkim_selector=_env("MAILER_DKIM_SELECTOR"),

@@ -1,15 +1,20 @@
 """A send lane: claim a batch from the ledger, build each message from its
-variant's skeleton, send it over one SMTP connection and record the outcome."""
+variant's skeleton, send them a group at a time over the lane's SMTP connections
+(MAILER_LANE_CONNECTIONS; each group's rows marked `sending` in one statement
+before any body goes out) and record the outcomes."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
+from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 
@@ -18,7 +23,6 @@ from mailer.config import Settings
 from mailer.content.schedules import quiet_until
 from mailer.delivery import warmup
 from mailer.delivery.ledger import (
-    ClaimLost,
     DeadLanes,
     LaneReport,
     LedgerWriter,
@@ -38,7 +42,7 @@ from mailer.jobs import TaskName, enqueue_on_commit
 from mailer.mail.dkim import DkimSigner
 from mailer.mail.messages import MessageSkeleton, Recipient
 from mailer.mail.outgoing import digest_list_id, envelope_sender, feedback_id
-from mailer.mail.senders import Outcome, Result, Sender
+from mailer.mail.senders import Envelope, Outcome, Result, Sender, send_many
 from mailer.models import (
     Delivery,
     DeliveryStatus,
@@ -364,8 +368,15 @@ def _lane_round(
     ledger.skip(gone, "reader unsubscribed or suppressed after planning")
     skip = set(gone)
     sent_before = report.sent + len(ledger.sent_ids)
-    stop = ""
+    stop: str | None = None  # "": the relay was down and is back; else why the lane stops
     stopping = False
+    width = max(1, settings.lane_connections)
+    group: list[_Pending] = []
+    send_group = partial(_send_group, session, edition_id, settings=settings, sender=sender,
+                         ledger=ledger, window=window, limiter=limiter,
+                         first_planned=first_planned, started=started,
+                         budget_seconds=budget_seconds, clock=clock, sleep=sleep)
+    tripped = False  # the circuit breaker paused the edition
     for delivery_id, reader_id, variant_id, subject_index in rows:
         if delivery_id in skip:
             continue
@@ -376,8 +387,6 @@ def _lane_round(
             heartbeat(session, worker)
             last_heartbeat[0] = clock()
         reader = readers[reader_id]
-        skeleton = skeletons.get(session, edition_id, variant_id or 0, subject_index)
-        data = skeleton.render(recipient_for(settings, tokens, reader))
         domain = reader.email.rpartition("@")[2].lower()
         wait = limiter.acquire(domain, max_wait=inline_wait)
         if wait > 0:
@@ -385,37 +394,19 @@ def _lane_round(
             # instead of holding up every other domain in this lane.
             ledger.defer(delivery_id, wait)
             continue
-        try:
-            outcome = sender.send(
-                envelope_sender(settings, delivery_id) if verp else envelope_from,
-                reader.email, data,
-                before_data=partial(ledger.mark_sending, delivery_id),
-            )
-        except ClaimLost:
-            log.warning("delivery %s was reclaimed by the sweeper; not sent", delivery_id)
-            continue
-        if outcome.sent:
-            ledger.sent(delivery_id)
-            window.note(False)
-            continue
-        if outcome.result in (Result.RELAY, Result.MISCONFIGURED):
-            # The relay, not this reader: nothing was delivered. Give every row
-            # of the chunk back and wait for the relay.
-            ledger.back_to_pending(delivery_id, outcome)
-            ledger.release()
-            stop = _wait_for_relay(session, edition_id, settings, sender, outcome,
-                                   started, budget_seconds, clock, sleep)
-            break
-        ledger.outcome(delivery_id, reader, outcome, first_planned)
-        if outcome.result == Result.TEMPORARY and outcome.code in THROTTLE_CODES:
-            limiter.slow_down(domain)
-        if outcome.result == Result.PERMANENT:
-            window.note(True)
-            reason = window.tripped(settings.breaker_failure_rate, settings.breaker_min_attempts)
-            if reason:
-                ledger.release()
-                pause_for(session, edition_id, reason)
-                return "paused: " + reason
+        skeleton = skeletons.get(session, edition_id, variant_id or 0, subject_index)
+        finish = skeleton.render_later(recipient_for(settings, tokens, reader))
+        group.append(_Pending(delivery_id, reader, domain, Envelope(
+            envelope_sender(settings, delivery_id) if verp else envelope_from, reader.email,
+            _signing_pool().submit(finish) if skeleton.dkim is not None else finish())))
+        if len(group) >= width:
+            stop, group, tripped = send_group(group)
+            if stop is not None:
+                break
+    while group and stop is None and not stopping:
+        stop, group, tripped = send_group(group)  # rows whose connection was not there
+    if tripped:
+        return stop or ""
     ledger.flush()
     values: dict[str, object] = {"last_activity_at": utcnow()}
     if report.sent > sent_before:
@@ -429,6 +420,107 @@ def _lane_round(
         session.commit()
         return ("worker shutting down" if stopping else "time budget used") + "; re-enqueued"
     return ""
+
+
+# DKIM signatures are made by these threads while the lane builds the rest of its
+# group and waits for the database and the relay (OpenSSL's RSA lets other
+# threads run). One pool per process, made after a fork.
+SIGNING_THREADS = 2
+_signing: dict[int, ThreadPoolExecutor] = {}
+_signing_lock = threading.Lock()
+
+
+def _signing_pool() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    pool = _signing.get(pid)
+    if pool is None:
+        with _signing_lock:
+            pool = _signing.get(pid)
+            if pool is None:
+                _signing.clear()
+                pool = _signing[pid] = ThreadPoolExecutor(SIGNING_THREADS,
+                                                          thread_name_prefix="dkim-sign")
+    return pool
+
+
+class _Pending(NamedTuple):
+    """A claimed row whose message is built, waiting for its group to go out."""
+
+    delivery_id: int
+    reader: ReaderRow
+    domain: str
+    envelope: Envelope
+
+
+def _send_group(
+    session: DbSession,
+    edition_id: int,
+    group: list[_Pending],
+    *,
+    settings: Settings,
+    sender: Sender,
+    ledger: LedgerWriter,
+    window: BreakerWindow,
+    limiter: RateLimiter,
+    first_planned: datetime,
+    started: float,
+    budget_seconds: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> tuple[str | None, list[_Pending], bool]:
+    """Send a group of messages at once (one per SMTP connection), their rows marked
+    `sending` in one statement before any body goes out, and record every outcome.
+
+    Returns (why the lane stops, or None to go on; the rows not attempted, to go
+    in the next group; whether the breaker paused the edition). A relay failure
+    gives every unsent row of the chunk back and waits for the relay ("" when it
+    is back); the breaker pauses once every outcome of the group is recorded."""
+    lost: set[int] = set()
+
+    def before_data(indices: list[int]) -> set[int]:
+        ids = [group[i].delivery_id for i in indices]
+        ours = ledger.mark_sending_group(ids)
+        lost.update(set(ids) - ours)
+        return {i for i in indices if group[i].delivery_id in ours}
+
+    outcomes = send_many(sender, [p.envelope for p in group], before_data)
+    carry: list[_Pending] = []
+    relay: Outcome | None = None
+    tripped = ""
+    for pending, outcome in zip(group, outcomes, strict=True):
+        delivery_id = pending.delivery_id
+        if outcome is None:
+            if delivery_id in lost:
+                log.warning("delivery %s was reclaimed by the sweeper; not sent", delivery_id)
+            else:
+                carry.append(pending)  # its connection was not there: next group
+            continue
+        if outcome.sent:
+            ledger.sent(delivery_id)
+            window.note(False)
+            continue
+        if outcome.result in (Result.RELAY, Result.MISCONFIGURED):
+            # The relay, not this reader: nothing was delivered.
+            ledger.back_to_pending(delivery_id, outcome)
+            relay = relay or outcome
+            continue
+        ledger.outcome(delivery_id, pending.reader, outcome, first_planned)
+        if outcome.result == Result.TEMPORARY and outcome.code in THROTTLE_CODES:
+            limiter.slow_down(pending.domain)
+        if outcome.result == Result.PERMANENT:
+            window.note(True)
+            tripped = tripped or window.tripped(settings.breaker_failure_rate,
+                                                settings.breaker_min_attempts)
+    if tripped:
+        ledger.release()
+        pause_for(session, edition_id, tripped)
+        return "paused: " + tripped, [], True
+    if relay is not None:
+        # Give every row of the chunk not yet sent back and wait for the relay.
+        ledger.release()
+        return _wait_for_relay(session, edition_id, settings, sender, relay, started,
+                               budget_seconds, clock, sleep), [], False
+    return None, carry, False
 
 
 def _replace_dead_lanes(session: DbSession, edition_id: int, settings: Settings) -> DeadLanes:

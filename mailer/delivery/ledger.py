@@ -9,9 +9,11 @@ Life of a delivery row:
                           '--lane stops (pause)--> pending
 
 A row is marked `sending` in the database *before* its message body goes out,
-and `sent` right after the 250 (folded into the next row's `sending` write, so
-one small UPDATE per message). A worker killed at any point therefore leaves
-at most one row per connection in `sending`; the sweeper turns that row into
+and `sent` after the 250 (folded into the next `sending` write). A lane sends a
+group of messages at once, one per SMTP connection, and marks the whole group
+`sending` in one statement (`mark_sending_group`): one UPDATE per group, not
+per message. A worker killed at any point therefore leaves at most one row per
+connection in `sending`; the sweeper turns that row into
 `unknown` (never re-sent automatically) and returns untouched `claimed` rows to
 `pending`. Nobody gets a copy twice and nobody is skipped.
 
@@ -199,6 +201,20 @@ UPDATE deliveries SET
 WHERE id IN ($1::bigint, $2::bigint) AND claimed_by = $4 AND status IN ('claimed', 'sending')
 RETURNING id
 """
+# Several rows `sending` at once (one per SMTP connection of the lane), the rows
+# sent since the last write `sent`: one statement for a whole group of messages.
+# $1 ids to mark sending, $2 ids sent, $3 time, $4 worker (arrays as text).
+_PG_MARK_SENDING_GROUP = b"""
+UPDATE deliveries SET
+    status = CASE WHEN id = ANY($1::bigint[]) THEN 'sending' ELSE 'sent' END,
+    sent_at = CASE WHEN id = ANY($1::bigint[]) THEN NULL ELSE $3::timestamptz END,
+    attempts = CASE WHEN id = ANY($1::bigint[]) THEN attempts + 1 ELSE attempts END,
+    smtp_code = CASE WHEN id = ANY($1::bigint[]) THEN NULL ELSE 250 END,
+    claimed_at = $3::timestamptz
+WHERE id = ANY($1::bigint[] || $2::bigint[]) AND claimed_by = $4
+    AND status IN ('claimed', 'sending')
+RETURNING id
+"""
 _PG_MARK_SENT = """
 UPDATE deliveries SET status = 'sent', sent_at = %(now)s, smtp_code = 250
 WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'sending'
@@ -242,6 +258,10 @@ class _PgLedgerConnection:
         result = self.pgconn.prepare(self.statement, _PG_MARK_SENDING_LIBPQ)
         if result.status != pq.ExecStatus.COMMAND_OK:
             self._raise(f"cannot prepare the ledger statement: {result.error_message!r}")
+        self.group_statement = self.statement + b"_group"
+        result = self.pgconn.prepare(self.group_statement, _PG_MARK_SENDING_GROUP)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            self._raise(f"cannot prepare the ledger statement: {result.error_message!r}")
 
     def _raise(self, message: str) -> None:
         if self.pgconn.status != self.conn_ok:
@@ -262,6 +282,15 @@ class _PgLedgerConnection:
         }).fetchall()
         return {r[0] for r in rows}
 
+    def mark_sending_group(self, delivery_ids: list[int], sent_ids: list[int],
+                           worker: str) -> set[int]:
+        result = self.pgconn.exec_prepared(self.group_statement, [
+            _pg_array(delivery_ids), _pg_array(sent_ids), utcnow().isoformat().encode(),
+            worker.encode()])
+        if result.status != self.tuples_ok:
+            self._raise(f"ledger write failed: {result.error_message!r}")
+        return {int(result.get_value(i, 0) or 0) for i in range(result.ntuples)}
+
     def mark_sent(self, sent_ids: list[int], worker: str) -> None:
         self.conn.execute(_PG_MARK_SENT, {"ids": sent_ids, "now": utcnow(), "worker": worker},
                           prepare=True)
@@ -276,6 +305,7 @@ class _PgLedgerConnection:
     def close(self) -> None:
         try:
             self.conn.execute(b"DEALLOCATE " + self.statement)
+            self.conn.execute(b"DEALLOCATE " + self.group_statement)
             self.conn.execute("SELECT pg_advisory_unlock(%s, %s)",
                               (LANE_LOCK_SPACE, self.lock_key))
             if self.edition_id is not None:
@@ -286,6 +316,11 @@ class _PgLedgerConnection:
             self.pooled.close()  # back to the pool
         except Exception:
             self.pooled.invalidate()
+
+
+def _pg_array(ids: list[int]) -> bytes:
+    """A PostgreSQL array literal of integers (text format)."""
+    return ("{" + ",".join(map(str, ids)) + "}").encode()
 
 
 class LedgerWriter:
@@ -358,6 +393,49 @@ class LedgerWriter:
             returned = self.pg.mark_sending(delivery_id, self.sent_ids, self.worker)
         else:
             returned = self._orm_mark_sending(delivery_id)
+        return returned
+
+    def mark_sending_group(self, delivery_ids: list[int]) -> set[int]:
+        """Mark several claimed rows `sending` (and the rows sent since the last
+        write `sent`) in one statement, committed before it returns. Returns the
+        ids of `delivery_ids` still ours: the others were reclaimed (do not send)."""
+        wanted = set(delivery_ids)
+        if len(delivery_ids) == 1:
+            returned = self._write(lambda: self._mark_sending(delivery_ids[0]))
+        else:
+            returned = self._write(lambda: self._mark_sending_group(delivery_ids))
+        self.report.sent += len(self.sent_ids)
+        self.sent_ids.clear()
+        return wanted & returned
+
+    def _mark_sending_group(self, delivery_ids: list[int]) -> set[int]:
+        if self.pg is not None:
+            return self.pg.mark_sending_group(delivery_ids, self.sent_ids, self.worker)
+        return self._orm_mark_sending_group(delivery_ids)
+
+    def _orm_mark_sending_group(self, delivery_ids: list[int]) -> set[int]:
+        now = utcnow()
+        sending = Delivery.id.in_(delivery_ids)
+        returned = set(
+            self.session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_([*delivery_ids, *self.sent_ids]),
+                    Delivery.claimed_by == self.worker,
+                    Delivery.status.in_([DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]),
+                )
+                .values(
+                    status=case((sending, DeliveryStatus.SENDING), else_=DeliveryStatus.SENT),
+                    sent_at=case((sending, None), else_=now),
+                    attempts=case((sending, Delivery.attempts + 1), else_=Delivery.attempts),
+                    smtp_code=case((sending, None), else_=250),
+                    claimed_at=now,
+                )
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+        )
+        self.session.commit()
         return returned
 
     def _orm_mark_sending(self, delivery_id: int) -> set[int]:

@@ -175,15 +175,12 @@ class DkimSigner:
 
         `fields`: canonical header fields (`canonical_header`) by lower-case name,
         in message order; `body_hash_b64`: SHA-256 of the relaxed canonical body."""
-        names: list[str] = []
         signed: list[str] = []
         for name in SIGNED_HEADERS:
             present = fields.get(name, ())
-            # Verifiers take instances bottom-up; the extra name matches nothing
-            # here, and an instance added later above ours.
-            names.extend([name] * (len(present) + 1))
-            signed.extend(reversed(present))
-        h_tag = _fold_names(names)
+            if present:
+                signed.extend(reversed(present))
+        h_tag = _h_tag(tuple(len(fields.get(name, ())) for name in SIGNED_HEADERS))
         signed_head = "".join(signed)
         stamp = int(time.time()) if timestamp is None else timestamp
         out = []
@@ -212,6 +209,18 @@ def load_signer(selector: str, domain: str, key_path: str, ed25519_path: str = "
     if not (selector and key_path):
         return None
     return DkimSigner.from_files(selector, domain, key_path, ed25519_path, ed25519_selector)
+
+
+@functools.lru_cache(maxsize=64)
+def _h_tag(counts: tuple[int, ...]) -> str:
+    """The folded `h=` list for these numbers of each signed header (the same for
+    every message of a skeleton). Each name once more than it occurs: verifiers
+    take instances bottom-up, so the extra name matches nothing here, and any
+    instance added later above ours."""
+    names: list[str] = []
+    for name, count in zip(SIGNED_HEADERS, counts, strict=True):
+        names.extend([name] * (count + 1))
+    return _fold_names(names)
 
 
 def _fold_names(names: list[str]) -> str:

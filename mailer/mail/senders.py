@@ -25,7 +25,8 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -69,6 +70,63 @@ class Outcome:
 
 
 SENT = Outcome(Result.SENT, 250, "")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message to hand over: envelope sender, recipient, CRLF-ended bytes (or a
+    future of them: a thread may still be signing it while the envelope goes out)."""
+
+    mail_from: str
+    rcpt: str
+    data: bytes | Future[bytes]
+
+    def body(self) -> bytes:
+        return self.data if isinstance(self.data, bytes) else self.data.result()
+
+
+def data_terminated(data: bytes) -> bytes:
+    """A message body as it goes after DATA: dot-stuffed (RFC 5321 4.5.2), CRLF-ended,
+    with the final dot line."""
+    if data.startswith(b"."):
+        data = b"." + data
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+class _HeldBack(Exception):
+    pass
+
+
+def send_each(sender: Sender, items: Sequence[Envelope],
+              before_data: Callable[[list[int]], Collection[int]]) -> list[Outcome | None]:
+    """`send_many` one message after another, for senders that hold one connection
+    (or none). Stops at a relay failure: the rest are not attempted (None)."""
+    results: list[Outcome | None] = [None] * len(items)
+    for index, item in enumerate(items):
+        def hook(index: int = index) -> None:
+            if index not in before_data([index]):
+                raise _HeldBack
+        try:
+            outcome = sender.send(item.mail_from, item.rcpt, item.body(), before_data=hook)
+        except _HeldBack:
+            continue
+        results[index] = outcome
+        if outcome.result in (Result.RELAY, Result.MISCONFIGURED):
+            break
+    return results
+
+
+def send_many(sender: Sender, items: Sequence[Envelope],
+              before_data: Callable[[list[int]], Collection[int]]) -> list[Outcome | None]:
+    """Hand over several messages with one `before_data` call where the sender
+    can (several connections to one SMTP relay); see `SmtpSender.send_many`."""
+    if isinstance(sender, SmtpSender):
+        return sender.send_many(items, before_data)
+    return send_each(sender, items, before_data)
 
 
 class Sender(Protocol):
@@ -194,6 +252,10 @@ class SmtpSender:
         self.target = target
         self.local_hostname = local_hostname
         self._conn: smtplib.SMTP | None = None
+        # More connections to the same relay, for send_many (created when needed).
+        self._peers: list[SmtpSender] = []
+        self._width_cap = 0  # 0: as many connections as asked for
+        self._width_until = 0.0
 
     def _connect(self) -> smtplib.SMTP:
         t = self.target
@@ -261,26 +323,148 @@ class SmtpSender:
 
         # Data phase: once the body may have reached the server, a broken
         # connection leaves the outcome unknown.
-        if data.startswith(b"."):
-            data = b"." + data
-        if b"\r\n." in data:
-            data = data.replace(b"\r\n.", b"\r\n..")  # dot-stuffing (RFC 5321 4.5.2)
-        if not data.endswith(b"\r\n"):
-            data += b"\r\n"
+        return self._write_body(data) or self._body_reply()
+
+    def _write_body(self, data: bytes) -> Outcome | None:
+        """Send the (dot-stuffed) body and its final dot; None when it went out."""
         try:
-            if conn.sock is None:
+            if self._conn is None or self._conn.sock is None:
                 raise smtplib.SMTPServerDisconnected("connection closed before DATA")
-            conn.sock.sendall(data + b".\r\n")
-            code, msg = conn.getreply()
+            self._conn.sock.sendall(data_terminated(data))
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            return Outcome(Result.UNKNOWN, 0, f"connection lost during DATA: {exc}")
+        return None
+
+    def _body_reply(self) -> Outcome:
+        """The server's answer to a body: sent, refused, or unknown (connection lost)."""
+        try:
+            if self._conn is None:
+                raise smtplib.SMTPServerDisconnected("connection closed during DATA")
+            code, msg = self._conn.getreply()
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             return Outcome(Result.UNKNOWN, 0, f"connection lost during DATA: {exc}")
         if code == 250:
-            return Outcome(Result.SENT, code, "")
+            return SENT
         if code < 0:
             self._drop()
             return Outcome(Result.UNKNOWN, code, _text(msg))
         return Outcome(classify_code(code), code, _text(msg))
+
+    def _begin(self, mail_from: str, rcpt: str) -> Outcome | None:
+        """Connect when needed and write MAIL, RCPT and DATA in one go (the server
+        offers PIPELINING). None when they are on their way; else why not (nothing
+        was delivered)."""
+        if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
+            return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except (smtplib.SMTPException, OSError, ValueError) as exc:
+                self._drop()
+                return _connect_failure(exc)
+        try:
+            if self._conn.sock is None:
+                raise smtplib.SMTPServerDisconnected("connection closed")
+            self._conn.sock.sendall(
+                f"MAIL FROM:<{mail_from}>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
+        except (smtplib.SMTPException, OSError, UnicodeEncodeError) as exc:
+            self._drop()
+            return Outcome(Result.RELAY, 0, f"connection lost: {exc}", "envelope")
+        return None
+
+    def _pipelining(self) -> bool | Outcome:
+        """Whether the relay offers PIPELINING (connecting first); an Outcome when
+        it cannot be reached."""
+        if self._conn is None:
+            try:
+                self._conn = self._connect()
+            except (smtplib.SMTPException, OSError, ValueError) as exc:
+                self._drop()
+                return _connect_failure(exc)
+        return bool(self._conn.has_extn("pipelining"))
+
+    def send_many(self, items: Sequence[Envelope],
+                  before_data: Callable[[list[int]], Collection[int]]) -> list[Outcome | None]:
+        """Send up to `connections` messages at once, one per connection to this
+        relay, with one `before_data` call (one ledger write) for all of them.
+
+        Each connection gets MAIL, RCPT and DATA in one write; `before_data` runs
+        with the indices of the messages whose envelope went out, while those
+        travel, and returns the indices that may go on (the others' transactions
+        are abandoned by closing their connection). No body is written before it
+        returns. Then every body goes out and the replies are read. The answer
+        per message is its Outcome, or None when it was not attempted (its
+        connection could not be opened, or `before_data` held it back): nothing
+        was delivered and `before_data` either did not name it or refused it.
+        """
+        pipelining = self._pipelining()
+        if isinstance(pipelining, Outcome):
+            return [pipelining, *([None] * (len(items) - 1))]
+        if not pipelining:
+            return send_each(self, items, before_data)
+        conns = self._connections(len(items))
+        results: list[Outcome | None] = [None] * len(items)
+        started: list[int] = []
+        for index, item in enumerate(items[:len(conns)]):
+            failure = conns[index]._begin(item.mail_from, item.rcpt)
+            if failure is None:
+                started.append(index)
+            elif index == 0 or failure.result not in (Result.RELAY, Result.MISCONFIGURED):
+                results[index] = failure
+            elif failure.stage == "connect":
+                # A further connection the relay will not take: use fewer; this
+                # message and the rest wait for the next call.
+                self._narrow(index, failure.message)
+                break
+            # else: a further connection had gone stale; it reconnects next time.
+        if not started:
+            return results
+        try:
+            go_on = set(before_data(started))
+            bodies = {index: items[index].body() for index in started if index in go_on}
+        except BaseException:
+            # Relays may be waiting for bodies; only closing abandons the transactions.
+            for index in started:
+                conns[index]._drop()
+            raise
+        writing: list[int] = []
+        for index in started:
+            sender = conns[index]
+            if index not in go_on:
+                sender._drop()
+                continue
+            refused = sender._read_envelope_replies(3, marked=True)
+            if refused is not None:
+                results[index] = refused
+                continue
+            failure = sender._write_body(bodies[index])
+            if failure is not None:
+                results[index] = failure
+                continue
+            writing.append(index)
+        for index in writing:
+            results[index] = conns[index]._body_reply()
+        return results
+
+    def _connections(self, wanted: int) -> list[SmtpSender]:
+        """This sender and its peers (more connections to the same relay)."""
+        if self._width_cap and time.monotonic() >= self._width_until:
+            self._width_cap = 0
+        count = min(wanted, self._width_cap or wanted)
+        while len(self._peers) < count - 1:
+            self._peers.append(SmtpSender(self.target, self.local_hostname))
+        return [self, *self._peers[:count - 1]]
+
+    def _narrow(self, count: int, reason: str) -> None:
+        if self._width_cap != count:
+            log.warning("relay %s refused connection %d of a lane (%s); using %d for a minute",
+                        self.target.name, count + 1, reason, count)
+        self._width_cap = count
+        self._width_until = time.monotonic() + 60.0
+        for peer in self._peers[count - 1:]:
+            peer.close()
 
     def _before_data(self, before_data: Callable[[], None] | None) -> None:
         if before_data is None:
@@ -372,6 +556,8 @@ class SmtpSender:
         return None
 
     def close(self) -> None:
+        for peer in self._peers:
+            peer.close()
         if self._conn is not None:
             try:
                 self._conn.quit()

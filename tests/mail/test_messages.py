@@ -111,3 +111,21 @@ def test_address_header_keeps_the_address_whatever_the_name(name: str) -> None:
     parsed = email.message_from_bytes(f"To: {value}\r\n\r\n".encode(), policy=policy.strict)
     assert [a.addr_spec for a in parsed["To"].addresses] == ["ann@example.org"]
     assert parsed["To"].addresses[0].display_name.replace(" ", "") == name.replace(" ", "")
+
+
+@given(st.lists(st.sampled_from(["a", "bb", "x" * 30, " ", "  ", "\t", "é", "\u00a0", "-",
+                                  "https://news.example.org/u/abc"]), max_size=40).map("".join),
+       st.integers(min_value=5, max_value=80))
+def test_wrap_text_wraps_exactly_as_textwrap(text: str, width: int):
+    """The quick path for lines of single blanks gives textwrap's lines."""
+    import textwrap
+
+    from mailer.mail.messages import wrap_text
+
+    got = wrap_text(text, width)
+    if len(text) <= width or not text.strip():
+        assert got == [text]
+        return
+    indent = text[: len(text) - len(text.lstrip())]
+    assert got == (textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent,
+                                 break_long_words=False, break_on_hyphens=False) or [text])

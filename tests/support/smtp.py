@@ -35,6 +35,15 @@ class Handler:
     # rcpt -> list of answers to give first (e.g. ["451 later"]), then accept
     rcpt_script: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Offer PIPELINING (RFC 2920) like Postfix does: lanes then send groups of
+    # messages over several connections (aiosmtpd reads pipelined commands fine).
+    pipelining: bool = True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: ANN001
+        session.host_name = hostname
+        if self.pipelining and responses:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001
         with self.lock:
@@ -58,8 +67,8 @@ class Handler:
 
 
 class SmtpServer:
-    def __init__(self) -> None:
-        self.handler = Handler()
+    def __init__(self, pipelining: bool = True) -> None:
+        self.handler = Handler(pipelining=pipelining)
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
                                      data_size_limit=10_000_000)
