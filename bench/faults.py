@@ -53,6 +53,7 @@ from bench.common import (
     write_result,
 )
 from bench.send import insert_readers, start_worker, stop_group
+from tests.support.redis_server import RedisServer
 
 FAULTS = ("kill-child", "kill-worker", "pg-terminate", "smtp-down", "redis-restart")
 SMTP_DOWN_SECONDS = 5.0
@@ -118,29 +119,6 @@ class RecordingSmtp:
             return f.read().count(b"\n")
 
 
-class PrivateRedis:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 # --- the campaign ---------------------------------------------------------------------
 
 class Campaign:
@@ -148,7 +126,7 @@ class Campaign:
         self.opts = opts
         self.folder = Path(tempfile.mkdtemp(prefix="mailer-faults-"))
         self.smtp = RecordingSmtp(self.folder)
-        self.redis = PrivateRedis(self.folder)
+        self.redis = RedisServer(self.folder)
         self.dbname = ""
         self.workers: list[subprocess.Popen[bytes]] = []
         self.beat: subprocess.Popen[bytes] | None = None
