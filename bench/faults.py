@@ -474,6 +474,7 @@ def main() -> None:
                               for e in campaign.events],
             "seconds": seconds, "counts": run["counts"], "fault_costs": costs,
             "tail_seconds_after_last_pending": tail,
+            "seconds_lost_all_faults": round(sum(c["seconds_lost"] or 0 for c in costs), 1),
             **check,
         }
         if opts.baseline_after and not opts.no_baseline:
@@ -498,6 +499,10 @@ def main() -> None:
             print(f"  {c['fault']:<14} rate before {c['rate_before']:>7} msg/s; back to half "
                   f"after {c['seconds_to_half_rate']} s (from the {c['measured_from']}); "
                   f"~{c['seconds_lost']} s of sending lost")
+        lost = sum(c["seconds_lost"] or 0 for c in costs)
+        print(f"sending lost, all faults ~{lost:.1f} s"
+              + (f" (~{lost / baseline_seconds:.0%} of the fault-free time)"
+                 if baseline_seconds else ""))
         print(f"tail after last pending {tail} s")
         print(f"statuses                {run['counts']}")
         print(f"duplicates              {check['duplicates']}")
