@@ -4,9 +4,12 @@ Redis, a recording SMTP server) while faults are injected one after another.
     .venv/bin/python bench/run.py faults                    # 30,000 readers
     .venv/bin/python bench/faults.py --readers 100000 --gap 15
 
-Faults, in order, `--gap` seconds apart once sending is under way:
+Faults, in the order of `--faults` (default: kill-child, kill-worker, pg-terminate,
+smtp-down, redis-restart, kill-worker: three kill -9 and three service faults),
+`--gap` seconds apart once sending is under way:
   kill-child     kill -9 of one worker pool process (Celery respawns it)
-  kill-worker    kill -9 of a whole worker (its process group), restarted at once
+  kill-worker    kill -9 of a whole worker (its process group), restarted at once;
+                 a second kill-worker hits the other worker
   pg-terminate   pg_terminate_backend() of every connection to the campaign's own
                  database (filtered on datname; other databases are untouched)
   smtp-down      the SMTP server killed, restarted 5 s later on the same port
@@ -14,10 +17,12 @@ Faults, in order, `--gap` seconds apart once sending is under way:
                  and restarted empty: queued lane tasks are lost
 
 Before the faulty edition, a fault-free edition to the same readers gives the
-reference time (`--no-baseline` skips it). For each fault it prints the cost:
+reference time (`--no-baseline` skips it; `--baseline-after` adds a second one after
+the faulty edition and compares with the mean of both). For each fault it prints the cost:
 seconds from the fault (for smtp-down: from the server's return) until the
 receive rate, in 1 s steps, is back to half its level in the 3 s before the
-fault. Then duplicates (a reader received twice), misses (a reader with no
+fault, and the sending time lost (the shortfall against that level over the
+next 10 s, in seconds at that level). Then duplicates (a reader received twice), misses (a reader with no
 message whose row is not `unknown`/`failed`) and each `unknown` row (received
 or not), and the tail: from the last `pending` row to the edition's end.
 Writes bench/results/faults.json. Creates and drops its own database.
@@ -53,8 +58,13 @@ from bench.common import (
     write_result,
 )
 from bench.send import insert_readers, start_worker, stop_group
+from tests.support.redis_server import RedisServer
 
 FAULTS = ("kill-child", "kill-worker", "pg-terminate", "smtp-down", "redis-restart")
+# The campaign: three kill -9 of a worker (a pool process, then each whole
+# worker in turn) and the three service faults.
+DEFAULT_FAULTS = ("kill-child", "kill-worker", "pg-terminate", "smtp-down", "redis-restart",
+                  "kill-worker")
 SMTP_DOWN_SECONDS = 5.0
 
 
@@ -118,29 +128,6 @@ class RecordingSmtp:
             return f.read().count(b"\n")
 
 
-class PrivateRedis:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
 # --- the campaign ---------------------------------------------------------------------
 
 class Campaign:
@@ -148,7 +135,7 @@ class Campaign:
         self.opts = opts
         self.folder = Path(tempfile.mkdtemp(prefix="mailer-faults-"))
         self.smtp = RecordingSmtp(self.folder)
-        self.redis = PrivateRedis(self.folder)
+        self.redis = RedisServer(self.folder)
         self.dbname = ""
         self.workers: list[subprocess.Popen[bytes]] = []
         self.beat: subprocess.Popen[bytes] | None = None
@@ -214,11 +201,15 @@ class Campaign:
                 os.kill(children[0].pid, signal.SIGKILL)
                 event["pid"] = children[0].pid
         elif name == "kill-worker":
-            victim = self.workers[-1]
+            # Each whole-worker kill takes the next worker from the end, so a
+            # second one hits a worker that was running since the start.
+            kills = sum(1 for e in self.events if e["fault"] == "kill-worker")
+            n = len(self.workers) - 1 - kills % len(self.workers)
+            victim = self.workers[n]
             os.killpg(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
             event["pid"] = victim.pid
-            self.workers[-1] = self.start_worker(len(self.workers) + len(self.events), wait=False)
+            self.workers[n] = self.start_worker(len(self.workers) + len(self.events), wait=False)
         elif name == "pg-terminate":
             import psycopg
 
@@ -348,8 +339,14 @@ def fault_costs(samples: list[tuple[float, int]], events: list[dict[str, Any]],
                 recovered = round(t - start, 1)
                 break
             t += 0.25
+        # Sending time lost: the shortfall against the pre-fault level from the
+        # fault to 10 s after it (or after the server's return), in seconds at that
+        # level. Signed, so load noise averages out rather than adding up.
+        window = rate_series(samples, at, min(start + 10, end))
+        lost = sum(level - r for r in window) / level if level and window else None
         costs.append({"fault": event["fault"], "rate_before": round(level, 1),
                       "seconds_to_half_rate": recovered,
+                      "seconds_lost": None if lost is None else round(lost, 1),
                       "measured_from": "server back" if "back_at" in event else "fault",
                       **{k: v for k, v in event.items() if k not in ("at", "back_at", "fault")}})
     return costs
@@ -415,9 +412,12 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=8.0, help="seconds between faults")
     parser.add_argument("--warmup", type=float, default=4.0,
                         help="seconds of sending before the first fault")
-    parser.add_argument("--faults", default=",".join(FAULTS),
-                        help=f"comma-separated, from {', '.join(FAULTS)}")
+    parser.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
+                        help=f"comma-separated, from {', '.join(FAULTS)} (repeats allowed)")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--baseline-after", action="store_true",
+                        help="a second fault-free edition after the faulty one; the ratio "
+                             "is then to the mean of both (load drift on a shared machine)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep-db", action="store_true")
     opts = parser.parse_args()
@@ -440,47 +440,69 @@ def main() -> None:
             "readers": opts.readers, "workers": opts.workers,
             "concurrency": opts.concurrency, "gap": opts.gap, "faults": faults,
         }
-        baseline_seconds = None
-        if not opts.no_baseline:
-            digest = add_articles(app, opts.articles, "baseline")
-            print("fault-free edition ...", flush=True)
+        baselines: list[float] = []
+
+        def fault_free(tag: str) -> None:
+            digest = add_articles(app, opts.articles, tag)
+            print(f"fault-free edition ({tag}) ...", flush=True)
             line0 = campaign.smtp.received()
             base = campaign.run_edition(app, digest, ())
-            baseline_seconds = round(base["done_at"] - base["t0"], 1)
+            seconds = round(base["done_at"] - base["t0"], 1)
             check = check_ledger(app, base["edition_id"], campaign.smtp.record, line0)
-            results["baseline"] = {"seconds": baseline_seconds, "counts": base["counts"],
-                                   "duplicates": check["duplicates"], "missing": check["missing"]}
-            print(f"  {baseline_seconds} s, {base['counts']}", flush=True)
+            results.setdefault("baselines", []).append({
+                "seconds": seconds, "counts": base["counts"],
+                "duplicates": check["duplicates"], "missing": check["missing"]})
+            baselines.append(seconds)
+            print(f"  {seconds} s, {base['counts']}", flush=True)
+
+        if not opts.no_baseline:
+            fault_free("baseline")
         digest = add_articles(app, opts.articles, "faults")
         print(f"edition with faults {', '.join(faults)} ...", flush=True)
         line0 = campaign.smtp.received()
+        events_before = len(campaign.events)
         run = campaign.run_edition(app, digest, faults)
         seconds = round(run["done_at"] - run["t0"], 1)
-        costs = fault_costs(campaign.samples, campaign.events, run["done_at"])
+        costs = fault_costs(campaign.samples, campaign.events[events_before:], run["done_at"])
         check = check_ledger(app, run["edition_id"], campaign.smtp.record, line0)
         tail = (round(run["done_at"] - run["pending_zero_at"], 1)
                 if run["pending_zero_at"] else None)
         results["faulty"] = {
             "rate_per_second": [round(r) for r in rate_series(campaign.samples, run["t0"],
                                                                run["done_at"])],
-            "fault_offsets": {e["fault"]: round(e["at"] - run["t0"], 1)
-                              for e in campaign.events},
+            "fault_offsets": [[e["fault"], round(e["at"] - run["t0"], 1)]
+                              for e in campaign.events],
             "seconds": seconds, "counts": run["counts"], "fault_costs": costs,
             "tail_seconds_after_last_pending": tail,
-            "ratio_to_baseline": round(seconds / baseline_seconds, 2) if baseline_seconds else None,
+            "seconds_lost_all_faults": round(sum(c["seconds_lost"] or 0 for c in costs), 1),
             **check,
         }
+        if opts.baseline_after and not opts.no_baseline:
+            # A second fault-free edition after the faulty one: on a shared machine
+            # the load drifts, and the mean of the two brackets the faulty run.
+            fault_free("baseline-after")
+        baseline_seconds = round(sum(baselines) / len(baselines), 1) if baselines else None
+        results["baseline_seconds"] = baseline_seconds
+        results["faulty"]["ratio_to_baseline"] = (
+            round(seconds / baseline_seconds, 2) if baseline_seconds else None)
         path = write_result("faults", results)
         print()
         print(f"readers                 {opts.readers:,} ({opts.workers} workers x "
               f"{opts.concurrency} processes, recording aiosmtpd server)")
         if baseline_seconds:
-            print(f"fault-free edition      {baseline_seconds} s")
+            print(f"fault-free edition      {baseline_seconds} s"
+                  + (f" (mean of {' and '.join(map(str, baselines))})"
+                     if len(baselines) > 1 else ""))
         print(f"edition with faults     {seconds} s"
               + (f"  ({results['faulty']['ratio_to_baseline']}x)" if baseline_seconds else ""))
         for c in costs:
             print(f"  {c['fault']:<14} rate before {c['rate_before']:>7} msg/s; back to half "
-                  f"after {c['seconds_to_half_rate']} s (from the {c['measured_from']})")
+                  f"after {c['seconds_to_half_rate']} s (from the {c['measured_from']}); "
+                  f"~{c['seconds_lost']} s of sending lost")
+        lost = sum(c["seconds_lost"] or 0 for c in costs)
+        print(f"sending lost, all faults ~{lost:.1f} s"
+              + (f" (~{lost / baseline_seconds:.0%} of the fault-free time)"
+                 if baseline_seconds else ""))
         print(f"tail after last pending {tail} s")
         print(f"statuses                {run['counts']}")
         print(f"duplicates              {check['duplicates']}")

@@ -126,7 +126,9 @@ def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Reci
 
 
 # Waits between reconnection attempts while no relay answers (the last repeats).
-RELAY_BACKOFF = (0.5, 1.0, 2.0, 4.0)
+# Capped at 2 s: a relay back from a short outage is used again within 2 s, and a
+# probe (a refused connect) every 2 s per lane costs nothing while it stays down.
+RELAY_BACKOFF = (0.5, 1.0, 2.0)
 # How often a running lane looks for dead lanes of its edition (PostgreSQL).
 DEAD_LANE_CHECK_SECONDS = 2.0
 # Consecutive lost database connections a lane rides out before it gives up

@@ -9,7 +9,6 @@ checks the ledger and what the SMTP server received: nobody twice, nobody lost.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 import uuid
 from collections import Counter
@@ -25,7 +24,8 @@ from mailer.extensions import db
 from mailer.models import Delivery, Reader, ReaderEvent, ReaderStatus, Suppression, utcnow
 from mailer.readers.subscriptions import email_hash
 from tests.support import processes, services
-from tests.support.smtp import Handler, SmtpServer, free_port
+from tests.support.redis_server import RedisServer
+from tests.support.smtp import Handler, SmtpServer
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -72,34 +72,6 @@ class CountingSmtpServer(SmtpServer):
         super().__init__()
         self.handler = CountingHandler()
         self.controller.handler = self.handler
-
-
-class RedisServer:
-    """A private, disposable redis-server (never the machine's shared one)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.port = free_port()
-        self.log_dir = log_dir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.log_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        processes.wait_for(lambda: services._port_open("127.0.0.1", self.port), 20,
-                           "redis-server to listen")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
 
 
 class FaultStack(Stack):
