@@ -129,6 +129,8 @@ def recipient_for(settings: Settings, tokens: Tokens, reader: ReaderRow) -> Reci
 # Capped at 2 s: a relay back from a short outage is used again within 2 s, and a
 # probe (a refused connect) every 2 s per lane costs nothing while it stays down.
 RELAY_BACKOFF = (0.5, 1.0, 2.0)
+# How often a lane re-reads its edition's status while working through a chunk.
+STATUS_CHECK_SECONDS = 1.0
 # How often a running lane looks for dead lanes of its edition (PostgreSQL).
 DEAD_LANE_CHECK_SECONDS = 2.0
 # Consecutive lost database connections a lane rides out before it gives up
@@ -379,12 +381,23 @@ def _lane_round(
                          first_planned=first_planned, started=started,
                          budget_seconds=budget_seconds, clock=clock, sleep=sleep)
     tripped = False  # the circuit breaker paused the edition
+    halted = ""  # an editor paused or cancelled the edition during this chunk
+    last_status_check = clock()
     for delivery_id, reader_id, variant_id, subject_index in rows:
         if delivery_id in skip:
             continue
         if should_stop():
             stopping = True
             break
+        if clock() - last_status_check >= STATUS_CHECK_SECONDS:
+            # A chunk may take a while (rate limits, slow relays): a pause or cancel
+            # takes effect within about a second, not at the end of the chunk.
+            last_status_check = clock()
+            status = session.scalar(select(Edition.status).where(Edition.id == edition_id))
+            session.commit()
+            if status != EditionStatus.SENDING:
+                halted = f"edition is {status}"
+                break
         if clock() - last_heartbeat[0] > settings.claim_lease_seconds / 3:
             heartbeat(session, worker)
             last_heartbeat[0] = clock()
@@ -405,7 +418,7 @@ def _lane_round(
             stop, group, tripped = send_group(group)
             if stop is not None:
                 break
-    while group and stop is None and not stopping:
+    while group and stop is None and not stopping and not halted:
         stop, group, tripped = send_group(group)  # rows whose connection was not there
     if tripped:
         return stop or ""
@@ -415,6 +428,9 @@ def _lane_round(
         values["relay_unreachable_since"] = None
     session.execute(update(Edition).where(Edition.id == edition_id).values(**values))
     session.commit()
+    if halted:
+        ledger.release()  # claimed rows not yet marked `sending` go back to `pending`
+        return halted
     if stop:
         return stop
     if stopping or clock() - started > budget_seconds:
