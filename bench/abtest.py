@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import create_pg_database, drop_pg_database, write_result
+from bench.common import migrated_app, write_result
 
 FILL = """
 INSERT INTO topics (slug, name, created_at) VALUES ('news', 'News', now());
@@ -41,62 +41,54 @@ def main() -> None:
     args = parser.parse_args()
     from datetime import timedelta
 
-    from flask_migrate import upgrade
     from sqlalchemy import text
 
-    from mailer import create_app, editions
+    from mailer import editions
     from mailer.extensions import db
     from mailer.models import Article, Digest, SubjectTest, Topic, utcnow
 
-    name, url = create_pg_database()
-    try:
-        app = create_app(ratelimit=False, database_url=url, broker_url="memory://",
-                         secret_key="bench", instance_path=Path("/tmp/mailer-bench-abtest"))
-        with app.app_context():
-            upgrade()
-            settings = app.extensions["mailer"].settings
-            with db.engine.begin() as conn:
-                for statement in FILL.replace("%(readers)s", str(int(args.readers))).split(";"):
-                    if statement.strip():
-                        conn.execute(text(statement))
-            topic = db.session.get(Topic, 1)
-            for n in range(10):
-                db.session.add(Article(url=f"https://news.example.org/{n}", title=f"Story {n}",
-                                       summary="A summary.", topics=[topic],
-                                       published_at=utcnow() - timedelta(minutes=n + 1)))
-            db.session.add(Digest(name="Bench", topics=[topic]))
-            db.session.commit()
-            spec = editions.SubjectTestSpec(subjects=("First subject", "Second subject"))
-            times: dict[str, list[float]] = {"plain": [], "ab": [], "decide": []}
-            for _ in range(args.rounds):
-                for kind in ("plain", "ab"):
-                    with db.engine.begin() as conn:  # an empty ledger for each run
-                        conn.execute(text("TRUNCATE subject_tests, deliveries, edition_variant_articles,"
-                                          " edition_variants, edition_links, editions CASCADE"))
-                    edition = editions.start_edition(
-                        db.session, "Bench", subject_test=spec if kind == "ab" else None)
+    with migrated_app("abtest") as app:
+        settings = app.extensions["mailer"].settings
+        with db.engine.begin() as conn:
+            for statement in FILL.replace("%(readers)s", str(int(args.readers))).split(";"):
+                if statement.strip():
+                    conn.execute(text(statement))
+        topic = db.session.get(Topic, 1)
+        for n in range(10):
+            db.session.add(Article(url=f"https://news.example.org/{n}", title=f"Story {n}",
+                                   summary="A summary.", topics=[topic],
+                                   published_at=utcnow() - timedelta(minutes=n + 1)))
+        db.session.add(Digest(name="Bench", topics=[topic]))
+        db.session.commit()
+        spec = editions.SubjectTestSpec(subjects=("First subject", "Second subject"))
+        times: dict[str, list[float]] = {"plain": [], "ab": [], "decide": []}
+        for _ in range(args.rounds):
+            for kind in ("plain", "ab"):
+                with db.engine.begin() as conn:  # an empty ledger for each run
+                    conn.execute(text("TRUNCATE subject_tests, deliveries, edition_variant_articles,"
+                                      " edition_variants, edition_links, editions CASCADE"))
+                edition = editions.start_edition(
+                    db.session, "Bench", subject_test=spec if kind == "ab" else None)
+                t0 = time.perf_counter()
+                planned = editions.prepare_edition(db.session, settings, edition.id)
+                times[kind].append(time.perf_counter() - t0)
+                assert planned == args.readers, planned
+                if kind == "ab":
+                    decide_at = db.session.get(SubjectTest, edition.id).decide_at
                     t0 = time.perf_counter()
-                    planned = editions.prepare_edition(db.session, settings, edition.id)
-                    times[kind].append(time.perf_counter() - t0)
-                    assert planned == args.readers, planned
-                    if kind == "ab":
-                        decide_at = db.session.get(SubjectTest, edition.id).decide_at
-                        t0 = time.perf_counter()
-                        editions.decide_subject_tests(db.session, settings, now=decide_at)
-                        times["decide"].append(time.perf_counter() - t0)
-                    db.session.remove()
-            best = {k: min(v) for k, v in times.items()}
-            print(f"{args.readers:,} readers, best of {args.rounds}:")
-            print(f"  prepare, plain edition     {best['plain']:7.2f} s")
-            print(f"  prepare, A/B (20% sample)  {best['ab']:7.2f} s  "
-                  f"({best['ab'] / best['plain']:.2f}x)")
-            print(f"  winner decision + release  {best['decide']:7.2f} s")
-            db.session.remove()
-            db.engine.dispose()
+                    editions.decide_subject_tests(db.session, settings, now=decide_at)
+                    times["decide"].append(time.perf_counter() - t0)
+                db.session.remove()
+        best = {k: min(v) for k, v in times.items()}
+        print(f"{args.readers:,} readers, best of {args.rounds}:")
+        print(f"  prepare, plain edition     {best['plain']:7.2f} s")
+        print(f"  prepare, A/B (20% sample)  {best['ab']:7.2f} s  "
+              f"({best['ab'] / best['plain']:.2f}x)")
+        print(f"  winner decision + release  {best['decide']:7.2f} s")
+        db.session.remove()
+        db.engine.dispose()
         write_result("abtest", {"readers": args.readers, "rounds": args.rounds,
-                                "seconds": times, "best": best})
-    finally:
-        drop_pg_database(name)
+                            "seconds": times, "best": best})
 
 
 if __name__ == "__main__":

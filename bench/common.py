@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,25 @@ def drop_pg_database(name: str) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+
+
+@contextmanager
+def migrated_app(label: str) -> Iterator[Any]:
+    """A PostgreSQL database of its own, migrated to head, with an app context
+    entered (in-memory broker); the database is dropped afterwards."""
+    from flask_migrate import upgrade
+
+    from mailer import create_app
+
+    name, url = create_pg_database()
+    try:
+        app = create_app(ratelimit=False, database_url=url, broker_url="memory://",
+                         secret_key="bench", instance_path=Path(f"/tmp/mailer-bench-{label}"))
+        with app.app_context():
+            upgrade()
+            yield app
+    finally:
+        drop_pg_database(name)
 
 def child_env(settings: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import create_pg_database, drop_pg_database, write_result
+from bench.common import migrated_app, write_result
 
 AUDIENCES = {
     "topic any_of": {"rules": [{"field": "topics", "op": "any_of", "value": ["sport"]}]},
@@ -61,41 +61,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--readers", type=int, default=1_000_000)
     args = parser.parse_args()
-    from flask_migrate import upgrade
     from sqlalchemy import text
 
-    from mailer import create_app, segments
+    from mailer import segments
     from mailer.extensions import db
 
-    name, url = create_pg_database()
-    try:
-        app = create_app(ratelimit=False, database_url=url, broker_url="memory://",
-                         secret_key="bench", instance_path=Path("/tmp/mailer-bench-segments"))
-        with app.app_context():
-            upgrade()
-            started = time.perf_counter()
-            with db.engine.begin() as conn:
-                for statement in FILL.replace("%(readers)s", str(int(args.readers))).split(";"):
-                    if statement.strip():
-                        conn.execute(text(statement))
-            print(f"filled {args.readers:,} readers in {time.perf_counter() - started:.0f}s")
-            results = {}
-            for label, raw in AUDIENCES.items():
-                definition = segments.checked_definition(db.session, raw)
-                times = []
-                for _ in range(3):
-                    t0 = time.perf_counter()
-                    count = segments.count_readers(db.session, definition)
-                    times.append(time.perf_counter() - t0)
-                    db.session.rollback()
-                best = min(times)
-                results[label] = {"count": count, "seconds": best}
-                print(f"  {label:52s} {count:>9,} readers  {best * 1000:7.0f} ms")
-            db.session.remove()
-            db.engine.dispose()
+    with migrated_app("segments"):
+        started = time.perf_counter()
+        with db.engine.begin() as conn:
+            for statement in FILL.replace("%(readers)s", str(int(args.readers))).split(";"):
+                if statement.strip():
+                    conn.execute(text(statement))
+        print(f"filled {args.readers:,} readers in {time.perf_counter() - started:.0f}s")
+        results = {}
+        for label, raw in AUDIENCES.items():
+            definition = segments.checked_definition(db.session, raw)
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                count = segments.count_readers(db.session, definition)
+                times.append(time.perf_counter() - t0)
+                db.session.rollback()
+            best = min(times)
+            results[label] = {"count": count, "seconds": best}
+            print(f"  {label:52s} {count:>9,} readers  {best * 1000:7.0f} ms")
+        db.session.remove()
+        db.engine.dispose()
         write_result("segments", {"readers": args.readers, "audiences": results})
-    finally:
-        drop_pg_database(name)
 
 
 if __name__ == "__main__":

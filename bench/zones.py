@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import create_pg_database, drop_pg_database, write_result
+from bench.common import migrated_app, write_result
 
 ZONES = ["", "Europe/London", "Europe/Berlin", "Europe/Paris", "Europe/Madrid", "Europe/Rome",
          "Europe/Warsaw", "Europe/Athens", "Europe/Helsinki", "Europe/Lisbon", "Europe/Dublin",
@@ -48,84 +48,76 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    from flask_migrate import upgrade
     from sqlalchemy import delete, text, update
 
-    from mailer import create_app, delivery, editions
+    from mailer import delivery, editions
     from mailer.delivery.waiting import RELEASE_CHUNK, release_waiting
     from mailer.extensions import db
     from mailer.models import Article, Delivery, Digest, Edition, utcnow
     from mailer.runtime import runtime
 
-    name, url = create_pg_database()
-    try:
-        app = create_app(ratelimit=False, database_url=url, broker_url="memory://",
-                         secret_key="bench", instance_path=Path("/tmp/mailer-bench-zones"))
+    with migrated_app("zones") as app:
         app.extensions["dispatch"] = lambda *a, **k: None  # no broker in this bench
         app.extensions["dispatch"].wake = lambda *a, **k: None  # type: ignore[attr-defined]
-        with app.app_context():
-            upgrade()
-            session = db.session
-            zones = "ARRAY[" + ",".join(f"'{z}'" for z in ZONES) + "]"
-            started = time.perf_counter()
-            session.execute(text(FILL % {
-                "zones": zones, "count": len(ZONES), "readers": int(args.readers)}))
-            session.commit()
-            print(f"filled {args.readers:,} readers in {time.perf_counter() - started:.0f}s")
-            digest = Digest(name="Morning", timezone="Europe/London")
-            session.add(digest)
-            session.add(Article(url="https://news.example.org/a", title="A", summary="",
-                                published_at=utcnow() - timedelta(minutes=5)))
-            session.commit()
-            session.execute(text("ANALYZE"))
-            session.commit()
-            timings: dict[str, list[float]] = {"plain": [], "local": []}
-            for _ in range(args.rounds):
-                for kind in ("plain", "local"):
-                    session.execute(delete(Delivery))
-                    session.execute(delete(Edition))
-                    session.commit()
-                    edition = editions.start_edition(
-                        session, digest.id, local_send="2027-03-08T07:00" if kind == "local" else "")
-                    t0 = time.perf_counter()
-                    planned = editions.prepare_edition(session, runtime().settings, edition.id)
-                    timings[kind].append(time.perf_counter() - t0)
-                    print(f"  {kind:5s}: prepared {planned:,} rows in {timings[kind][-1]:.2f}s")
-            settings = runtime().settings
-            # The last edition is reader-local: every row waits.
-            t0 = time.perf_counter()
-            delivery.sweep(session, settings, now=utcnow())
-            idle_tick = time.perf_counter() - t0
-            # Release the largest zone (London and readers without a zone: 07:00Z).
-            session.execute(update(Edition).values(status="paused"))  # no lanes in this bench
-            session.commit()
-            t0 = time.perf_counter()
-            n_released, first_chunk = 0, 0.0
-            while True:  # as the tick does: committed chunks, lanes woken after the first
-                released = sum(release_waiting(session, datetime(2027, 3, 8, 7, 0, 1, tzinfo=UTC))
-                               .values())
+        session = db.session
+        zones = "ARRAY[" + ",".join(f"'{z}'" for z in ZONES) + "]"
+        started = time.perf_counter()
+        session.execute(text(FILL % {
+            "zones": zones, "count": len(ZONES), "readers": int(args.readers)}))
+        session.commit()
+        print(f"filled {args.readers:,} readers in {time.perf_counter() - started:.0f}s")
+        digest = Digest(name="Morning", timezone="Europe/London")
+        session.add(digest)
+        session.add(Article(url="https://news.example.org/a", title="A", summary="",
+                            published_at=utcnow() - timedelta(minutes=5)))
+        session.commit()
+        session.execute(text("ANALYZE"))
+        session.commit()
+        timings: dict[str, list[float]] = {"plain": [], "local": []}
+        for _ in range(args.rounds):
+            for kind in ("plain", "local"):
+                session.execute(delete(Delivery))
+                session.execute(delete(Edition))
                 session.commit()
-                first_chunk = first_chunk or time.perf_counter() - t0
-                n_released += released
-                if released < RELEASE_CHUNK:
-                    break
-            release = time.perf_counter() - t0
-            db.session.remove()
-            db.engine.dispose()
+                edition = editions.start_edition(
+                    session, digest.id, local_send="2027-03-08T07:00" if kind == "local" else "")
+                t0 = time.perf_counter()
+                planned = editions.prepare_edition(session, runtime().settings, edition.id)
+                timings[kind].append(time.perf_counter() - t0)
+                print(f"  {kind:5s}: prepared {planned:,} rows in {timings[kind][-1]:.2f}s")
+        settings = runtime().settings
+        # The last edition is reader-local: every row waits.
+        t0 = time.perf_counter()
+        delivery.sweep(session, settings, now=utcnow())
+        idle_tick = time.perf_counter() - t0
+        # Release the largest zone (London and readers without a zone: 07:00Z).
+        session.execute(update(Edition).values(status="paused"))  # no lanes in this bench
+        session.commit()
+        t0 = time.perf_counter()
+        n_released, first_chunk = 0, 0.0
+        while True:  # as the tick does: committed chunks, lanes woken after the first
+            released = sum(release_waiting(session, datetime(2027, 3, 8, 7, 0, 1, tzinfo=UTC))
+                           .values())
+            session.commit()
+            first_chunk = first_chunk or time.perf_counter() - t0
+            n_released += released
+            if released < RELEASE_CHUNK:
+                break
+        release = time.perf_counter() - t0
+        db.session.remove()
+        db.engine.dispose()
         plain, local = statistics.median(timings["plain"]), statistics.median(timings["local"])
         print(f"prepare median: plain {plain:.2f}s, reader-local {local:.2f}s "
-              f"(+{local - plain:.2f}s for {args.readers:,} readers in {len(ZONES)} zones)")
+          f"(+{local - plain:.2f}s for {args.readers:,} readers in {len(ZONES)} zones)")
         print(f"tick with every row waiting: {idle_tick * 1000:.0f} ms; "
-              f"releasing the {n_released:,} rows of the zones due by 07:00Z: {release * 1000:.0f} ms "
-              f"(first chunk of {RELEASE_CHUNK:,} sendable after {first_chunk * 1000:.0f} ms)")
+          f"releasing the {n_released:,} rows of the zones due by 07:00Z: {release * 1000:.0f} ms "
+          f"(first chunk of {RELEASE_CHUNK:,} sendable after {first_chunk * 1000:.0f} ms)")
         write_result("zones", {"readers": args.readers, "zones": len(ZONES),
-                               "prepare_plain_s": timings["plain"],
-                               "prepare_local_s": timings["local"],
-                               "idle_tick_ms": idle_tick * 1000, "released": n_released,
-                               "release_ms": release * 1000,
-                               "first_chunk_ms": first_chunk * 1000})
-    finally:
-        drop_pg_database(name)
+                           "prepare_plain_s": timings["plain"],
+                           "prepare_local_s": timings["local"],
+                           "idle_tick_ms": idle_tick * 1000, "released": n_released,
+                           "release_ms": release * 1000,
+                           "first_chunk_ms": first_chunk * 1000})
 
 
 if __name__ == "__main__":
