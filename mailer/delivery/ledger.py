@@ -175,50 +175,55 @@ def claim_batch(
     return sorted(claimed)
 
 
+def _with_statuses(sql: str) -> str:
+    """Raw SQL of the hot path with its status names taken from DeliveryStatus."""
+    return sql.format(**{status.name.lower(): status.value for status in DeliveryStatus})
+
+
 # The per-message write on PostgreSQL: one statement, one round trip (autocommit).
 # It marks this row `sending` and the rows whose 250 came back since the last
 # write `sent`. This form (an array of ids) is for the rare write after a gap.
-_PG_MARK_SENDING_MANY = """
+_PG_MARK_SENDING_MANY = _with_statuses("""
 UPDATE deliveries SET
-    status = CASE WHEN id = %(id)s THEN 'sending' ELSE 'sent' END,
+    status = CASE WHEN id = %(id)s THEN '{sending}' ELSE '{sent}' END,
     sent_at = CASE WHEN id = %(id)s THEN NULL ELSE %(now)s END,
     attempts = CASE WHEN id = %(id)s THEN attempts + 1 ELSE attempts END,
     smtp_code = CASE WHEN id = %(id)s THEN NULL ELSE 250 END,
     claimed_at = %(now)s
-WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status IN ('claimed', 'sending')
+WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status IN ('{claimed}', '{sending}')
 RETURNING id
-"""
+""")
 # The usual case, at most one row sent since the last write, as a statement
 # prepared once and run through libpq directly ($1 id, $2 previous id, $3 time,
 # $4 worker): psycopg's adaptation layer cost more CPU than the statement itself.
-_PG_MARK_SENDING_LIBPQ = b"""
+_PG_MARK_SENDING_LIBPQ = _with_statuses("""
 UPDATE deliveries SET
-    status = CASE WHEN id = $1 THEN 'sending' ELSE 'sent' END,
+    status = CASE WHEN id = $1 THEN '{sending}' ELSE '{sent}' END,
     sent_at = CASE WHEN id = $1 THEN NULL ELSE $3::timestamptz END,
     attempts = CASE WHEN id = $1 THEN attempts + 1 ELSE attempts END,
     smtp_code = CASE WHEN id = $1 THEN NULL ELSE 250 END,
     claimed_at = $3::timestamptz
-WHERE id IN ($1::bigint, $2::bigint) AND claimed_by = $4 AND status IN ('claimed', 'sending')
+WHERE id IN ($1::bigint, $2::bigint) AND claimed_by = $4 AND status IN ('{claimed}', '{sending}')
 RETURNING id
-"""
+""").encode()
 # Several rows `sending` at once (one per SMTP connection of the lane), the rows
 # sent since the last write `sent`: one statement for a whole group of messages.
 # $1 ids to mark sending, $2 ids sent, $3 time, $4 worker (arrays as text).
-_PG_MARK_SENDING_GROUP = b"""
+_PG_MARK_SENDING_GROUP = _with_statuses("""
 UPDATE deliveries SET
-    status = CASE WHEN id = ANY($1::bigint[]) THEN 'sending' ELSE 'sent' END,
+    status = CASE WHEN id = ANY($1::bigint[]) THEN '{sending}' ELSE '{sent}' END,
     sent_at = CASE WHEN id = ANY($1::bigint[]) THEN NULL ELSE $3::timestamptz END,
     attempts = CASE WHEN id = ANY($1::bigint[]) THEN attempts + 1 ELSE attempts END,
     smtp_code = CASE WHEN id = ANY($1::bigint[]) THEN NULL ELSE 250 END,
     claimed_at = $3::timestamptz
 WHERE id = ANY($1::bigint[] || $2::bigint[]) AND claimed_by = $4
-    AND status IN ('claimed', 'sending')
+    AND status IN ('{claimed}', '{sending}')
 RETURNING id
-"""
-_PG_MARK_SENT = """
-UPDATE deliveries SET status = 'sent', sent_at = %(now)s, smtp_code = 250
-WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'sending'
-"""
+""").encode()
+_PG_MARK_SENT = _with_statuses("""
+UPDATE deliveries SET status = '{sent}', sent_at = %(now)s, smtp_code = 250
+WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = '{sending}'
+""")
 
 
 class _PgLedgerConnection:
@@ -439,35 +444,7 @@ class LedgerWriter:
         return returned
 
     def _orm_mark_sending(self, delivery_id: int) -> set[int]:
-        now = utcnow()
-        ids = [delivery_id, *self.sent_ids]
-        returned = set(
-            self.session.execute(
-                update(Delivery)
-                .where(
-                    Delivery.id.in_(ids),
-                    Delivery.claimed_by == self.worker,
-                    Delivery.status.in_([DeliveryStatus.CLAIMED, DeliveryStatus.SENDING]),
-                )
-                .values(
-                    status=case(
-                        (Delivery.id == delivery_id, DeliveryStatus.SENDING),
-                        else_=DeliveryStatus.SENT,
-                    ),
-                    sent_at=case((Delivery.id == delivery_id, None), else_=now),
-                    attempts=case(
-                        (Delivery.id == delivery_id, Delivery.attempts + 1),
-                        else_=Delivery.attempts,
-                    ),
-                    smtp_code=case((Delivery.id == delivery_id, None), else_=250),
-                    claimed_at=now,
-                )
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)
-            ).scalars()
-        )
-        self.session.commit()
-        return returned
+        return self._orm_mark_sending_group([delivery_id])
 
     def sent(self, delivery_id: int) -> None:
         self.sent_ids.append(delivery_id)
