@@ -227,6 +227,13 @@ def parse_relays(smtp_url: str) -> list[SmtpTarget]:
     return targets
 
 
+def _envelope_refusal(mail_from: str, rcpt: str) -> Outcome | None:
+    """CR or LF in an envelope address would inject SMTP commands: refused, never sent."""
+    if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
+        return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
+    return None
+
+
 def _connect_failure(exc: BaseException) -> Outcome:
     """What a failure to open a relay connection means for the send."""
     if isinstance(exc, smtplib.SMTPAuthenticationError):
@@ -295,17 +302,13 @@ class SmtpSender:
         PIPELINING (RFC 2920), and `before_data` (the ledger write) runs while
         they travel: one round trip for the envelope and the ledger together,
         one for the body. `data` must already have CRLF line ends."""
-        if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
-            return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
         commands = [f"MAIL FROM:<{mail_from}>\r\n", f"RCPT TO:<{rcpt}>\r\n", "DATA\r\n"]
         # Envelope phase: any failure here means the message was not delivered.
-        if self._conn is None:
-            try:
-                self._conn = self._connect()
-            except (smtplib.SMTPException, OSError, ValueError) as exc:
-                self._drop()
-                return _connect_failure(exc)
+        failure = _envelope_refusal(mail_from, rcpt) or self._ensure_connected()
+        if failure is not None:
+            return failure
         conn = self._conn
+        assert conn is not None
         try:
             pipelining = conn.has_extn("pipelining")
             if pipelining:
@@ -356,14 +359,10 @@ class SmtpSender:
         """Connect when needed and write MAIL, RCPT and DATA in one go (the server
         offers PIPELINING). None when they are on their way; else why not (nothing
         was delivered)."""
-        if "\r" in mail_from or "\n" in mail_from or "\r" in rcpt or "\n" in rcpt:
-            return Outcome(Result.PERMANENT, 0, "CR/LF in an envelope address", "envelope")
-        if self._conn is None:
-            try:
-                self._conn = self._connect()
-            except (smtplib.SMTPException, OSError, ValueError) as exc:
-                self._drop()
-                return _connect_failure(exc)
+        failure = _envelope_refusal(mail_from, rcpt) or self._ensure_connected()
+        if failure is not None:
+            return failure
+        assert self._conn is not None
         try:
             if self._conn.sock is None:
                 raise smtplib.SMTPServerDisconnected("connection closed")
@@ -377,13 +376,21 @@ class SmtpSender:
     def _pipelining(self) -> bool | Outcome:
         """Whether the relay offers PIPELINING (connecting first); an Outcome when
         it cannot be reached."""
+        failure = self._ensure_connected()
+        if failure is not None:
+            return failure
+        assert self._conn is not None
+        return bool(self._conn.has_extn("pipelining"))
+
+    def _ensure_connected(self) -> Outcome | None:
+        """Open the connection when there is none; the Outcome when it cannot be."""
         if self._conn is None:
             try:
                 self._conn = self._connect()
             except (smtplib.SMTPException, OSError, ValueError) as exc:
                 self._drop()
                 return _connect_failure(exc)
-        return bool(self._conn.has_extn("pipelining"))
+        return None
 
     def send_many(self, items: Sequence[Envelope],
                   before_data: Callable[[list[int]], Collection[int]]) -> list[Outcome | None]:
