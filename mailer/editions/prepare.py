@@ -99,7 +99,8 @@ def prepare_edition(session: DbSession, settings: Settings, edition_id: int) -> 
     digest.last_run_at = now
     if planned:
         abtest.start_clock(session, edition.id, now)
-        start_lanes_on_commit(session, edition.id, settings.send_lanes)
+        if hold is None:  # reader-local rows wait: the tick wakes lanes as zones come due
+            start_lanes_on_commit(session, edition.id, settings.send_lanes)
         emit_event(session, "edition.started", {"edition": {
             "id": edition.id, "digest": digest.name, "subject": edition.subject,
             "planned": planned}}, now)

@@ -173,6 +173,8 @@ def test_planned_once_rows_wait_for_their_zone(session, rt, dispatch):
     edition_id = start_day(session, rt, d, t, slot)
     edition = session.get(Edition, edition_id)
     assert edition.local_send == "2026-03-08T07:00" and edition.status == EditionStatus.SENDING
+    # Every row waits: preparing queues no lane (the tick wakes them as zones come due).
+    assert "mailer.send_lane" not in dispatch.names()
     assert rows(session, edition_id) == {
         "kiri@example.org": ("waiting", utc(2026, 3, 7, 17)),
         "kolkata@example.org": ("waiting", utc(2026, 3, 8, 1, 30)),
