@@ -19,23 +19,8 @@ from mailer.models import (
     utcnow,
 )
 from mailer.readers import subscriptions
+from tests.delivery.conftest import lane, planned_edition
 from tests.support import factories
-
-
-def planned_edition(session, rt, readers: int = 5):
-    t = factories.topic(session)
-    for _ in range(readers):
-        factories.reader(session, topics=[t])
-    factories.article(session, topics=[t])
-    d = factories.digest(session, topics=[t])
-    edition = editions.start_edition(session, d.name)
-    assert editions.prepare_edition(session, rt.settings, edition.id) == readers
-    return edition
-
-
-def lane(session, rt, sender, edition_id):
-    return delivery.run_lane(session, edition_id, settings=rt.settings, sender=sender,
-                             tokens=rt.tokens, skeletons=delivery.SkeletonCache(rt.settings, None))
 
 
 def statuses(session, edition_id):
